@@ -1,0 +1,25 @@
+// Subcommand registration for the hearth CLI. Exit codes: 0 ok, 1 runtime error, 2 usage error.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "core/status.h"
+
+namespace hearth::cli {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+// The exit code set by the subcommand that ran.
+int exit_code();
+void set_exit_code(int code);
+// Prints "error: <message>" to stderr and records exit code 1 (2 for invalid usage).
+void report_error(const Status& s);
+
+void add_conformance_command(CLI::App& app);
+void add_run_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+
+}  // namespace hearth::cli

@@ -1,0 +1,19 @@
+#include <iostream>
+
+#include "cli/commands.h"
+
+namespace hearth::cli {
+
+namespace {
+int g_exit_code = kExitOk;
+}
+
+int exit_code() { return g_exit_code; }
+void set_exit_code(int code) { g_exit_code = code; }
+
+void report_error(const Status& s) {
+  std::cerr << "error: " << s.message() << "\n";
+  g_exit_code = s.code() == StatusCode::kInvalidArgument && false ? kExitUsage : kExitRuntime;
+}
+
+}  // namespace hearth::cli

@@ -1,0 +1,270 @@
+#include "graph/onnx_import.h"
+
+#include <onnx/onnx_pb.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "graph/tensor_proto.h"
+
+namespace hearth {
+namespace fs = std::filesystem;
+
+namespace {
+
+Result<ValueInfo> convert_value_info(const onnx::ValueInfoProto& vi, const char* what) {
+  ValueInfo out;
+  out.name = vi.name();
+  if (!vi.has_type()) {
+    out.dtype = DataType::kUndefined;
+    return out;
+  }
+  if (!vi.type().has_tensor_type()) {
+    return unimplemented(what, " '", vi.name(), "' is not a tensor (sequence, map and optional values are not supported)");
+  }
+  const auto& tt = vi.type().tensor_type();
+  out.dtype = static_cast<DataType>(tt.elem_type());
+  if (tt.has_shape()) {
+    out.has_shape = true;
+    for (const auto& d : tt.shape().dim()) {
+      if (d.has_dim_value()) {
+        if (d.dim_value() < 0) return invalid_argument(what, " '", vi.name(), "' has negative dimension ", d.dim_value());
+        out.dims.push_back(d.dim_value());
+        out.dim_names.emplace_back();
+      } else {
+        out.dims.push_back(-1);
+        out.dim_names.push_back(d.has_dim_param() ? d.dim_param() : "");
+      }
+    }
+  }
+  return out;
+}
+
+struct ImportContext {
+  std::string base_dir;
+  int depth = 0;
+};
+
+Result<Graph> convert_graph(const onnx::GraphProto& gp, const ImportContext& ctx, bool top_level);
+
+Result<Attribute> convert_attribute(const onnx::AttributeProto& ap, const ImportContext& ctx) {
+  Attribute a;
+  a.name = ap.name();
+  if (!ap.ref_attr_name().empty()) {
+    return unimplemented("attribute '", ap.name(), "' references a function attribute (model-local functions are not supported)");
+  }
+  using AP = onnx::AttributeProto;
+  switch (ap.type()) {
+    case AP::FLOAT: a.type = Attribute::Type::kFloat; a.f = ap.f(); break;
+    case AP::INT: a.type = Attribute::Type::kInt; a.i = ap.i(); break;
+    case AP::STRING: a.type = Attribute::Type::kString; a.s = ap.s(); break;
+    case AP::TENSOR: {
+      a.type = Attribute::Type::kTensor;
+      HEARTH_ASSIGN_OR_RETURN(a.t, tensor_from_proto(ap.t(), ctx.base_dir));
+      break;
+    }
+    case AP::GRAPH: {
+      if (ctx.depth > 16) return invalid_argument("subgraphs nested deeper than 16 levels");
+      ImportContext sub = ctx;
+      sub.depth++;
+      HEARTH_ASSIGN_OR_RETURN(Graph g, convert_graph(ap.g(), sub, false));
+      a.type = Attribute::Type::kGraph;
+      a.g = std::make_shared<Graph>(std::move(g));
+      break;
+    }
+    case AP::FLOATS: a.type = Attribute::Type::kFloats; a.floats.assign(ap.floats().begin(), ap.floats().end()); break;
+    case AP::INTS: a.type = Attribute::Type::kInts; a.ints.assign(ap.ints().begin(), ap.ints().end()); break;
+    case AP::STRINGS: a.type = Attribute::Type::kStrings; a.strings.assign(ap.strings().begin(), ap.strings().end()); break;
+    case AP::TENSORS:
+      a.type = Attribute::Type::kTensors;
+      for (const auto& t : ap.tensors()) {
+        HEARTH_ASSIGN_OR_RETURN(Tensor x, tensor_from_proto(t, ctx.base_dir));
+        a.tensors.push_back(std::move(x));
+      }
+      break;
+    default:
+      // Old files omit `type`; infer it from the populated field.
+      if (ap.has_f()) { a.type = Attribute::Type::kFloat; a.f = ap.f(); }
+      else if (ap.has_i()) { a.type = Attribute::Type::kInt; a.i = ap.i(); }
+      else if (ap.has_s()) { a.type = Attribute::Type::kString; a.s = ap.s(); }
+      else if (ap.ints_size()) { a.type = Attribute::Type::kInts; a.ints.assign(ap.ints().begin(), ap.ints().end()); }
+      else if (ap.floats_size()) { a.type = Attribute::Type::kFloats; a.floats.assign(ap.floats().begin(), ap.floats().end()); }
+      else a.type = Attribute::Type::kOther;
+  }
+  return a;
+}
+
+// Constant nodes become initializers so every later stage sees plain data.
+Result<Tensor> constant_value(const Node& node) {
+  for (const auto& [name, a] : node.attributes) {
+    if (name == "value" && a.type == Attribute::Type::kTensor) return a.t;
+    if (name == "value_float") return Tensor::scalar<float>(a.f);
+    if (name == "value_int") return Tensor::scalar<int64_t>(a.i);
+    if (name == "value_floats") return Tensor::from_vector<float>(a.floats, {static_cast<int64_t>(a.floats.size())});
+    if (name == "value_ints") return Tensor::from_vector<int64_t>(a.ints, {static_cast<int64_t>(a.ints.size())});
+    if (name == "sparse_value" || name == "value_string" || name == "value_strings") {
+      return unimplemented(node.describe(), ": Constant attribute '", name, "' is not supported");
+    }
+  }
+  return invalid_argument(node.describe(), ": Constant has no value attribute");
+}
+
+Result<Graph> convert_graph(const onnx::GraphProto& gp, const ImportContext& ctx, bool top_level) {
+  Graph g;
+  g.name = gp.name();
+  for (const auto& tp : gp.initializer()) {
+    if (tp.name().empty()) return invalid_argument("an initializer has no name");
+    auto t = tensor_from_proto(tp, ctx.base_dir);
+    if (!t.ok()) return t.status().with_context("initializer '" + tp.name() + "'");
+    if (!g.initializers.emplace(tp.name(), std::move(t).value()).second) {
+      return invalid_argument("initializer '", tp.name(), "' is defined twice");
+    }
+  }
+  if (gp.sparse_initializer_size() > 0) return unimplemented("sparse initializers are not supported");
+  for (const auto& vi : gp.input()) {
+    HEARTH_ASSIGN_OR_RETURN(ValueInfo v, convert_value_info(vi, "graph input"));
+    if (g.initializers.count(v.name)) g.overridable_initializers.push_back(std::move(v));
+    else g.inputs.push_back(std::move(v));
+  }
+  for (const auto& vi : gp.output()) {
+    HEARTH_ASSIGN_OR_RETURN(ValueInfo v, convert_value_info(vi, "graph output"));
+    g.outputs.push_back(std::move(v));
+  }
+  for (const auto& vi : gp.value_info()) {
+    auto v = convert_value_info(vi, "value");
+    if (v.ok()) g.value_info[v->name] = std::move(v).value();
+  }
+  size_t index = 0;
+  for (const auto& np : gp.node()) {
+    Node n;
+    n.op_type = np.op_type();
+    n.domain = normalize_domain(np.domain());
+    n.name = np.name().empty() ? n.op_type + "_" + std::to_string(index) : np.name();
+    ++index;
+    n.inputs.assign(np.input().begin(), np.input().end());
+    n.outputs.assign(np.output().begin(), np.output().end());
+    for (const auto& ap : np.attribute()) {
+      auto a = convert_attribute(ap, ctx);
+      if (!a.ok()) return a.status().with_context(n.describe());
+      n.attributes[ap.name()] = std::move(a).value();
+    }
+    if (n.op_type == "Constant" && n.domain.empty() && top_level) {
+      if (n.outputs.size() != 1) return invalid_argument(n.describe(), ": Constant must have one output");
+      HEARTH_ASSIGN_OR_RETURN(Tensor t, constant_value(n));
+      if (!g.initializers.emplace(n.outputs[0], std::move(t)).second) {
+        return invalid_argument("value '", n.outputs[0], "' is defined twice");
+      }
+      continue;
+    }
+    g.nodes.push_back(std::move(n));
+  }
+  if (top_level) HEARTH_RETURN_IF_ERROR(topological_sort(g));
+  return g;
+}
+
+Status check_opsets(const Model& m) {
+  int64_t v = m.opset("");
+  if (v <= 0) return invalid_argument("model imports no opset of the default ONNX domain");
+  if (v > kMaxSupportedOpset) {
+    return unimplemented("model uses opset ", v, " of the default domain; Hearth supports up to ", kMaxSupportedOpset);
+  }
+  return ok_status();
+}
+
+// Fills value_info from ONNX shape inference. Failures only lose information.
+void infer_shapes(onnx::ModelProto& mp, Graph& g) {
+  try {
+    onnx::shape_inference::InferShapes(mp);
+  } catch (const std::exception&) {
+    return;
+  }
+  for (const auto& vi : mp.graph().value_info()) {
+    auto v = convert_value_info(vi, "value");
+    if (v.ok() && !g.value_info.count(v->name)) g.value_info[v->name] = std::move(v).value();
+  }
+}
+
+}  // namespace
+
+Result<Model> load_model_bytes(const void* data, size_t size, const std::string& base_dir) {
+  if (size > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return invalid_argument("model protobuf is ", size, " bytes; files over 2 GiB must keep weights in external data");
+  }
+  onnx::ModelProto mp;
+  if (!mp.ParseFromArray(data, static_cast<int>(size))) {
+    return invalid_argument("not a valid ONNX model: the protobuf could not be parsed (", size,
+                            " bytes; truncated or corrupted?)");
+  }
+  if (!mp.has_graph()) return invalid_argument("ONNX model has no graph");
+  Model m;
+  m.ir_version = mp.ir_version();
+  m.producer_name = mp.producer_name();
+  m.producer_version = mp.producer_version();
+  for (const auto& os : mp.opset_import()) m.opsets[normalize_domain(os.domain())] = os.version();
+  if (mp.opset_import_size() == 0) m.opsets[""] = 1;  // ONNX: absent means opset 1
+  HEARTH_RETURN_IF_ERROR(check_opsets(m));
+  if (mp.functions_size() > 0) {
+    // Model-local functions are only a problem if a node uses them; record their domains.
+    for (const auto& f : mp.functions()) {
+      for (const auto& n : mp.graph().node()) {
+        if (n.op_type() == f.name() && n.domain() == f.domain()) {
+          return unimplemented("node '", n.name(), "' calls model-local function ", f.domain(), ".", f.name(),
+                               " (functions are not supported)");
+        }
+      }
+    }
+  }
+  ImportContext ctx;
+  ctx.base_dir = base_dir;
+  HEARTH_ASSIGN_OR_RETURN(m.graph, convert_graph(mp.graph(), ctx, true));
+  infer_shapes(mp, m.graph);
+  return m;
+}
+
+Result<Model> load_model_file(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return not_found("model file '", path, "' does not exist or is not a file");
+  auto size = fs::file_size(path, ec);
+  if (ec) return not_found("cannot stat '", path, "': ", ec.message());
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return not_found("cannot open '", path, "'");
+  if (size > static_cast<uintmax_t>(std::numeric_limits<int>::max())) {
+    return invalid_argument("'", path, "' is ", size, " bytes; ONNX files over 2 GiB must keep weights in external data");
+  }
+  std::string bytes(size, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  if (!in) return data_loss("could not read '", path, "'");
+  std::string dir = fs::absolute(path).parent_path().string();
+  auto m = load_model_bytes(bytes.data(), bytes.size(), dir);
+  if (!m.ok()) return m.status().with_context(path);
+  m->path = path;
+  return m;
+}
+
+Result<Tensor> parse_tensor_proto(const void* data, size_t size) {
+  onnx::TensorProto tp;
+  if (size > static_cast<size_t>(std::numeric_limits<int>::max()) || !tp.ParseFromArray(data, static_cast<int>(size))) {
+    return invalid_argument("not a valid TensorProto (", size, " bytes)");
+  }
+  return tensor_from_proto(tp, "");
+}
+
+Result<Tensor> load_tensor_proto_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return not_found("cannot open '", path, "'");
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto t = parse_tensor_proto(bytes.data(), bytes.size());
+  if (!t.ok()) return t.status().with_context(path);
+  return t;
+}
+
+std::string serialize_tensor_proto(const Tensor& t, const std::string& name) {
+  onnx::TensorProto tp;
+  tensor_to_proto(t, name, &tp);
+  return tp.SerializeAsString();
+}
+
+}  // namespace hearth

@@ -1,0 +1,281 @@
+#include "runtime/session.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "graph/onnx_import.h"
+#include "kernels/kernel.h"
+#include "runtime/pool_allocator.h"
+
+namespace hearth {
+
+namespace {
+
+// Ops whose result must not be frozen at load even when every input is constant.
+bool is_nondeterministic(const Node& n) {
+  static const std::set<std::string> kOps = {"RandomNormal", "RandomUniform", "RandomNormalLike",
+                                             "RandomUniformLike", "Multinomial", "Bernoulli"};
+  return n.domain.empty() && kOps.count(n.op_type);
+}
+
+Status unsupported_op_error(const Node& node, int64_t opset) {
+  const std::string dom = node.domain.empty() ? "ai.onnx" : node.domain;
+  if (KernelRegistry::global().knows_op(node.op_type, node.domain)) {
+    return unimplemented("op ", node.op_type, " (domain ", dom, ") is not supported at opset ", opset,
+                         ", used by node '", node.name, "'");
+  }
+  return unimplemented("unsupported op ", node.op_type, " (domain ", dom, ", opset ", opset, ") used by node '",
+                       node.name, "'");
+}
+
+int default_threads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+}  // namespace
+
+Session::~Session() = default;
+
+Result<std::unique_ptr<Session>> Session::load_file(const std::string& path, const SessionOptions& options) {
+  HEARTH_ASSIGN_OR_RETURN(Model m, load_model_file(path));
+  auto s = create(std::move(m), options);
+  if (!s.ok()) return s.status().with_context(path);
+  return s;
+}
+
+Result<std::unique_ptr<Session>> Session::load_bytes(const void* data, size_t size, const std::string& base_dir,
+                                                     const SessionOptions& options) {
+  HEARTH_ASSIGN_OR_RETURN(Model m, load_model_bytes(data, size, base_dir));
+  return create(std::move(m), options);
+}
+
+Result<std::unique_ptr<Session>> Session::create(Model model, const SessionOptions& options) {
+  std::unique_ptr<Session> s(new Session());
+  s->model_ = std::move(model);
+  s->options_ = options;
+  s->threads_ = options.intra_op_threads > 0 ? options.intra_op_threads : default_threads();
+  s->pool_ = PoolAllocator::create();
+  HEARTH_RETURN_IF_ERROR(s->prepare());
+  return s;
+}
+
+// Binds kernels, optionally folds constants, then assigns slots and lifetimes.
+Status Session::prepare() {
+  Graph& g = model_.graph;
+  for (const auto& in : g.inputs) {
+    if (!in.name.empty() && in.dtype != DataType::kUndefined && !dtype_is_supported(in.dtype)) {
+      return unimplemented("model input '", in.name, "' has unsupported type ", dtype_name(in.dtype));
+    }
+  }
+  std::unordered_map<std::string, int> slot;
+  auto slot_of = [&](const std::string& name) {
+    auto [it, inserted] = slot.emplace(name, static_cast<int>(slot.size()));
+    return it->second;
+  };
+  std::set<std::string> overridable;
+  for (const auto& v : g.overridable_initializers) overridable.insert(v.name);
+
+  steps_.clear();
+  steps_.reserve(g.nodes.size());
+  for (const Node& node : g.nodes) {
+    const int64_t opset = model_.opset(node.domain);
+    const KernelDef* def = KernelRegistry::global().find(node.op_type, node.domain, opset);
+    if (!def) return unsupported_op_error(node, opset);
+    KernelInfo info{node, opset, [&](size_t i) -> const Tensor* {
+                      if (i >= node.inputs.size() || node.inputs[i].empty()) return nullptr;
+                      if (overridable.count(node.inputs[i])) return nullptr;
+                      auto it = g.initializers.find(node.inputs[i]);
+                      return it == g.initializers.end() ? nullptr : &it->second;
+                    }};
+    auto kernel = def->factory(info);
+    if (!kernel.ok()) return kernel.status();
+    Step step;
+    step.node = &node;
+    step.kernel = std::move(kernel).value();
+    step.profile.name = node.name;
+    step.profile.op_type = node.op_type;
+    steps_.push_back(std::move(step));
+  }
+  if (options_.fold_constants) HEARTH_RETURN_IF_ERROR(fold_constants());
+
+  // Slots: inputs, initializers, then every node output.
+  input_slots_.clear();
+  for (const auto& in : g.inputs) input_slots_.push_back(slot_of(in.name));
+  for (const auto& [name, t] : g.initializers) slot_of(name);
+  override_slots_.clear();
+  for (const auto& v : g.overridable_initializers) override_slots_.push_back(slot_of(v.name));
+  for (auto& step : steps_) {
+    step.inputs.clear();
+    step.outputs.clear();
+    for (const auto& in : step.node->inputs) step.inputs.push_back(in.empty() ? -1 : slot_of(in));
+    for (const auto& out : step.node->outputs) step.outputs.push_back(out.empty() ? -1 : slot_of(out));
+  }
+  output_slots_.clear();
+  for (const auto& out : g.outputs) output_slots_.push_back(slot_of(out.name));
+  num_slots_ = slot.size();
+  constants_.assign(num_slots_, Tensor());
+  for (const auto& [name, t] : g.initializers) constants_[slot.at(name)] = t;
+
+  // Lifetimes: release each intermediate after its last reader, unless it is an output.
+  std::set<int> keep(output_slots_.begin(), output_slots_.end());
+  std::vector<int> last_reader(num_slots_, -1);
+  for (size_t i = 0; i < steps_.size(); ++i)
+    for (int s : steps_[i].inputs)
+      if (s >= 0) last_reader[s] = static_cast<int>(i);
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    steps_[i].release.clear();
+    for (int s : steps_[i].outputs)  // outputs nobody reads die at once
+      if (s >= 0 && last_reader[s] < 0 && !keep.count(s)) steps_[i].release.push_back(s);
+  }
+  for (size_t s = 0; s < num_slots_; ++s) {
+    if (last_reader[s] >= 0 && !keep.count(static_cast<int>(s)) && !constants_[s].defined()) {
+      steps_[last_reader[s]].release.push_back(static_cast<int>(s));
+    }
+  }
+  return ok_status();
+}
+
+// Runs every step whose inputs are all constants once, turning its outputs into initializers.
+Status Session::fold_constants() {
+  Graph& g = model_.graph;
+  std::set<std::string> overridable;
+  for (const auto& v : g.overridable_initializers) overridable.insert(v.name);
+  std::set<std::string> graph_outputs;
+  for (const auto& o : g.outputs) graph_outputs.insert(o.name);
+  std::vector<Step> kept;
+  std::vector<Node> kept_nodes;
+  std::vector<size_t> kept_index;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    Step& step = steps_[i];
+    const Node& node = *step.node;
+    bool all_const = !is_nondeterministic(node);
+    for (const auto& in : node.inputs) {
+      if (in.empty()) continue;
+      if (overridable.count(in) || !g.initializers.count(in)) {
+        all_const = false;
+        break;
+      }
+    }
+    if (all_const) {
+      std::vector<const Tensor*> ins;
+      for (const auto& in : node.inputs) ins.push_back(in.empty() ? nullptr : &g.initializers.at(in));
+      std::vector<Tensor> outs(node.outputs.size());
+      KernelContext ctx(node, ins, &outs, default_allocator(), threads_);
+      Status st = step.kernel->compute(ctx);
+      if (st.ok()) {
+        for (size_t k = 0; k < outs.size(); ++k)
+          if (!node.outputs[k].empty() && outs[k].defined()) g.initializers[node.outputs[k]] = std::move(outs[k]);
+        continue;
+      }
+      // Leave it to run time, where the same error will surface with inputs known.
+    }
+    kept_index.push_back(i);
+  }
+  if (kept_index.size() == steps_.size()) return ok_status();
+  // Rebuild node storage so Step::node pointers stay valid.
+  for (size_t i : kept_index) kept_nodes.push_back(*steps_[i].node);
+  g.nodes = std::move(kept_nodes);
+  for (size_t k = 0; k < kept_index.size(); ++k) {
+    Step s = std::move(steps_[kept_index[k]]);
+    s.node = &g.nodes[k];
+    kept.push_back(std::move(s));
+  }
+  steps_ = std::move(kept);
+  return ok_status();
+}
+
+Status Session::validate_feed(const ValueInfo& info, const Tensor& t) const {
+  if (!t.defined()) return invalid_argument("input '", info.name, "' is empty");
+  if (info.dtype != DataType::kUndefined && t.dtype() != info.dtype) {
+    return invalid_argument("input '", info.name, "' must be ", dtype_name(info.dtype), ", got ", dtype_name(t.dtype()));
+  }
+  if (info.has_shape) {
+    if (t.rank() != info.dims.size()) {
+      return invalid_argument("input '", info.name, "' must have rank ", info.dims.size(), " (", info.describe(),
+                              "), got ", t.describe());
+    }
+    for (size_t i = 0; i < info.dims.size(); ++i) {
+      if (info.dims[i] >= 0 && t.dim(i) != info.dims[i]) {
+        return invalid_argument("input '", info.name, "' dimension ", i, " must be ", info.dims[i], " (",
+                                info.describe(), "), got ", t.describe());
+      }
+    }
+  }
+  return ok_status();
+}
+
+Result<std::vector<Tensor>> Session::run(const std::vector<std::pair<std::string, Tensor>>& feeds) {
+  std::lock_guard<std::mutex> lock(run_mutex_);
+  const Graph& g = model_.graph;
+  std::vector<Tensor> values(constants_);
+  std::vector<bool> fed(g.inputs.size(), false);
+  for (const auto& [name, t] : feeds) {
+    bool matched = false;
+    for (size_t i = 0; i < g.inputs.size(); ++i) {
+      if (g.inputs[i].name == name) {
+        HEARTH_RETURN_IF_ERROR(validate_feed(g.inputs[i], t));
+        values[input_slots_[i]] = t;
+        fed[i] = matched = true;
+        break;
+      }
+    }
+    for (size_t i = 0; !matched && i < g.overridable_initializers.size(); ++i) {
+      if (g.overridable_initializers[i].name == name) {
+        HEARTH_RETURN_IF_ERROR(validate_feed(g.overridable_initializers[i], t));
+        values[override_slots_[i]] = t;
+        matched = true;
+      }
+    }
+    if (!matched) return invalid_argument("model has no input named '", name, "'");
+  }
+  for (size_t i = 0; i < g.inputs.size(); ++i)
+    if (!fed[i]) return invalid_argument("input '", g.inputs[i].name, "' was not given");
+
+  omp_set_num_threads(threads_);
+  std::vector<const Tensor*> ins;
+  for (auto& step : steps_) {
+    ins.clear();
+    for (int s : step.inputs) ins.push_back(s >= 0 && values[s].defined() ? &values[s] : nullptr);
+    std::vector<Tensor> outs(step.outputs.size());
+    KernelContext ctx(*step.node, ins, &outs, pool_.get(), threads_);
+    auto t0 = options_.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+    Status st = step.kernel->compute(ctx);
+    if (!st.ok()) return st.with_context(step.node->describe());
+    if (options_.profile) {
+      step.profile.total_us +=
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      step.profile.runs++;
+    }
+    for (size_t k = 0; k < outs.size(); ++k) {
+      if (step.outputs[k] < 0) continue;
+      if (!outs[k].defined()) {
+        return internal_error(step.node->describe(), " did not produce output ", k, " ('", step.node->outputs[k], "')");
+      }
+      values[step.outputs[k]] = std::move(outs[k]);
+    }
+    for (int s : step.release) values[s] = Tensor();
+  }
+  std::vector<Tensor> result;
+  result.reserve(output_slots_.size());
+  for (size_t i = 0; i < output_slots_.size(); ++i) {
+    const Tensor& t = values[output_slots_[i]];
+    if (!t.defined()) return internal_error("output '", g.outputs[i].name, "' was not computed");
+    result.push_back(t);
+  }
+  return result;
+}
+
+std::vector<NodeProfile> Session::node_profile() const {
+  std::vector<NodeProfile> out;
+  for (const auto& s : steps_) out.push_back(s.profile);
+  return out;
+}
+
+size_t Session::pool_bytes() const { return pool_->held_bytes(); }
+
+}  // namespace hearth

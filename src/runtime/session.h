@@ -1,0 +1,90 @@
+// Session: the public entry point of the engine. Loads a model, folds
+// constants, binds a kernel to every node, plans value lifetimes, and runs.
+//
+//   auto s = Session::load_file("model.onnx");
+//   auto outs = (*s)->run({{"input", tensor}});
+//
+// Thread safety: run() serializes callers on one Session (kernels keep
+// scratch state). Serve parallel traffic with several Sessions (instances).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "core/tensor.h"
+#include "graph/graph.h"
+
+namespace hearth {
+
+class Kernel;
+class PoolAllocator;
+
+struct SessionOptions {
+  int intra_op_threads = 0;    // 0: every core of the machine
+  bool fold_constants = true;  // evaluate nodes whose inputs are all constant at load
+  bool profile = false;        // record per-node time (see node_profile())
+};
+
+struct NodeProfile {
+  std::string name;
+  std::string op_type;
+  double total_us = 0;  // summed over runs
+  int64_t runs = 0;
+};
+
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> load_file(const std::string& path, const SessionOptions& options = {});
+  // Model bytes in memory (e.g. decrypted); external data is read from base_dir ("" forbids it).
+  static Result<std::unique_ptr<Session>> load_bytes(const void* data, size_t size, const std::string& base_dir,
+                                                     const SessionOptions& options = {});
+  static Result<std::unique_ptr<Session>> create(Model model, const SessionOptions& options = {});
+  ~Session();
+
+  // Inputs the caller must feed (initializer-backed inputs excluded) and outputs, in model order.
+  const std::vector<ValueInfo>& inputs() const { return model_.graph.inputs; }
+  const std::vector<ValueInfo>& outputs() const { return model_.graph.outputs; }
+  const Model& model() const { return model_; }
+  int num_threads() const { return threads_; }
+
+  // Runs the model on named inputs; returns outputs in the order of outputs().
+  // Checks each input's dtype, rank and fixed dims against the model.
+  Result<std::vector<Tensor>> run(const std::vector<std::pair<std::string, Tensor>>& feeds);
+
+  std::vector<NodeProfile> node_profile() const;
+  // Bytes currently held by the session's memory pool (free and in use).
+  size_t pool_bytes() const;
+
+ private:
+  struct Step {
+    const Node* node;
+    std::unique_ptr<Kernel> kernel;
+    std::vector<int> inputs;       // slot per input, -1 when omitted
+    std::vector<int> outputs;      // slot per output, -1 when omitted
+    std::vector<int> release;      // slots whose last reader is this step
+    NodeProfile profile;
+  };
+
+  Session() = default;
+  Status prepare();
+  Status fold_constants();
+  Status validate_feed(const ValueInfo& info, const Tensor& t) const;
+
+  Model model_;
+  SessionOptions options_;
+  int threads_ = 1;
+  std::shared_ptr<PoolAllocator> pool_;
+  std::vector<Step> steps_;
+  std::vector<Tensor> constants_;          // slot-indexed constant values (undefined for others)
+  std::vector<int> input_slots_;           // per model input
+  std::vector<int> override_slots_;        // per overridable initializer
+  std::vector<int> output_slots_;          // per model output
+  size_t num_slots_ = 0;
+  std::mutex run_mutex_;
+};
+
+}  // namespace hearth
