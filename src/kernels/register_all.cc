@@ -14,6 +14,10 @@ void register_all_kernels(KernelRegistry& r) {
   register_norm_kernels(r);
   register_resize_kernels(r);
   register_quantized_kernels(r);
+  register_rnn_kernels(r);
+  register_signal_kernels(r);
+  register_detection_kernels(r);
+  register_loss_kernels(r);
 }
 
 }  // namespace hearth

@@ -18,5 +18,9 @@ void register_pool_kernels(KernelRegistry& r);         // pool.cc: MaxPool, Aver
 void register_norm_kernels(KernelRegistry& r);         // norm.cc: BatchNorm, LayerNorm, InstanceNorm, LRN
 void register_resize_kernels(KernelRegistry& r);       // resize.cc: Resize, Upsample, Pad, ...
 void register_quantized_kernels(KernelRegistry& r);    // quantized.cc: QuantizeLinear, QLinearConv, ...
+void register_rnn_kernels(KernelRegistry& r);          // rnn.cc: RNN, GRU, LSTM
+void register_signal_kernels(KernelRegistry& r);       // signal.cc: DFT, STFT, window functions, MelWeightMatrix
+void register_detection_kernels(KernelRegistry& r);    // detection.cc: NonMaxSuppression, RoiAlign, GridSample, ...
+void register_loss_kernels(KernelRegistry& r);         // loss.cc: SoftmaxCrossEntropyLoss, NegativeLogLikelihoodLoss
 
 }  // namespace hearth

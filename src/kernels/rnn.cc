@@ -1,0 +1,9 @@
+// Kernel family: rnn (to be filled in).
+#include "kernels/kernel.h"
+#include "kernels/register_all.h"
+
+namespace hearth {
+
+void register_rnn_kernels(KernelRegistry& r) { (void)r; }
+
+}  // namespace hearth
