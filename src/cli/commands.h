@@ -21,5 +21,6 @@ void add_conformance_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_ops_command(CLI::App& app);
 
 }  // namespace hearth::cli

@@ -1,0 +1,52 @@
+# Hearth: the two commands a person types are `make demo` and `make test`.
+# Both install what is missing (scripts/setup.sh), then build with CMake + Ninja.
+JOBS ?= 2
+BUILD ?= build
+PY := /usr/bin/python3
+HEARTH := $(BUILD)/hearth
+SUITE := $(BUILD)/conformance/node
+ZOO := $(BUILD)/zoo
+FUZZ_SECONDS ?= 60
+
+.PHONY: all setup build test conformance zoo fuzz demo clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+$(BUILD)/build.ninja: CMakeLists.txt
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+
+build: setup $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+$(SUITE)/.stamp:
+	@mkdir -p $(BUILD)/conformance
+	$(PY) scripts/gen_conformance.py $(BUILD)/conformance > $(BUILD)/conformance/generate.log 2>&1
+	@touch $@
+
+$(ZOO)/.stamp: scripts/zoo.py
+	@mkdir -p $(ZOO)
+	$(PY) scripts/zoo.py $(ZOO)
+	@touch $@
+
+zoo: setup $(ZOO)/.stamp
+
+conformance: build $(SUITE)/.stamp
+	$(HEARTH) conformance --suite $(SUITE) --report $(BUILD)/reports/conformance.json \
+	  --must-pass tests/conformance/must_pass.txt
+
+fuzz: setup
+	bash scripts/fuzz.sh $(BUILD)/fuzz $(FUZZ_SECONDS)
+
+# Every test: unit tests, conformance must-pass list, zoo against PyTorch, fuzzing.
+test: build $(SUITE)/.stamp $(ZOO)/.stamp
+	bash scripts/fuzz.sh $(BUILD)/fuzz $(FUZZ_SECONDS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo: build $(ZOO)/.stamp
+	bash scripts/demo.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)

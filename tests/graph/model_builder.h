@@ -1,0 +1,63 @@
+// Builds small ONNX models in tests with libonnx's protobuf classes.
+#pragma once
+
+#include <onnx/onnx_pb.h>
+
+#include <string>
+#include <vector>
+
+namespace hearth::testing {
+
+inline void set_tensor_type(onnx::ValueInfoProto* v, const std::string& name, int elem_type,
+                            const std::vector<int64_t>& dims) {
+  v->set_name(name);
+  auto* tt = v->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(elem_type);
+  auto* shape = tt->mutable_shape();
+  for (int64_t d : dims) {
+    auto* dim = shape->add_dim();
+    if (d >= 0) dim->set_dim_value(d);
+    else dim->set_dim_param("N");
+  }
+}
+
+// A model y = Relu(x) (+ more nodes added by the caller), float x[N,4].
+inline onnx::ModelProto relu_model(int64_t opset = 13) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  auto* op = m.add_opset_import();
+  op->set_domain("");
+  op->set_version(opset);
+  auto* g = m.mutable_graph();
+  g->set_name("test");
+  set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {-1, 4});
+  set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {-1, 4});
+  auto* n = g->add_node();
+  n->set_op_type("Relu");
+  n->set_name("relu");
+  n->add_input("x");
+  n->add_output("y");
+  return m;
+}
+
+inline onnx::NodeProto* add_node(onnx::GraphProto* g, const std::string& op, const std::vector<std::string>& in,
+                                 const std::vector<std::string>& out, const std::string& name) {
+  auto* n = g->add_node();
+  n->set_op_type(op);
+  n->set_name(name);
+  for (const auto& s : in) n->add_input(s);
+  for (const auto& s : out) n->add_output(s);
+  return n;
+}
+
+inline onnx::TensorProto* add_float_initializer(onnx::GraphProto* g, const std::string& name,
+                                                const std::vector<int64_t>& dims, const std::vector<float>& values) {
+  auto* t = g->add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : dims) t->add_dims(d);
+  t->set_raw_data(values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+}  // namespace hearth::testing

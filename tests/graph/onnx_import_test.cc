@@ -1,0 +1,181 @@
+// Bad model files get one clear error each; good ones import faithfully.
+#include "graph/onnx_import.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "graph/model_builder.h"
+
+namespace hearth {
+namespace {
+namespace fs = std::filesystem;
+using testing::add_float_initializer;
+using testing::add_node;
+using testing::relu_model;
+
+Result<Model> import(const onnx::ModelProto& m, const std::string& base_dir = "") {
+  std::string bytes = m.SerializeAsString();
+  return load_model_bytes(bytes.data(), bytes.size(), base_dir);
+}
+
+// A fresh folder under the test's temp dir, removed at the end.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("hearth_test_" + std::to_string(::getpid()) + "_" +
+                                        std::to_string(reinterpret_cast<uintptr_t>(this)));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+TEST(OnnxImport, imports_inputs_outputs_and_dynamic_dims) {
+  auto m = import(relu_model());
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  ASSERT_EQ(m->graph.inputs.size(), 1u);
+  EXPECT_EQ(m->graph.inputs[0].dims, (std::vector<int64_t>{-1, 4}));
+  EXPECT_EQ(m->graph.inputs[0].dim_names[0], "N");
+  EXPECT_EQ(m->opset(""), 13);
+  EXPECT_EQ(m->graph.nodes.size(), 1u);
+}
+
+TEST(OnnxImport, rejects_truncated_protobuf) {
+  std::string bytes = relu_model().SerializeAsString();
+  auto m = load_model_bytes(bytes.data(), bytes.size() / 2, "");
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("could not be parsed"), std::string::npos) << m.status().message();
+}
+
+TEST(OnnxImport, rejects_corrupted_bytes) {
+  std::string bytes = relu_model().SerializeAsString();
+  for (size_t i = 0; i < bytes.size(); i += 3) bytes[i] = static_cast<char>(0xff);
+  auto m = load_model_bytes(bytes.data(), bytes.size(), "");
+  EXPECT_FALSE(m.ok());
+}
+
+TEST(OnnxImport, rejects_graph_with_cycle) {
+  auto mp = relu_model();
+  auto* g = mp.mutable_graph();
+  g->mutable_node(0)->set_input(0, "b");
+  add_node(g, "Relu", {"y"}, {"b"}, "back_edge");
+  auto m = import(mp);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("cycle"), std::string::npos) << m.status().message();
+}
+
+TEST(OnnxImport, rejects_missing_initializer) {
+  auto mp = relu_model();
+  add_node(mp.mutable_graph(), "Add", {"y", "bias"}, {"z"}, "add_bias");
+  auto m = import(mp);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("'bias'"), std::string::npos) << m.status().message();
+  EXPECT_NE(m.status().message().find("add_bias"), std::string::npos) << m.status().message();
+}
+
+TEST(OnnxImport, rejects_raw_data_size_mismatch) {
+  auto mp = relu_model();
+  auto* t = add_float_initializer(mp.mutable_graph(), "w", {2, 3}, {1, 2, 3, 4, 5});
+  (void)t;
+  auto m = import(mp);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("raw_data holds 20 bytes"), std::string::npos) << m.status().message();
+  EXPECT_NE(m.status().message().find("'w'"), std::string::npos);
+}
+
+TEST(OnnxImport, rejects_external_data_outside_model_dir) {
+  TempDir dir;
+  auto mp = relu_model();
+  auto* t = mp.mutable_graph()->add_initializer();
+  t->set_name("w");
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(2);
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* kv = t->add_external_data();
+  kv->set_key("location");
+  kv->set_value("../../etc/passwd");
+  auto m = import(mp, dir.path.string());
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("leaves the model's folder"), std::string::npos) << m.status().message();
+  kv->set_value("/etc/passwd");
+  m = import(mp, dir.path.string());
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("relative path"), std::string::npos) << m.status().message();
+}
+
+TEST(OnnxImport, reads_external_data_beside_the_model) {
+  TempDir dir;
+  const std::vector<float> values = {1.5f, -2.0f, 3.25f};
+  {
+    std::ofstream f(dir.path / "weights.bin", std::ios::binary);
+    f.write("pad!", 4);
+    f.write(reinterpret_cast<const char*>(values.data()), 12);
+  }
+  auto mp = relu_model();
+  auto* t = mp.mutable_graph()->add_initializer();
+  t->set_name("w");
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(3);
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  for (auto [k, v] : {std::pair{"location", "weights.bin"}, {"offset", "4"}, {"length", "12"}}) {
+    auto* kv = t->add_external_data();
+    kv->set_key(k);
+    kv->set_value(v);
+  }
+  std::string path = (dir.path / "model.onnx").string();
+  std::ofstream(path, std::ios::binary) << mp.SerializeAsString();
+  auto m = load_model_file(path);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const Tensor& w = m->graph.initializers.at("w");
+  ASSERT_EQ(w.numel(), 3);
+  EXPECT_EQ(w.data<float>()[0], 1.5f);
+  EXPECT_EQ(w.data<float>()[2], 3.25f);
+}
+
+TEST(OnnxImport, rejects_external_data_shorter_than_dims) {
+  TempDir dir;
+  std::ofstream(dir.path / "w.bin", std::ios::binary) << "abcd";
+  auto mp = relu_model();
+  auto* t = mp.mutable_graph()->add_initializer();
+  t->set_name("w");
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(100);
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* kv = t->add_external_data();
+  kv->set_key("location");
+  kv->set_value("w.bin");
+  auto m = import(mp, dir.path.string());
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("too short"), std::string::npos) << m.status().message();
+}
+
+TEST(OnnxImport, rejects_newer_opset_than_supported) {
+  auto m = import(relu_model(kMaxSupportedOpset + 1));
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("opset"), std::string::npos);
+}
+
+TEST(OnnxImport, missing_file_is_not_found) {
+  auto m = load_model_file("/nonexistent/model.onnx");
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kNotFound);
+}
+
+TEST(OnnxImport, constant_nodes_become_initializers) {
+  auto mp = relu_model();
+  auto* c = add_node(mp.mutable_graph(), "Constant", {}, {"k"}, "const");
+  auto* a = c->add_attribute();
+  a->set_name("value_floats");
+  a->set_type(onnx::AttributeProto::FLOATS);
+  a->add_floats(1.0f);
+  a->add_floats(2.0f);
+  auto m = import(mp);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  ASSERT_TRUE(m->graph.initializers.count("k"));
+  EXPECT_EQ(m->graph.initializers.at("k").numel(), 2);
+  EXPECT_EQ(m->graph.nodes.size(), 1u);
+}
+
+}  // namespace
+}  // namespace hearth
