@@ -8,7 +8,7 @@ SUITE := $(BUILD)/conformance/node
 ZOO := $(BUILD)/zoo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all setup build test conformance zoo fuzz demo clean
+.PHONY: all setup build test conformance zoo fuzz demo clean bench-compare
 
 all: build
 
@@ -50,3 +50,13 @@ demo: build $(ZOO)/.stamp
 
 clean:
 	rm -rf $(BUILD)
+
+# Hearth vs ONNX Runtime (npm onnxruntime-node, benchmark only) on the zoo.
+ORT_DIR := $(BUILD)/ort
+$(ORT_DIR)/node_modules/onnxruntime-node/package.json:
+	@mkdir -p $(ORT_DIR)
+	cd $(ORT_DIR) && echo '{"name":"hearth-bench-peers","private":true}' > package.json && \
+	  npm install --ignore-scripts --no-audit --no-fund onnxruntime-node@1.30.0
+
+bench-compare: build $(ZOO)/.stamp $(ORT_DIR)/node_modules/onnxruntime-node/package.json
+	$(PY) bench/compare.py $(COMPARE_ARGS)
