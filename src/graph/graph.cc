@@ -56,6 +56,26 @@ std::string ValueInfo::describe() const {
   return s + "]";
 }
 
+std::vector<std::string> free_variables(const Graph& graph) {
+  std::set<std::string> defined;
+  for (const auto& in : graph.inputs) defined.insert(in.name);
+  for (const auto& in : graph.overridable_initializers) defined.insert(in.name);
+  for (const auto& [name, t] : graph.initializers) defined.insert(name);
+  for (const auto& n : graph.nodes)
+    for (const auto& out : n.outputs) defined.insert(out);
+  std::set<std::string> free;
+  for (const auto& n : graph.nodes) {
+    for (const auto& in : n.inputs)
+      if (!in.empty() && !defined.count(in)) free.insert(in);
+    for (const auto& [name, a] : n.attributes) {
+      if (a.type != Attribute::Type::kGraph || !a.g) continue;
+      for (const auto& v : free_variables(*a.g))
+        if (!defined.count(v)) free.insert(v);
+    }
+  }
+  return {free.begin(), free.end()};
+}
+
 Status topological_sort(Graph& graph) {
   std::set<std::string> available;
   for (const auto& in : graph.inputs) available.insert(in.name);
@@ -76,7 +96,13 @@ Status topological_sort(Graph& graph) {
   std::vector<std::vector<size_t>> consumers(graph.nodes.size());
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     std::set<size_t> deps;
-    for (const auto& in : graph.nodes[i].inputs) {
+    // Control-flow nodes also read their subgraphs' outer-scope values.
+    std::vector<std::string> reads = graph.nodes[i].inputs;
+    for (const auto& [name, a] : graph.nodes[i].attributes) {
+      if (a.type != Attribute::Type::kGraph || !a.g) continue;
+      for (auto& v : free_variables(*a.g)) reads.push_back(std::move(v));
+    }
+    for (const auto& in : reads) {
       if (in.empty() || available.count(in)) continue;
       auto it = producer.find(in);
       if (it == producer.end()) {

@@ -92,6 +92,11 @@ struct Model {
   }
 };
 
+// Names a (sub)graph reads from its enclosing scopes: read by its nodes (or
+// their nested subgraphs) but not defined in it as input, initializer or node
+// output. Sorted, for stable slot order.
+std::vector<std::string> free_variables(const Graph& graph);
+
 // Orders nodes so each runs after the producers of its inputs. Fails naming a
 // node on a cycle, or a node whose input no one produces.
 Status topological_sort(Graph& graph);

@@ -151,7 +151,7 @@ Result<Graph> convert_graph(const onnx::GraphProto& gp, const ImportContext& ctx
       if (!a.ok()) return a.status().with_context(n.describe());
       n.attributes[ap.name()] = std::move(a).value();
     }
-    if (n.op_type == "Constant" && n.domain.empty() && top_level) {
+    if (n.op_type == "Constant" && n.domain.empty()) {
       if (n.outputs.size() != 1) return invalid_argument(n.describe(), ": Constant must have one output");
       HEARTH_ASSIGN_OR_RETURN(Tensor t, constant_value(n));
       if (!g.initializers.emplace(n.outputs[0], std::move(t)).second) {

@@ -9,6 +9,7 @@
 
 #include "graph/onnx_import.h"
 #include "kernels/kernel.h"
+#include "runtime/control_flow.h"
 #include "runtime/pool_allocator.h"
 
 namespace hearth {
@@ -84,6 +85,17 @@ Status Session::prepare() {
   steps_.reserve(g.nodes.size());
   for (const Node& node : g.nodes) {
     const int64_t opset = model_.opset(node.domain);
+    if (is_control_flow_op(node)) {
+      HEARTH_ASSIGN_OR_RETURN(auto kernel, make_control_flow_kernel(node, model_.opsets, opset, options_));
+      Step step;
+      step.node = &node;
+      step.kernel = std::move(kernel);
+      step.implicit_inputs = control_flow_implicit_inputs(node);
+      step.profile.name = node.name;
+      step.profile.op_type = node.op_type;
+      steps_.push_back(std::move(step));
+      continue;
+    }
     const KernelDef* def = KernelRegistry::global().find(node.op_type, node.domain, opset);
     if (!def) return unsupported_op_error(node, opset);
     KernelInfo info{node, opset, [&](size_t i) -> const Tensor* {
@@ -113,6 +125,7 @@ Status Session::prepare() {
     step.inputs.clear();
     step.outputs.clear();
     for (const auto& in : step.node->inputs) step.inputs.push_back(in.empty() ? -1 : slot_of(in));
+    for (const auto& in : step.implicit_inputs) step.inputs.push_back(slot_of(in));
     for (const auto& out : step.node->outputs) step.outputs.push_back(out.empty() ? -1 : slot_of(out));
   }
   output_slots_.clear();
@@ -153,7 +166,7 @@ Status Session::fold_constants() {
   for (size_t i = 0; i < steps_.size(); ++i) {
     Step& step = steps_[i];
     const Node& node = *step.node;
-    bool all_const = !is_nondeterministic(node);
+    bool all_const = !is_nondeterministic(node) && step.implicit_inputs.empty() && !is_control_flow_op(node);
     for (const auto& in : node.inputs) {
       if (in.empty()) continue;
       if (overridable.count(in) || !g.initializers.count(in)) {

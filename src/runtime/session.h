@@ -63,7 +63,8 @@ class Session {
   struct Step {
     const Node* node;
     std::unique_ptr<Kernel> kernel;
-    std::vector<int> inputs;       // slot per input, -1 when omitted
+    std::vector<std::string> implicit_inputs;  // outer-scope values read by subgraphs (If/Loop/Scan)
+    std::vector<int> inputs;       // slot per input (declared, then implicit), -1 when omitted
     std::vector<int> outputs;      // slot per output, -1 when omitted
     std::vector<int> release;      // slots whose last reader is this step
     NodeProfile profile;

@@ -1,0 +1,28 @@
+// Control-flow ops (If, Loop, Scan): kernels that run subgraphs. They live in
+// the runtime layer because each subgraph runs as a nested Session. Values the
+// subgraphs read from enclosing scopes arrive as extra ("implicit") inputs after
+// the node's declared inputs, in the order of control_flow_implicit_inputs().
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "graph/graph.h"
+#include "kernels/kernel.h"
+
+namespace hearth {
+
+struct SessionOptions;
+
+bool is_control_flow_op(const Node& node);
+
+// Outer-scope names the node's subgraphs read, sorted.
+std::vector<std::string> control_flow_implicit_inputs(const Node& node);
+
+// Creates the kernel for an If/Loop/Scan node of a model with `opsets`.
+Result<std::unique_ptr<Kernel>> make_control_flow_kernel(const Node& node, const std::map<std::string, int64_t>& opsets,
+                                                         int64_t opset, const SessionOptions& options);
+
+}  // namespace hearth
