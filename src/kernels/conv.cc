@@ -1,9 +1,203 @@
-// Kernel family: conv (to be filled in).
+// Kernel family: Conv and ConvTranspose. float32 runs through oneDNN
+// (conv_dnnl.h: primitive cached per input shape, constant weights reordered
+// once); double, and anything oneDNN rejects, runs the reference loops
+// (conv_ref.h); float16/bfloat16 are computed in float32. com.microsoft
+// FusedConv (Conv + optional residual Z + activation, conv_fusion.h) shares the
+// Conv kernel and maps onto oneDNN post-ops.
+#include <algorithm>
+#include <memory>
+
+#include "kernels/conv_dnnl.h"
+#include "kernels/conv_fusion.h"
+#include "kernels/conv_geometry.h"
+#include "kernels/conv_ref.h"
 #include "kernels/kernel.h"
 #include "kernels/register_all.h"
 
 namespace hearth {
+namespace {
 
-void register_conv_kernels(KernelRegistry& r) { (void)r; }
+// Validated shapes of one call.
+struct ConvCall {
+  ConvShape shape;
+  Window window;
+  Shape out_shape;
+};
+
+class ConvKernelBase : public Kernel {
+ public:
+  explicit ConvKernelBase(bool transpose) : transpose_(transpose) {}
+
+  Status init(const KernelInfo& info) override {
+    HEARTH_RETURN_IF_ERROR(parse_window_attrs(info.node, &attrs_));
+    attrs_.ceil_mode = false;
+    group_ = info.node.attr_int("group", 1);
+    if (group_ <= 0) return invalid_argument("group must be positive, got ", group_);
+    output_padding_ = info.node.attr_ints("output_padding");
+    output_shape_ = info.node.attr_ints("output_shape");
+    if (const Tensor* w = info.constant_input(1)) const_w_ = *w;
+    fused_ = info.node.op_type == "FusedConv";
+    if (fused_) {
+      HEARTH_RETURN_IF_ERROR(parse_conv_activation(info.node.attr_string("activation", ""),
+                                                   info.node.attr_floats("activation_params"), &fusion_));
+    }
+    return ok_status();
+  }
+
+  Status compute(KernelContext& ctx) override {
+    const Tensor* x = ctx.input(0);
+    const Tensor* w = ctx.input(1);
+    const Tensor* b = ctx.input(2);
+    const Tensor* z = fused_ ? ctx.input(3) : nullptr;
+    HEARTH_ASSIGN_OR_RETURN(ConvCall call, validate(ctx.node(), x, w, b));
+    if (z && (z->shape() != call.out_shape || z->dtype() != x->dtype()))
+      return invalid_argument(ctx.node().describe(), ": Z ", z->describe(), " must match the output ",
+                              dtype_name(x->dtype()), shape_str(call.out_shape));
+    Tensor& y = ctx.allocate_output(0, x->dtype(), call.out_shape);
+    if (y.numel() == 0) return ok_status();
+    const int threads = std::max(1, ctx.num_threads());
+    switch (x->dtype()) {
+      case DataType::kFloat:
+        return run_float(call, x->data<float>(), w->data<float>(), b ? b->data<float>() : nullptr,
+                         z ? z->data<float>() : nullptr, y.data<float>(), threads);
+      case DataType::kDouble:
+        run_ref<double>(call, x->data<double>(), w->data<double>(), b ? b->data<double>() : nullptr,
+                        z ? z->data<double>() : nullptr, y.data<double>(), threads);
+        return ok_status();
+      case DataType::kFloat16:
+      case DataType::kBFloat16:
+        return run_via_float(call, *x, *w, b, z, &y, threads);
+      default:
+        return unimplemented(ctx.node().describe(), ": dtype ", dtype_name(x->dtype()), " is not supported");
+    }
+  }
+
+ private:
+  Result<ConvCall> validate(const Node& node, const Tensor* x, const Tensor* w, const Tensor* b) const {
+    if (!x || !w) return invalid_argument(node.describe(), ": inputs X and W are required");
+    if (x->rank() < 3) return invalid_argument(node.describe(), ": X must have rank >= 3, got ", x->describe());
+    if (w->rank() != x->rank())
+      return invalid_argument(node.describe(), ": W ", w->describe(), " must have the rank of X ", x->describe());
+    if (w->dtype() != x->dtype() || (b && b->dtype() != x->dtype()))
+      return invalid_argument(node.describe(), ": X, W and B must share a dtype");
+    ConvCall c;
+    ConvShape& s = c.shape;
+    s.n = x->dim(0), s.c_in = x->dim(1), s.group = group_;
+    if (!transpose_) {
+      s.c_out = w->dim(0);
+      if (w->dim(1) * group_ != s.c_in || s.c_out % group_ != 0)
+        return invalid_argument(node.describe(), ": W ", w->describe(), " does not fit X ", x->describe(),
+                                " with group ", group_);
+    } else {
+      s.c_out = w->dim(1) * group_;
+      if (w->dim(0) != s.c_in || s.c_in % group_ != 0)
+        return invalid_argument(node.describe(), ": W ", w->describe(), " does not fit X ", x->describe(),
+                                " with group ", group_);
+    }
+    if (b && (b->rank() != 1 || b->dim(0) != s.c_out))
+      return invalid_argument(node.describe(), ": B ", b->describe(), " must have shape [", s.c_out, "]");
+    std::vector<int64_t> in_sp(x->shape().begin() + 2, x->shape().end());
+    std::vector<int64_t> kernel(w->shape().begin() + 2, w->shape().end());
+    if (!attrs_.kernel_shape.empty() && attrs_.kernel_shape != kernel)
+      return invalid_argument(node.describe(), ": kernel_shape ", shape_str(attrs_.kernel_shape),
+                              " does not match W ", w->describe());
+    if (transpose_) {
+      HEARTH_ASSIGN_OR_RETURN(c.window,
+                              resolve_transpose_window(attrs_, output_padding_, output_shape_, in_sp, kernel, node));
+    } else {
+      HEARTH_ASSIGN_OR_RETURN(c.window, resolve_window(attrs_, in_sp, kernel, node));
+    }
+    if (c.window.rank() > 3)
+      return unimplemented(node.describe(), ": more than 3 spatial dims are not supported");
+    s.w = to_window3(c.window);
+    c.out_shape = {s.n, s.c_out};
+    c.out_shape.insert(c.out_shape.end(), c.window.out.begin(), c.window.out.end());
+    return c;
+  }
+
+  template <typename T>
+  void run_ref(const ConvCall& c, const T* x, const T* w, const T* b, const T* z, T* y, int threads) const {
+    if (transpose_) conv_transpose_ref<T>(c.shape, x, w, b, y, threads);
+    else conv_ref<T>(c.shape, x, w, b, y, threads);
+    if (z || fusion_.act != ConvActivation::kNone) apply_conv_fusion<T>(fusion_, z, y, shape_numel(c.out_shape));
+  }
+
+  // oneDNN when it takes the configuration, the reference otherwise.
+  Status run_float(const ConvCall& c, const float* x, const float* w, const float* b, const float* z, float* y,
+                   int threads) {
+    const bool has_bias = b != nullptr, has_z = z != nullptr;
+    if (!plan_tried_ || plan_in_ != c.window.in || plan_n_ != c.shape.n || plan_c_in_ != c.shape.c_in ||
+        plan_c_out_ != c.shape.c_out || plan_bias_ != has_bias || plan_kernel_ != c.window.kernel ||
+        plan_z_ != has_z) {
+      plan_.reset();
+      plan_tried_ = true;
+      plan_in_ = c.window.in, plan_n_ = c.shape.n, plan_c_in_ = c.shape.c_in, plan_c_out_ = c.shape.c_out;
+      plan_bias_ = has_bias, plan_kernel_ = c.window.kernel, plan_z_ = has_z;
+      ConvFusion fusion = fusion_;
+      fusion.sum = has_z;
+      auto plan = DnnlConvPlan::create(transpose_, c.shape.n, c.shape.c_in, c.shape.c_out, group_, c.window,
+                                       has_bias, fusion);
+      plan_ok_ = plan.ok();
+      if (plan_ok_) plan_ = std::move(plan).value();
+    }
+    if (!plan_ok_) {
+      run_ref<float>(c, x, w, b, z, y, threads);
+      return ok_status();
+    }
+    const bool w_const = const_w_.defined() && const_w_.dtype() == DataType::kFloat && const_w_.data<float>() == w;
+    return plan_->run(x, w, b, y, w_const, z);
+  }
+
+  Status run_via_float(const ConvCall& c, const Tensor& x, const Tensor& w, const Tensor* b, const Tensor* z,
+                       Tensor* y, int threads) {
+    HEARTH_ASSIGN_OR_RETURN(Tensor xf, cast_tensor(x, DataType::kFloat));
+    HEARTH_ASSIGN_OR_RETURN(Tensor wf, cast_tensor(w, DataType::kFloat));
+    Tensor bf;
+    if (b) {
+      HEARTH_ASSIGN_OR_RETURN(bf, cast_tensor(*b, DataType::kFloat));
+    }
+    Tensor zf;
+    if (z) {
+      HEARTH_ASSIGN_OR_RETURN(zf, cast_tensor(*z, DataType::kFloat));
+    }
+    Tensor yf(DataType::kFloat, y->shape());
+    HEARTH_RETURN_IF_ERROR(run_float(c, xf.data<float>(), wf.data<float>(), b ? bf.data<float>() : nullptr,
+                                     z ? zf.data<float>() : nullptr, yf.data<float>(), threads));
+    HEARTH_ASSIGN_OR_RETURN(Tensor yc, cast_tensor(yf, y->dtype()));
+    std::copy_n(static_cast<const char*>(yc.raw_data()), yc.nbytes(), static_cast<char*>(y->raw_data()));
+    return ok_status();
+  }
+
+  bool transpose_;
+  WindowAttrs attrs_;
+  int64_t group_ = 1;
+  std::vector<int64_t> output_padding_, output_shape_;
+  Tensor const_w_;  // the initializer feeding W, when there is one (shares its memory)
+  bool fused_ = false;
+  ConvFusion fusion_;  // FusedConv's activation (sum is decided per call by Z)
+  // oneDNN plan for the last seen shapes.
+  std::unique_ptr<DnnlConvPlan> plan_;
+  bool plan_tried_ = false, plan_ok_ = false, plan_bias_ = false, plan_z_ = false;
+  int64_t plan_n_ = -1, plan_c_in_ = -1, plan_c_out_ = -1;
+  std::vector<int64_t> plan_in_, plan_kernel_;
+};
+
+class ConvKernel : public ConvKernelBase {
+ public:
+  ConvKernel() : ConvKernelBase(false) {}
+};
+
+class ConvTransposeKernel : public ConvKernelBase {
+ public:
+  ConvTransposeKernel() : ConvKernelBase(true) {}
+};
+
+}  // namespace
+
+void register_conv_kernels(KernelRegistry& r) {
+  r.add({"Conv", "", 1, kMaxOpset, float_types(), kernel_factory<ConvKernel>()});
+  r.add({"ConvTranspose", "", 1, kMaxOpset, float_types(), kernel_factory<ConvTransposeKernel>()});
+  r.add({"FusedConv", "com.microsoft", 1, kMaxOpset, float_types(), kernel_factory<ConvKernel>()});
+}
 
 }  // namespace hearth

@@ -1,0 +1,39 @@
+// oneDNN float32 Conv / ConvTranspose for one input shape: the primitive is
+// built once, blocked weights are reordered once when they are constant, and
+// src/dst are reordered from/to plain NC(D)HW per call when oneDNN prefers a
+// blocked layout. Owned by one kernel; not for concurrent use.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/status.h"
+#include "kernels/conv_fusion.h"
+#include "kernels/conv_geometry.h"
+
+namespace hearth {
+
+struct DnnlConvImpl;  // oneDNN objects, kept out of this header
+
+class DnnlConvPlan {
+ public:
+  ~DnnlConvPlan();
+  // Builds the primitive for `window` (native spatial rank 1..3). For a
+  // transposed conv, window.pad_end is the net end crop (may be negative).
+  // `fusion` adds oneDNN post-ops (sum of Z, activation).
+  // Fails (Status) when oneDNN has no implementation; callers fall back.
+  static Result<std::unique_ptr<DnnlConvPlan>> create(bool transpose, int64_t n, int64_t c_in, int64_t c_out,
+                                                      int64_t group, const Window& window, bool has_bias,
+                                                      const ConvFusion& fusion = {});
+  // y = act(op(x, w) + b + z). With `weights_constant`, `w` is reordered on the
+  // first call only and must then stay the same data for the plan's lifetime.
+  // `z` (shape of y) is required when the plan fuses a sum, ignored otherwise.
+  Status run(const float* x, const float* w, const float* b, float* y, bool weights_constant,
+             const float* z = nullptr);
+
+ private:
+  DnnlConvPlan();
+  std::unique_ptr<DnnlConvImpl> impl_;
+};
+
+}  // namespace hearth
