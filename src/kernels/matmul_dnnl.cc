@@ -1,0 +1,139 @@
+// oneDNN matmul primitive wrapper: per-shape primitive cache and one-time
+// packing of constant weights.
+#include "kernels/matmul_dnnl.h"
+
+#include <cstring>
+
+#include "kernels/dnnl_common.h"
+
+namespace hearth {
+
+namespace {
+
+constexpr size_t kMaxCacheEntries = 32;
+constexpr size_t kMaxDnnlRank = 12;
+
+dnnl::memory::dims to_dims(const Shape& s) { return dnnl::memory::dims(s.begin(), s.end()); }
+
+std::vector<int64_t> cache_key(const MatmulOperand& a, const MatmulOperand& b, float alpha, bool b_constant) {
+  std::vector<int64_t> key;
+  key.push_back(static_cast<int64_t>(a.dims.size()));
+  for (const Shape* s : {&a.dims, &a.strides, &b.dims, &b.strides}) key.insert(key.end(), s->begin(), s->end());
+  uint32_t alpha_bits = 0;
+  std::memcpy(&alpha_bits, &alpha, sizeof(alpha_bits));
+  key.push_back(alpha_bits);
+  key.push_back(b_constant ? 1 : 0);
+  return key;
+}
+
+}  // namespace
+
+Shape dense_strides(const Shape& dims) { return shape_strides(dims); }
+
+Status sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+             const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return ok_status();
+  if (K == 0) {
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) C[m * ldc + n] = beta == 0.0f ? 0.0f : beta * C[m * ldc + n];
+    return ok_status();
+  }
+  dnnl_status_t s = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (s != dnnl_success) {
+    return internal_error("oneDNN sgemm failed (status ", static_cast<int>(s), ") for M=", M, " N=", N, " K=", K);
+  }
+  return ok_status();
+}
+
+struct DnnlMatmul::Entry {
+  dnnl::matmul prim;
+  dnnl::memory::desc a_md, b_user_md, dst_md;
+  dnnl::memory packed_b;  // empty unless b is constant and oneDNN wants another layout
+  bool b_packed = false;
+};
+
+DnnlMatmul::DnnlMatmul() = default;
+DnnlMatmul::~DnnlMatmul() = default;
+
+Result<DnnlMatmul::Entry*> DnnlMatmul::entry_for(const MatmulOperand& a, const MatmulOperand& b, float alpha,
+                                                 bool b_constant) {
+  auto key = cache_key(a, b, alpha, b_constant);
+  auto it = cache_.find(key);
+  if (it != cache_.end()) return it->second.get();
+  if (cache_.size() >= kMaxCacheEntries) cache_.clear();
+
+  using dt = dnnl::memory::data_type;
+  auto e = std::make_unique<Entry>();
+  const size_t r = a.dims.size();
+  Shape dst_dims(r);
+  for (size_t d = 0; d + 2 < r; ++d) dst_dims[d] = a.dims[d] == 1 ? b.dims[d] : a.dims[d];
+  dst_dims[r - 2] = a.dims[r - 2];
+  dst_dims[r - 1] = b.dims[r - 1];
+  e->a_md = dnnl::memory::desc(to_dims(a.dims), dt::f32, to_dims(a.strides));
+  e->b_user_md = dnnl::memory::desc(to_dims(b.dims), dt::f32, to_dims(b.strides));
+  e->dst_md = dnnl::memory::desc(to_dims(dst_dims), dt::f32, to_dims(dense_strides(dst_dims)));
+  dnnl::primitive_attr attr;
+  if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
+  auto& eng = dnnl_cpu_engine();
+  dnnl::matmul::primitive_desc pd;
+  bool packed = false;
+  if (b_constant) {
+    // Let oneDNN choose the weights layout; fall back to the user layout below.
+    try {
+      auto any_md = dnnl::memory::desc(to_dims(b.dims), dt::f32, dnnl::memory::format_tag::any);
+      pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(e->a_md, any_md, e->dst_md), attr, eng);
+      packed = true;
+    } catch (const dnnl::error&) {
+      packed = false;
+    }
+  }
+  if (!packed) {
+    try {
+      pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(e->a_md, e->b_user_md, e->dst_md), attr, eng);
+    } catch (const dnnl::error& err) {
+      return unimplemented("oneDNN matmul has no implementation for ", shape_str(a.dims), " x ",
+                           shape_str(b.dims), " (", err.what(), ")");
+    }
+  }
+  e->prim = dnnl::matmul(pd);
+  e->b_packed = packed && pd.weights_desc() != e->b_user_md;
+  if (e->b_packed) e->packed_b = dnnl::memory(pd.weights_desc(), eng);
+  Entry* raw = e.get();
+  cache_[key] = std::move(e);
+  if (raw->b_packed) {
+    // Pack the constant weights once for this shape.
+    try {
+      dnnl::stream s(eng);
+      dnnl::memory user_b(raw->b_user_md, eng, const_cast<float*>(b.data));
+      dnnl::reorder(user_b, raw->packed_b).execute(s, user_b, raw->packed_b);
+      s.wait();
+    } catch (const dnnl::error& err) {
+      cache_.erase(key);
+      return dnnl_error_status(err, "packing MatMul weights");
+    }
+  }
+  return raw;
+}
+
+Status DnnlMatmul::run(const MatmulOperand& a, const MatmulOperand& b, float* dst, float alpha, bool b_constant) {
+  const size_t r = a.dims.size();
+  if (r < 2 || r > kMaxDnnlRank || b.dims.size() != r || a.strides.size() != r || b.strides.size() != r) {
+    return unimplemented("oneDNN matmul needs operands of one rank in 2..12, got ", shape_str(a.dims), " x ",
+                         shape_str(b.dims));
+  }
+  try {
+    HEARTH_ASSIGN_OR_RETURN(Entry * e, entry_for(a, b, alpha, b_constant));
+    auto& eng = dnnl_cpu_engine();
+    dnnl::stream s(eng);
+    dnnl::memory am(e->a_md, eng, const_cast<float*>(a.data));
+    dnnl::memory bm = e->b_packed ? e->packed_b : dnnl::memory(e->b_user_md, eng, const_cast<float*>(b.data));
+    dnnl::memory dm(e->dst_md, eng, dst);
+    e->prim.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, dm}});
+    s.wait();
+  } catch (const dnnl::error& err) {
+    return dnnl_error_status(err, "MatMul");
+  }
+  return ok_status();
+}
+
+}  // namespace hearth
