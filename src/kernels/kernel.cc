@@ -30,7 +30,8 @@ const KernelRegistry& KernelRegistry::global() {
 Result<int64_t> normalize_axis(int64_t axis, int64_t rank, const Node& node) {
   int64_t a = axis < 0 ? axis + rank : axis;
   if (a < 0 || a >= rank) {
-    return invalid_argument(node.describe(), ": axis ", axis, " is out of range for rank ", rank);
+    (void)node;  // callers' contexts already name the node
+    return invalid_argument(node.op_type, ": axis ", axis, " is out of range for rank ", rank);
   }
   return a;
 }

@@ -69,6 +69,13 @@ class Kernel {
   virtual Status compute(KernelContext& ctx) = 0;
 };
 
+// Prefixes `s` with the node's description unless the message already names it.
+inline Status with_node_context(const Status& s, const Node& node) {
+  const std::string d = node.describe();
+  if (s.ok() || s.message().find(d) != std::string::npos) return s;
+  return s.with_context(d);
+}
+
 using KernelFactory = std::function<Result<std::unique_ptr<Kernel>>(const KernelInfo&)>;
 
 // Factory for a Kernel subclass with a default constructor.
@@ -77,7 +84,7 @@ KernelFactory kernel_factory() {
   return [](const KernelInfo& info) -> Result<std::unique_ptr<Kernel>> {
     auto k = std::make_unique<K>();
     Status s = k->init(info);
-    if (!s.ok()) return s.with_context(info.node.describe());
+    if (!s.ok()) return with_node_context(s, info.node);
     return std::unique_ptr<Kernel>(std::move(k));
   };
 }

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "graph/onnx_import.h"
+#include "graph/optimizer.h"
 #include "kernels/kernel.h"
 #include "runtime/control_flow.h"
 #include "runtime/pool_allocator.h"
@@ -61,6 +62,7 @@ Result<std::unique_ptr<Session>> Session::create(Model model, const SessionOptio
   s->options_ = options;
   s->threads_ = options.intra_op_threads > 0 ? options.intra_op_threads : default_threads();
   s->pool_ = PoolAllocator::create();
+  if (options.optimize) HEARTH_RETURN_IF_ERROR(optimize_graph(s->model_).status());
   HEARTH_RETURN_IF_ERROR(s->prepare());
   return s;
 }
@@ -258,7 +260,7 @@ Result<std::vector<Tensor>> Session::run(const std::vector<std::pair<std::string
     KernelContext ctx(*step.node, ins, &outs, pool_.get(), threads_);
     auto t0 = options_.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     Status st = step.kernel->compute(ctx);
-    if (!st.ok()) return st.with_context(step.node->describe());
+    if (!st.ok()) return with_node_context(st, *step.node);
     if (options_.profile) {
       step.profile.total_us +=
           std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();

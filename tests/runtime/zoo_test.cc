@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 
 std::string zoo_dir() {
   const char* b = std::getenv("HEARTH_BUILD_DIR");
-  return (fs::path(b ? b : "build") / "zoo").string();
+  return (fs::path(b ? b : HEARTH_BUILD_DIR_DEFAULT) / "zoo").string();
 }
 
 double relative_l2(const Tensor& a, const Tensor& b) {

@@ -1,0 +1,203 @@
+#include "graph/optimizer.h"
+
+#include <cmath>
+#include <map>
+#include <set>
+
+namespace hearth {
+
+namespace {
+
+// Who reads each value: (node index, input index). Graph outputs count as readers.
+struct Uses {
+  std::map<std::string, std::vector<std::pair<size_t, size_t>>> readers;
+  std::set<std::string> graph_outputs;
+
+  explicit Uses(const Graph& g) {
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+      for (size_t k = 0; k < g.nodes[i].inputs.size(); ++k)
+        if (!g.nodes[i].inputs[k].empty()) readers[g.nodes[i].inputs[k]].emplace_back(i, k);
+    for (const auto& o : g.outputs) graph_outputs.insert(o.name);
+    for (const auto& n : g.nodes)  // subgraph reads count too
+      for (const auto& [name, a] : n.attributes)
+        if (a.type == Attribute::Type::kGraph && a.g)
+          for (const auto& v : free_variables(*a.g)) readers[v].emplace_back(SIZE_MAX, 0);
+  }
+  // The single node reading `value`, or SIZE_MAX when there are several, none, or it is an output.
+  size_t sole_reader(const std::string& value) const {
+    if (graph_outputs.count(value)) return SIZE_MAX;
+    auto it = readers.find(value);
+    if (it == readers.end() || it->second.size() != 1) return SIZE_MAX;
+    return it->second[0].first;
+  }
+};
+
+const Tensor* constant(const Graph& g, const std::vector<std::string>& inputs, size_t i) {
+  if (i >= inputs.size() || inputs[i].empty()) return nullptr;
+  auto it = g.initializers.find(inputs[i]);
+  if (it == g.initializers.end()) return nullptr;
+  for (const auto& v : g.overridable_initializers)
+    if (v.name == inputs[i]) return nullptr;
+  return &it->second;
+}
+
+bool is_default(const Node& n) { return n.domain.empty(); }
+
+// Folds BatchNormalization into the Conv feeding it: W' = W * s, B' = (B - mean) * s + beta, s = gamma / sqrt(var + eps).
+bool fold_conv_bn(Graph& g, size_t conv_idx, size_t bn_idx, int& counter) {
+  Node& conv = g.nodes[conv_idx];
+  const Node& bn = g.nodes[bn_idx];
+  if (bn.outputs.size() > 1 && !bn.outputs[1].empty()) return false;  // training outputs
+  if (bn.attr_int("training_mode", 0) != 0 || bn.attr_int("spatial", 1) != 1) return false;
+  const Tensor* w = constant(g, conv.inputs, 1);
+  const Tensor* b = conv.inputs.size() > 2 ? constant(g, conv.inputs, 2) : nullptr;
+  if (conv.inputs.size() > 2 && !conv.inputs[2].empty() && !b) return false;
+  const Tensor* gamma = constant(g, bn.inputs, 1);
+  const Tensor* beta = constant(g, bn.inputs, 2);
+  const Tensor* mean = constant(g, bn.inputs, 3);
+  const Tensor* var = constant(g, bn.inputs, 4);
+  if (!w || !gamma || !beta || !mean || !var || w->dtype() != DataType::kFloat || w->rank() < 3) return false;
+  const int64_t cout = w->dim(0);
+  for (const Tensor* t : {gamma, beta, mean, var})
+    if (t->dtype() != DataType::kFloat || t->numel() != cout) return false;
+  if (b && (b->dtype() != DataType::kFloat || b->numel() != cout)) return false;
+  const float eps = bn.attr_float("epsilon", 1e-5f);
+  Tensor nw = w->clone();
+  Tensor nb(DataType::kFloat, {cout});
+  const int64_t per = w->numel() / cout;
+  for (int64_t c = 0; c < cout; ++c) {
+    const float s = gamma->data<float>()[c] / std::sqrt(var->data<float>()[c] + eps);
+    for (int64_t i = 0; i < per; ++i) nw.data<float>()[c * per + i] *= s;
+    const float bias = b ? b->data<float>()[c] : 0.0f;
+    nb.data<float>()[c] = (bias - mean->data<float>()[c]) * s + beta->data<float>()[c];
+  }
+  const std::string base = conv.name + "_bn_folded";
+  g.initializers[base + "_W"] = std::move(nw);
+  g.initializers[base + "_B"] = std::move(nb);
+  conv.inputs.resize(3);
+  conv.inputs[1] = base + "_W";
+  conv.inputs[2] = base + "_B";
+  conv.outputs[0] = bn.outputs[0];
+  ++counter;
+  return true;
+}
+
+// Maps an activation node to FusedConv's activation name and parameters.
+bool fusable_activation(const Graph& g, const Node& n, std::string* name, std::vector<float>* params) {
+  if (!is_default(n)) return false;
+  const std::string& op = n.op_type;
+  if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "HardSwish") {
+    *name = op;
+    return true;
+  }
+  if (op == "LeakyRelu") {
+    *name = op;
+    *params = {n.attr_float("alpha", 0.01f)};
+    return true;
+  }
+  if (op == "HardSigmoid") {
+    *name = op;
+    *params = {n.attr_float("alpha", 0.2f), n.attr_float("beta", 0.5f)};
+    return true;
+  }
+  if (op == "Clip") {
+    float lo = n.attr_float("min", -INFINITY), hi = n.attr_float("max", INFINITY);
+    for (size_t i = 1; i < n.inputs.size() && i < 3; ++i) {
+      if (n.inputs[i].empty()) continue;
+      const Tensor* t = constant(g, n.inputs, i);
+      if (!t || t->numel() != 1 || t->dtype() != DataType::kFloat) return false;
+      (i == 1 ? lo : hi) = t->data<float>()[0];
+    }
+    *name = op;
+    *params = {lo, hi};
+    return true;
+  }
+  return false;
+}
+
+// Two values whose inferred shapes are known and identical (symbolic dims by name).
+bool same_known_shape(const Graph& g, const std::string& a, const std::string& b) {
+  auto ia = g.value_info.find(a), ib = g.value_info.find(b);
+  if (ia == g.value_info.end() || ib == g.value_info.end()) return false;
+  const ValueInfo& x = ia->second;
+  const ValueInfo& y = ib->second;
+  if (!x.has_shape || !y.has_shape || x.dims.size() != y.dims.size() || x.dims.empty()) return false;
+  for (size_t i = 0; i < x.dims.size(); ++i) {
+    if (x.dims[i] != y.dims[i]) return false;
+    if (x.dims[i] < 0 && (x.dim_names[i].empty() || x.dim_names[i] != y.dim_names[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<OptimizerStats> optimize_graph(Model& model) {
+  Graph& g = model.graph;
+  OptimizerStats stats;
+  std::vector<bool> dead(g.nodes.size(), false);
+  bool fused_any = false;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (dead[i] || !is_default(g.nodes[i]) || g.nodes[i].op_type != "Conv") continue;
+    Uses uses(g);  // recomputed per conv: earlier rewrites change readers
+    size_t next = uses.sole_reader(g.nodes[i].outputs[0]);
+    if (next != SIZE_MAX && !dead[next] && is_default(g.nodes[next]) && g.nodes[next].op_type == "BatchNormalization" &&
+        fold_conv_bn(g, i, next, stats.conv_bn_folded)) {
+      dead[next] = true;
+      uses = Uses(g);
+      next = uses.sole_reader(g.nodes[i].outputs[0]);
+    }
+    // Optional residual Add of a same-shaped tensor, then an optional activation.
+    std::string z;
+    size_t add_idx = SIZE_MAX;
+    if (next != SIZE_MAX && !dead[next] && is_default(g.nodes[next]) && g.nodes[next].op_type == "Add") {
+      const Node& add = g.nodes[next];
+      const std::string& y = g.nodes[i].outputs[0];
+      std::string other = add.inputs[0] == y ? add.inputs[1] : add.inputs[0];
+      if (other != y && same_known_shape(g, y, other)) {
+        z = other;
+        add_idx = next;
+        next = uses.sole_reader(add.outputs[0]);
+      }
+    }
+    std::string act;
+    std::vector<float> params;
+    size_t act_idx = SIZE_MAX;
+    if (next != SIZE_MAX && !dead[next] && fusable_activation(g, g.nodes[next], &act, &params)) act_idx = next;
+    if (add_idx == SIZE_MAX && act_idx == SIZE_MAX) continue;
+    Node& conv = g.nodes[i];
+    conv.op_type = "FusedConv";
+    conv.domain = "com.microsoft";
+    conv.inputs.resize(3);
+    if (add_idx != SIZE_MAX) {
+      conv.inputs.push_back(z);
+      conv.outputs[0] = g.nodes[add_idx].outputs[0];
+      dead[add_idx] = true;
+    }
+    if (act_idx != SIZE_MAX) {
+      Attribute a;
+      a.name = "activation";
+      a.type = Attribute::Type::kString;
+      a.s = act;
+      conv.attributes["activation"] = a;
+      Attribute p;
+      p.name = "activation_params";
+      p.type = Attribute::Type::kFloats;
+      p.floats = params;
+      conv.attributes["activation_params"] = p;
+      conv.outputs[0] = g.nodes[act_idx].outputs[0];
+      dead[act_idx] = true;
+    }
+    ++stats.conv_fused;
+    fused_any = true;
+  }
+  std::vector<Node> kept;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!dead[i]) kept.push_back(std::move(g.nodes[i]));
+  g.nodes = std::move(kept);
+  if (fused_any && !model.opsets.count("com.microsoft")) model.opsets["com.microsoft"] = 1;
+  // Rewrites can move a node's output before a later reader's producer: re-sort.
+  HEARTH_RETURN_IF_ERROR(topological_sort(g));
+  return stats;
+}
+
+}  // namespace hearth

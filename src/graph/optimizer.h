@@ -1,0 +1,20 @@
+// Graph rewrites that keep results identical (within float rounding) and make
+// execution cheaper. Run by Session::create unless SessionOptions::optimize is off.
+//   - Conv + BatchNormalization (inference, constant parameters) -> Conv with folded weights
+//   - Conv [+ Add of a same-shaped tensor] [+ activation] -> com.microsoft FusedConv,
+//     which runs the addition and activation as oneDNN post-ops
+#pragma once
+
+#include "core/status.h"
+#include "graph/graph.h"
+
+namespace hearth {
+
+struct OptimizerStats {
+  int conv_bn_folded = 0;
+  int conv_fused = 0;
+};
+
+Result<OptimizerStats> optimize_graph(Model& model);
+
+}  // namespace hearth
