@@ -129,6 +129,29 @@ bool same_known_shape(const Graph& g, const std::string& a, const std::string& b
   return true;
 }
 
+// Matches y -> Sigmoid -> s and Mul(y, s) (either order) where y feeds exactly those two
+// nodes; sets the indices of the Sigmoid and the Mul.
+bool swish_after(const Graph& g, const Uses& uses, const std::string& y, size_t* sig_idx, size_t* mul_idx,
+                 const std::vector<bool>& dead) {
+  if (uses.graph_outputs.count(y)) return false;
+  auto it = uses.readers.find(y);
+  if (it == uses.readers.end() || it->second.size() != 2) return false;
+  size_t sig = SIZE_MAX, mul = SIZE_MAX;
+  for (auto [idx, slot] : it->second) {
+    if (idx == SIZE_MAX || dead[idx] || !is_default(g.nodes[idx])) return false;
+    if (g.nodes[idx].op_type == "Sigmoid") sig = idx;
+    else if (g.nodes[idx].op_type == "Mul") mul = idx;
+  }
+  if (sig == SIZE_MAX || mul == SIZE_MAX) return false;
+  const std::string& s = g.nodes[sig].outputs[0];
+  const Node& m = g.nodes[mul];
+  if (m.inputs.size() != 2 || !((m.inputs[0] == y && m.inputs[1] == s) || (m.inputs[1] == y && m.inputs[0] == s))) return false;
+  if (uses.sole_reader(s) != mul) return false;
+  *sig_idx = sig;
+  *mul_idx = mul;
+  return true;
+}
+
 }  // namespace
 
 Result<OptimizerStats> optimize_graph(Model& model) {
@@ -162,7 +185,14 @@ Result<OptimizerStats> optimize_graph(Model& model) {
     std::string act;
     std::vector<float> params;
     size_t act_idx = SIZE_MAX;
-    if (next != SIZE_MAX && !dead[next] && fusable_activation(g, g.nodes[next], &act, &params)) act_idx = next;
+    const std::string& pre_act = add_idx != SIZE_MAX ? g.nodes[add_idx].outputs[0] : g.nodes[i].outputs[0];
+    size_t sigmoid_idx = SIZE_MAX;
+    if (add_idx == SIZE_MAX && swish_after(g, uses, pre_act, &sigmoid_idx, &act_idx, dead)) {
+      act = "Swish";  // Conv -> Sigmoid -> Mul(conv, sigmoid): SiLU, as in EfficientNet
+      dead[sigmoid_idx] = true;
+    } else if (next != SIZE_MAX && !dead[next] && fusable_activation(g, g.nodes[next], &act, &params)) {
+      act_idx = next;
+    }
     if (add_idx == SIZE_MAX && act_idx == SIZE_MAX) continue;
     Node& conv = g.nodes[i];
     conv.op_type = "FusedConv";

@@ -96,6 +96,7 @@ dnnl::primitive_attr fusion_attr(const ConvFusion& f) {
       ops.append_eltwise(1.0f, alg::eltwise_clip_v2, 0.0f, 1.0f);
       break;
     case ConvActivation::kHardSwish: ops.append_eltwise(1.0f, alg::eltwise_hardswish, 0.0f, 0.0f); break;
+    case ConvActivation::kSwish: ops.append_eltwise(1.0f, alg::eltwise_swish, 1.0f, 0.0f); break;
   }
   dnnl::primitive_attr attr;
   attr.set_post_ops(ops);

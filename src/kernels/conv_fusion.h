@@ -14,7 +14,7 @@
 
 namespace hearth {
 
-enum class ConvActivation { kNone, kRelu, kLeakyRelu, kSigmoid, kTanh, kClip, kHardSigmoid, kHardSwish };
+enum class ConvActivation { kNone, kRelu, kLeakyRelu, kSigmoid, kTanh, kClip, kHardSigmoid, kHardSwish, kSwish };
 
 struct ConvFusion {
   ConvActivation act = ConvActivation::kNone;
@@ -36,6 +36,7 @@ inline Status parse_conv_activation(const std::string& name, const std::vector<f
   } else if (name == "HardSigmoid") {
     f->act = ConvActivation::kHardSigmoid, f->alpha = param(0, 0.2f), f->beta = param(1, 0.5f);
   } else if (name == "HardSwish") f->act = ConvActivation::kHardSwish;
+  else if (name == "Swish") f->act = ConvActivation::kSwish;  // x * sigmoid(x), a.k.a. SiLU
   else return unimplemented("fused activation '", name, "' is not supported");
   return ok_status();
 }
@@ -54,6 +55,7 @@ void apply_conv_fusion(const ConvFusion& f, const T* z, T* y, int64_t n) {
       case ConvActivation::kClip: v = std::min<double>(std::max<double>(v, f.alpha), f.beta); break;
       case ConvActivation::kHardSigmoid: v = std::clamp(f.alpha * v + f.beta, 0.0, 1.0); break;
       case ConvActivation::kHardSwish: v = v * std::clamp(v / 6.0 + 0.5, 0.0, 1.0); break;
+      case ConvActivation::kSwish: v = v / (1.0 + std::exp(-v)); break;
     }
     y[i] = static_cast<T>(v);
   }

@@ -55,6 +55,20 @@ Result<Tensor> widen(const Tensor& t) {
   return cast_tensor(t, DataType::kFloat);
 }
 
+// When B is one matrix shared by every batch entry and A is not broadcast,
+// [batch..., M, K] x [K, N] is a single [batch*M, K] x [K, N] product: one
+// large GEMM instead of many small ones (e.g. Linear layers on [seq, batch, hidden]).
+void fold_shared_b(MatmulPlan& p) {
+  if (p.batch.empty()) return;
+  const size_t nb = p.batch.size();
+  for (size_t i = 0; i < nb; ++i)
+    if (p.b_full[i] != 1 || p.a_full[i] != p.batch[i]) return;
+  p.M *= p.batch_count();
+  p.batch.clear();
+  p.a_full = {p.M, p.K};
+  p.b_full = {p.K, p.N};
+}
+
 class MatMulKernel : public Kernel {
  public:
   Status init(const KernelInfo& info) override {
@@ -68,6 +82,7 @@ class MatMulKernel : public Kernel {
     const Tensor& b = *ctx.input(1);
     auto plan = plan_matmul(a.shape(), b.shape());
     if (!plan.ok()) return plan.status().with_context(ctx.node().describe());
+    fold_shared_b(*plan);
     const DataType t = a.dtype();
     if (is_half(t)) {
       HEARTH_ASSIGN_OR_RETURN(Tensor af, widen(a));
