@@ -56,6 +56,7 @@ class ConvKernelBase : public Kernel {
     Tensor& y = ctx.allocate_output(0, x->dtype(), call.out_shape);
     if (y.numel() == 0) return ok_status();
     const int threads = std::max(1, ctx.num_threads());
+    scratch_ = ctx.allocator();
     switch (x->dtype()) {
       case DataType::kFloat:
         return run_float(call, x->data<float>(), w->data<float>(), b ? b->data<float>() : nullptr,
@@ -145,7 +146,7 @@ class ConvKernelBase : public Kernel {
       return ok_status();
     }
     const bool w_const = const_w_.defined() && const_w_.dtype() == DataType::kFloat && const_w_.data<float>() == w;
-    return plan_->run(x, w, b, y, w_const, z);
+    return plan_->run(x, w, b, y, w_const, z, scratch_);
   }
 
   Status run_via_float(const ConvCall& c, const Tensor& x, const Tensor& w, const Tensor* b, const Tensor* z,
@@ -174,6 +175,7 @@ class ConvKernelBase : public Kernel {
   std::vector<int64_t> output_padding_, output_shape_;
   Tensor const_w_;  // the initializer feeding W, when there is one (shares its memory)
   bool fused_ = false;
+  Allocator* scratch_ = nullptr;  // the running session's pool, for oneDNN's blocked buffers
   ConvFusion fusion_;  // FusedConv's activation (sum is decided per call by Z)
   // oneDNN plan for the last seen shapes.
   std::unique_ptr<DnnlConvPlan> plan_;

@@ -67,13 +67,16 @@ memory::desc plain_act(int64_t n, int64_t c, const std::vector<int64_t>& sp) {
 memory::desc any_like(const memory::desc& md) { return memory::desc(md.dims(), dt::f32, tag::any); }
 
 // Chooses between wrapping the caller's buffer and a reorder through a blocked buffer.
+// Persistent buffers are owned by the plan (packed weights); activation buffers get
+// their memory per run from the session's pool (see run()), so a model's convolutions
+// share them instead of each holding its own.
 void bind(const memory::desc& plain, const memory::desc& chosen, bool to_prim, memory* user, memory* mem,
-          bool* needs_reorder, dnnl::reorder* r) {
+          bool* needs_reorder, dnnl::reorder* r, bool persistent) {
   auto& eng = dnnl_cpu_engine();
   *user = memory(plain, eng, nullptr);
   *needs_reorder = !(plain == chosen);
   if (*needs_reorder) {
-    *mem = memory(chosen, eng);
+    *mem = persistent ? memory(chosen, eng) : memory(chosen, eng, nullptr);
     *r = to_prim ? dnnl::reorder(*user, *mem) : dnnl::reorder(*mem, *user);
   } else {
     *mem = *user;
@@ -143,9 +146,9 @@ Result<std::unique_ptr<DnnlConvPlan>> DnnlConvPlan::create(bool transpose, int64
       p.prim = dnnl::deconvolution_forward(pd);
       src_pd = pd.src_desc(), w_pd = pd.weights_desc(), dst_pd = pd.dst_desc();
     }
-    bind(p.src_plain, src_pd, true, &p.src_user, &p.src_mem, &p.src_reorder, &p.src_r);
-    bind(p.w_plain, w_pd, true, &p.w_user, &p.w_mem, &p.w_reorder, &p.w_r);
-    bind(p.dst_plain, dst_pd, false, &p.dst_user, &p.dst_mem, &p.dst_reorder, &p.dst_r);
+    bind(p.src_plain, src_pd, true, &p.src_user, &p.src_mem, &p.src_reorder, &p.src_r, false);
+    bind(p.w_plain, w_pd, true, &p.w_user, &p.w_mem, &p.w_reorder, &p.w_r, true);
+    bind(p.dst_plain, dst_pd, false, &p.dst_user, &p.dst_mem, &p.dst_reorder, &p.dst_r, false);
     if (has_bias) p.bias_user = memory(p.bias_md, eng, nullptr);
     if (p.sum && p.dst_reorder) p.z_r = dnnl::reorder(p.dst_user, p.dst_mem);
   } catch (const dnnl::error& e) {
@@ -155,11 +158,21 @@ Result<std::unique_ptr<DnnlConvPlan>> DnnlConvPlan::create(bool transpose, int64
 }
 
 Status DnnlConvPlan::run(const float* x, const float* w, const float* b, float* y, bool weights_constant,
-                         const float* z) {
+                         const float* z, Allocator* scratch) {
   DnnlConvImpl& p = *impl_;
   if (p.sum && !z) return internal_error("fused convolution run without its Z input");
+  if (!scratch) scratch = default_allocator();
   try {
     auto& s = thread_stream();
+    std::shared_ptr<void> src_buf, dst_buf;  // blocked-layout activations, back to the pool after the run
+    if (p.src_reorder) {
+      src_buf = scratch->allocate(p.src_mem.get_desc().get_size());
+      p.src_mem.set_data_handle(src_buf.get());
+    }
+    if (p.dst_reorder) {
+      dst_buf = scratch->allocate(p.dst_mem.get_desc().get_size());
+      p.dst_mem.set_data_handle(dst_buf.get());
+    }
     p.src_user.set_data_handle(const_cast<float*>(x));
     p.dst_user.set_data_handle(y);
     if (p.src_reorder) p.src_r.execute(s, p.src_user, p.src_mem);

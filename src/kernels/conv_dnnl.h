@@ -28,8 +28,9 @@ class DnnlConvPlan {
   // y = act(op(x, w) + b + z). With `weights_constant`, `w` is reordered on the
   // first call only and must then stay the same data for the plan's lifetime.
   // `z` (shape of y) is required when the plan fuses a sum, ignored otherwise.
+  // Temporary blocked-layout buffers come from `scratch` (default heap when null).
   Status run(const float* x, const float* w, const float* b, float* y, bool weights_constant,
-             const float* z = nullptr);
+             const float* z = nullptr, Allocator* scratch = nullptr);
 
  private:
   DnnlConvPlan();
