@@ -179,3 +179,42 @@ TEST(OnnxImport, constant_nodes_become_initializers) {
 
 }  // namespace
 }  // namespace hearth
+
+namespace hearth {
+namespace {
+
+// Weights beyond 2 GiB live in external data; the protobuf itself stays small.
+// The data file is sparse, so the test writes almost nothing to disk.
+TEST(OnnxImport, loads_external_data_larger_than_2_gib) {
+  TempDir dir;
+  const int64_t count = (int64_t{1} << 31) / 4 + 1024;  // 2 GiB + 4 KiB of floats
+  const int64_t bytes = count * 4;
+  {
+    std::ofstream f(dir.path / "big.bin", std::ios::binary);
+    const float marker = 42.5f;
+    f.write(reinterpret_cast<const char*>(&marker), 4);
+    f.seekp(bytes - 4);
+    f.write(reinterpret_cast<const char*>(&marker), 4);
+  }
+  auto mp = relu_model();
+  auto* t = mp.mutable_graph()->add_initializer();
+  t->set_name("big");
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(count);
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* kv = t->add_external_data();
+  kv->set_key("location");
+  kv->set_value("big.bin");
+  std::string path = (dir.path / "model.onnx").string();
+  std::ofstream(path, std::ios::binary) << mp.SerializeAsString();
+  auto m = load_model_file(path);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const Tensor& big = m->graph.initializers.at("big");
+  ASSERT_EQ(big.numel(), count);
+  EXPECT_EQ(big.data<float>()[0], 42.5f);
+  EXPECT_EQ(big.data<float>()[count - 1], 42.5f);
+  EXPECT_EQ(big.data<float>()[count / 2], 0.0f);
+}
+
+}  // namespace
+}  // namespace hearth
