@@ -13,7 +13,7 @@ void set_exit_code(int code) { g_exit_code = code; }
 
 void report_error(const Status& s) {
   std::cerr << "error: " << s.message() << "\n";
-  g_exit_code = s.code() == StatusCode::kInvalidArgument && false ? kExitUsage : kExitRuntime;
+  g_exit_code = kExitRuntime;  // usage errors are CLI11's, mapped to kExitUsage in main()
 }
 
 }  // namespace hearth::cli
