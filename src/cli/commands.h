@@ -14,7 +14,7 @@ constexpr int kExitUsage = 2;
 // The exit code set by the subcommand that ran.
 int exit_code();
 void set_exit_code(int code);
-// Prints "error: <message>" to stderr and records exit code 1 (2 for invalid usage).
+// Prints "error: <message>" to stderr and records exit code 1.
 void report_error(const Status& s);
 
 void add_conformance_command(CLI::App& app);
@@ -22,5 +22,6 @@ void add_run_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_ops_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace hearth::cli

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   hearth::cli::add_inspect_command(app);
   hearth::cli::add_bench_command(app);
   hearth::cli::add_ops_command(app);
+  hearth::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
