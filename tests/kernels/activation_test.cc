@@ -16,23 +16,14 @@ using testing::attr_float;
 using testing::attr_int;
 using testing::make_node;
 using testing::run_node;
+using testing::run_op;
+using testing::values;
 
-template <typename T>
-std::vector<T> values(const Tensor& t) {
-  return std::vector<T>(t.data<T>(), t.data<T>() + t.numel());
-}
-
-Tensor run1(const std::string& op, std::vector<Tensor> in, std::map<std::string, Attribute> attrs = {},
-            int64_t opset = 17) {
-  auto r = run_node(make_node(op, in.size(), 1, std::move(attrs)), in, opset);
-  EXPECT_TRUE(r.ok()) << op << ": " << r.status().to_string();
-  return r.ok() ? (*r)[0] : Tensor();
-}
 
 const std::vector<float> kX = {-3.0f, -1.0f, -0.25f, 0.0f, 0.5f, 1.0f, 4.0f};
 
 void expect_pointwise(const std::string& op, double (*ref)(double), std::map<std::string, Attribute> attrs = {}) {
-  Tensor y = run1(op, {Tensor::from_vector<float>(kX, {7})}, std::move(attrs));
+  Tensor y = run_op(op, {Tensor::from_vector<float>(kX, {7})}, std::move(attrs));
   ASSERT_EQ(y.numel(), 7);
   for (size_t i = 0; i < kX.size(); ++i) EXPECT_NEAR(y.data<float>()[i], ref(kX[i]), 1e-6) << op << " x=" << kX[i];
 }
@@ -58,7 +49,7 @@ TEST(ActivationPointwise, match_reference_formulas) {
 }
 
 TEST(ActivationPointwise, relu_accepts_integers_and_rejects_bool) {
-  EXPECT_EQ(values<int64_t>(run1("Relu", {Tensor::from_vector<int64_t>({-2, 3}, {2})})),
+  EXPECT_EQ(values<int64_t>(run_op("Relu", {Tensor::from_vector<int64_t>({-2, 3}, {2})})),
             (std::vector<int64_t>{0, 3}));
   auto bad = run_node(make_node("Sigmoid", 1, 1), {Tensor::from_vector<bool>({true}, {1})});
   ASSERT_FALSE(bad.ok());
@@ -100,7 +91,7 @@ TEST(ActivationSoftmax, every_axis_matches_reference) {
   Tensor in = Tensor::from_vector<float>(x, {2, 3, 4});
   for (int axis = 0; axis < 3; ++axis) {
     for (bool log : {false, true}) {
-      Tensor y = run1(log ? "LogSoftmax" : "Softmax", {in}, {{"axis", attr_int(axis)}}, 13);
+      Tensor y = run_op(log ? "LogSoftmax" : "Softmax", {in}, {{"axis", attr_int(axis)}}, 13);
       auto ref = ref_softmax(x, 2, 3, 4, axis, log);
       for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y.data<float>()[i], ref[i], 1e-5) << axis << " " << i;
     }
@@ -110,15 +101,15 @@ TEST(ActivationSoftmax, every_axis_matches_reference) {
 TEST(ActivationSoftmax, opset11_coerces_to_2d) {
   std::vector<float> x(2 * 3 * 4);
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 5);
-  Tensor y = run1("Softmax", {Tensor::from_vector<float>(x, {2, 3, 4})}, {}, 11);
+  Tensor y = run_op("Softmax", {Tensor::from_vector<float>(x, {2, 3, 4})}, {}, 11);
   auto ref = ref_softmax(x, 1, 2, 12, 2, false);  // default axis 1: rows of 12
   for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y.data<float>()[i], ref[i], 1e-6);
 }
 
 TEST(ActivationSoftmax, hardmax_picks_first_maximum) {
   Tensor x = Tensor::from_vector<float>({1, 3, 3, 0, 2, -1}, {2, 3});
-  EXPECT_EQ(values<float>(run1("Hardmax", {x})), (std::vector<float>{0, 1, 0, 0, 1, 0}));
-  EXPECT_EQ(values<float>(run1("Hardmax", {x}, {{"axis", attr_int(0)}})), (std::vector<float>{1, 1, 1, 0, 0, 0}));
+  EXPECT_EQ(values<float>(run_op("Hardmax", {x})), (std::vector<float>{0, 1, 0, 0, 1, 0}));
+  EXPECT_EQ(values<float>(run_op("Hardmax", {x}, {{"axis", attr_int(0)}})), (std::vector<float>{1, 1, 1, 0, 0, 0}));
   auto bad = run_node(make_node("Softmax", 1, 1, {{"axis", attr_int(5)}}), {x});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
@@ -127,20 +118,20 @@ TEST(ActivationSoftmax, hardmax_picks_first_maximum) {
 TEST(ActivationPRelu, slope_broadcasts_per_channel) {
   Tensor x = Tensor::from_vector<float>({-1, 2, -3, 4}, {1, 2, 2});
   Tensor slope = Tensor::from_vector<float>({0.5f, 0.25f}, {2, 1});
-  EXPECT_EQ(values<float>(run1("PRelu", {x, slope})), (std::vector<float>{-0.5f, 2, -0.75f, 4}));
+  EXPECT_EQ(values<float>(run_op("PRelu", {x, slope})), (std::vector<float>{-0.5f, 2, -0.75f, 4}));
   auto bad = run_node(make_node("PRelu", 2, 1), {x, Tensor::from_vector<float>({1, 2, 3}, {3})});
   EXPECT_FALSE(bad.ok());
 }
 
 TEST(ActivationClip, bounds_from_inputs_or_attributes) {
   Tensor x = Tensor::from_vector<float>({-5, 0, 5}, {3});
-  EXPECT_EQ(values<float>(run1("Clip", {x, Tensor::scalar<float>(-1), Tensor::scalar<float>(2)})),
+  EXPECT_EQ(values<float>(run_op("Clip", {x, Tensor::scalar<float>(-1), Tensor::scalar<float>(2)})),
             (std::vector<float>{-1, 0, 2}));
-  EXPECT_EQ(values<float>(run1("Clip", {x, Tensor(), Tensor::scalar<float>(2)})), (std::vector<float>{-5, 0, 2}));
-  EXPECT_EQ(values<float>(run1("Clip", {x}, {{"min", attr_float(-2)}, {"max", attr_float(1)}}, 6)),
+  EXPECT_EQ(values<float>(run_op("Clip", {x, Tensor(), Tensor::scalar<float>(2)})), (std::vector<float>{-5, 0, 2}));
+  EXPECT_EQ(values<float>(run_op("Clip", {x}, {{"min", attr_float(-2)}, {"max", attr_float(1)}}, 6)),
             (std::vector<float>{-2, 0, 1}));
   Tensor i8 = Tensor::from_vector<int8_t>({-100, 3, 100}, {3});
-  EXPECT_EQ(values<int8_t>(run1("Clip", {i8, Tensor::scalar<int8_t>(-10)})), (std::vector<int8_t>{-10, 3, 100}));
+  EXPECT_EQ(values<int8_t>(run_op("Clip", {i8, Tensor::scalar<int8_t>(-10)})), (std::vector<int8_t>{-10, 3, 100}));
   auto bad = run_node(make_node("Clip", 2, 1), {x, Tensor::from_vector<float>({1, 2}, {2})});
   EXPECT_FALSE(bad.ok());
 }

@@ -1,6 +1,9 @@
 // Runs one node through the global kernel registry, for kernel unit tests.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <map>
 #include <string>
 #include <vector>
 
@@ -50,6 +53,21 @@ inline Result<std::vector<Tensor>> run_node(Node node, const std::vector<Tensor>
   KernelContext ctx(node, in, &outs, default_allocator(), threads);
   HEARTH_RETURN_IF_ERROR(kernel->compute(ctx));
   return outs;
+}
+
+// The elements of `t` as a vector.
+template <typename T>
+std::vector<T> values(const Tensor& t) {
+  return std::vector<T>(t.data<T>(), t.data<T>() + t.numel());
+}
+
+// Runs single-output `op` on `in`; records a test failure and returns an
+// undefined Tensor when the kernel fails.
+inline Tensor run_op(const std::string& op, std::vector<Tensor> in, std::map<std::string, Attribute> attrs = {},
+                     int64_t opset = 17) {
+  auto r = run_node(make_node(op, in.size(), 1, std::move(attrs)), in, opset);
+  EXPECT_TRUE(r.ok()) << op << ": " << r.status().to_string();
+  return r.ok() ? (*r)[0] : Tensor();
 }
 
 }  // namespace hearth::testing

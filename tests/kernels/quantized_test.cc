@@ -16,10 +16,7 @@ using testing::attr_ints;
 using testing::make_node;
 using testing::run_node;
 
-template <typename T>
-std::vector<T> values(const Tensor& t) {
-  return std::vector<T>(t.data<T>(), t.data<T>() + t.numel());
-}
+using testing::values;
 
 template <typename T>
 Tensor random_tensor(Shape shape, std::mt19937& rng, int lo, int hi) {
