@@ -12,7 +12,9 @@ cmake -S . -B "$dir" -G Ninja -DHEARTH_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCM
 cmake --build "$dir" -j 2 --target fuzz_model_loader
 corpus="$dir/corpus/model_loader"
 mkdir -p "$corpus"
-# Seed with small real models when present, so the fuzzer starts from valid protobuf.
+# Seeds: inputs that once crashed (kept as regression cases), and small real models
+# when present, so the fuzzer starts from valid protobuf.
+cp fuzz/corpus/model_loader/* "$corpus/" 2>/dev/null || true
 for f in build/conformance/node/test_relu/model.onnx build/conformance/node/test_conv_with_strides_padding/model.onnx \
          build/conformance/node/test_gather_0/model.onnx build/conformance/node/test_add_bcast/model.onnx; do
   [ -f "$f" ] && cp "$f" "$corpus/" || true

@@ -45,7 +45,9 @@ Result<fs::path> resolve_external(const std::string& location, const std::string
   return full;
 }
 
-Status read_external(const onnx::TensorProto& tp, const std::string& base_dir, Tensor& t) {
+// Reads external data into a new tensor; every check runs before memory is allocated.
+Result<Tensor> read_external(const onnx::TensorProto& tp, const std::string& base_dir, DataType dt, const Shape& shape,
+                             int64_t want) {
   std::string location;
   int64_t offset = 0, length = -1;
   for (const auto& kv : tp.external_data()) {
@@ -58,7 +60,6 @@ Status read_external(const onnx::TensorProto& tp, const std::string& base_dir, T
     }
   }
   HEARTH_ASSIGN_OR_RETURN(fs::path file, resolve_external(location, base_dir, tp.name()));
-  const int64_t want = static_cast<int64_t>(t.nbytes());
   if (length >= 0 && length != want) {
     return invalid_argument("tensor '", tp.name(), "': external data length ", length, " does not match dims (", want, " bytes)");
   }
@@ -69,11 +70,12 @@ Status read_external(const onnx::TensorProto& tp, const std::string& base_dir, T
     return invalid_argument("tensor '", tp.name(), "': external data file '", location, "' is ", fsize,
                             " bytes, too short for offset ", offset, " + ", want, " bytes");
   }
+  Tensor t(dt, shape);
   std::ifstream in(file, std::ios::binary);
   in.seekg(offset);
   in.read(static_cast<char*>(t.raw_data()), want);
   if (!in) return data_loss("tensor '", tp.name(), "': could not read external data from '", location, "'");
-  return ok_status();
+  return t;
 }
 
 }  // namespace
@@ -96,9 +98,7 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& tp, const std::string&
   const size_t nbytes = static_cast<size_t>(numel) * esize;
 
   if (tp.data_location() == onnx::TensorProto::EXTERNAL) {
-    Tensor t(dt, shape);
-    HEARTH_RETURN_IF_ERROR(read_external(tp, base_dir, t));
-    return t;
+    return read_external(tp, base_dir, dt, shape, static_cast<int64_t>(nbytes));
   }
   if (tp.has_raw_data()) {
     if (tp.raw_data().size() != nbytes) {

@@ -34,6 +34,18 @@ Status unsupported_op_error(const Node& node, int64_t opset) {
                        node.name, "'");
 }
 
+// Kernels report errors as Status; an allocation failure (a model or input asking for
+// absurd sizes) or a library exception must not take the process down either.
+Status compute_guarded(Kernel& kernel, KernelContext& ctx) {
+  try {
+    return kernel.compute(ctx);
+  } catch (const std::bad_alloc&) {
+    return resource_exhausted("out of memory while computing (are the input sizes reasonable?)");
+  } catch (const std::exception& e) {
+    return internal_error("unexpected exception: ", e.what());
+  }
+}
+
 int default_threads() {
   unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
@@ -181,7 +193,7 @@ Status Session::fold_constants() {
       for (const auto& in : node.inputs) ins.push_back(in.empty() ? nullptr : &g.initializers.at(in));
       std::vector<Tensor> outs(node.outputs.size());
       KernelContext ctx(node, ins, &outs, default_allocator(), threads_);
-      Status st = step.kernel->compute(ctx);
+      Status st = compute_guarded(*step.kernel, ctx);
       if (st.ok()) {
         for (size_t k = 0; k < outs.size(); ++k)
           if (!node.outputs[k].empty() && outs[k].defined()) g.initializers[node.outputs[k]] = std::move(outs[k]);
@@ -259,7 +271,7 @@ Result<std::vector<Tensor>> Session::run(const std::vector<std::pair<std::string
     std::vector<Tensor> outs(step.outputs.size());
     KernelContext ctx(*step.node, ins, &outs, pool_.get(), threads_);
     auto t0 = options_.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
-    Status st = step.kernel->compute(ctx);
+    Status st = compute_guarded(*step.kernel, ctx);
     if (!st.ok()) return with_node_context(st, *step.node);
     if (options_.profile) {
       step.profile.total_us +=

@@ -218,3 +218,23 @@ TEST(OnnxImport, loads_external_data_larger_than_2_gib) {
 
 }  // namespace
 }  // namespace hearth
+
+namespace hearth {
+namespace {
+
+// Found by the fuzzer: an external-data tensor with huge dims parsed from memory
+// must be refused before anything is allocated.
+TEST(OnnxImport, refuses_external_data_from_memory_before_allocating) {
+  onnx::TensorProto tp;
+  tp.set_name("y");
+  tp.set_data_type(onnx::TensorProto::FLOAT);
+  tp.add_dims(int64_t{1} << 44);
+  tp.set_data_location(onnx::TensorProto::EXTERNAL);
+  std::string bytes = tp.SerializeAsString();
+  auto t = parse_tensor_proto(bytes.data(), bytes.size());
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("external data"), std::string::npos) << t.status().message();
+}
+
+}  // namespace
+}  // namespace hearth

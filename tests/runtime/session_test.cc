@@ -96,3 +96,26 @@ TEST(Session, steady_state_reuses_memory) {
 
 }  // namespace
 }  // namespace hearth
+
+namespace hearth {
+namespace {
+
+// ConstantOfShape asked for 2^60 elements: an error, not an abort.
+TEST(Session, absurd_allocation_is_an_error_not_a_crash) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  testing::set_tensor_type(g->add_input(), "shape", onnx::TensorProto::INT64, {2});
+  testing::set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {-1, -1});
+  testing::add_node(g, "ConstantOfShape", {"shape"}, {"y"}, "fill");
+  std::string bytes = m.SerializeAsString();
+  auto s = Session::load_bytes(bytes.data(), bytes.size(), "");
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  auto r = (*s)->run({{"shape", Tensor::from_vector<int64_t>({int64_t{1} << 30, int64_t{1} << 30}, {2})}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("fill"), std::string::npos) << r.status().message();
+}
+
+}  // namespace
+}  // namespace hearth
