@@ -16,14 +16,9 @@ using testing::attr_floats;
 using testing::attr_ints;
 using testing::attr_string;
 using testing::make_node;
+using testing::random_tensor;
 using testing::run_node;
 
-Tensor random_tensor(const Shape& shape, std::mt19937* rng) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(shape_numel(shape));
-  for (auto& x : v) x = dist(*rng);
-  return Tensor::from_vector(v, shape);
-}
 
 struct Act {
   const char* name;
@@ -37,8 +32,8 @@ TEST(FusedConvKernel, matches_reference_epilogue_for_each_activation) {
   std::mt19937 rng(21);
   for (const Act& act : acts) {
     for (bool with_z : {false, true}) {
-      Tensor x = random_tensor({1, 8, 9, 9}, &rng), w = random_tensor({16, 8, 3, 3}, &rng);
-      Tensor b = random_tensor({16}, &rng), z = random_tensor({1, 16, 9, 9}, &rng);
+      Tensor x = random_tensor({1, 8, 9, 9}, rng), w = random_tensor({16, 8, 3, 3}, rng);
+      Tensor b = random_tensor({16}, rng), z = random_tensor({1, 16, 9, 9}, rng);
       std::map<std::string, Attribute> attrs = {{"pads", attr_ints({1, 1, 1, 1})}};
       if (*act.name) attrs["activation"] = attr_string(act.name);
       if (!act.params.empty()) attrs["activation_params"] = attr_floats(act.params);

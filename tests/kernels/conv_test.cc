@@ -16,14 +16,9 @@ using testing::attr_int;
 using testing::attr_ints;
 using testing::attr_string;
 using testing::make_node;
+using testing::random_tensor;
 using testing::run_node;
 
-Tensor random_tensor(const Shape& shape, std::mt19937* rng) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(shape_numel(shape));
-  for (auto& x : v) x = dist(*rng);
-  return Tensor::from_vector(v, shape);
-}
 
 std::vector<double> to_doubles(const Tensor& t) { return tensor_to_doubles(t).value(); }
 
@@ -122,7 +117,7 @@ TEST(ConvKernel, onednn_matches_reference_on_random_shapes) {
     Shape xs = {c.n, c.c_in}, ws = {c.c_out, c.c_in / c.group};
     xs.insert(xs.end(), c.dims, c.size);
     ws.insert(ws.end(), c.dims, c.k);
-    Tensor x = random_tensor(xs, &rng), w = random_tensor(ws, &rng), b = random_tensor({c.c_out}, &rng);
+    Tensor x = random_tensor(xs, rng), w = random_tensor(ws, rng), b = random_tensor({c.c_out}, rng);
     std::vector<Tensor> ins = {x, w};
     if (c.bias) ins.push_back(b);
     // Constant weights exercise the reorder-once path.
@@ -145,7 +140,7 @@ TEST(ConvTransposeKernel, onednn_matches_reference_on_random_shapes) {
     Shape xs = {c.n, c.c_in}, ws = {c.c_in, c.c_out / c.group};
     xs.insert(xs.end(), c.dims, c.size);
     ws.insert(ws.end(), c.dims, c.k);
-    Tensor x = random_tensor(xs, &rng), w = random_tensor(ws, &rng), b = random_tensor({c.c_out}, &rng);
+    Tensor x = random_tensor(xs, rng), w = random_tensor(ws, rng), b = random_tensor({c.c_out}, rng);
     std::vector<Tensor> ins = {x, w};
     if (c.bias) ins.push_back(b);
     auto attrs = window_attrs(c);
@@ -172,11 +167,11 @@ TEST(ConvReference, conv_transpose_is_the_adjoint_of_conv) {
     Shape xs = {c.n, c.c_in}, ws = {c.c_out, c.c_in / c.group};
     xs.insert(xs.end(), c.dims, c.size);
     ws.insert(ws.end(), c.dims, c.k);
-    auto x = to_doubles(random_tensor(xs, &rng)), w = to_doubles(random_tensor(ws, &rng));
+    auto x = to_doubles(random_tensor(xs, rng)), w = to_doubles(random_tensor(ws, rng));
     int64_t out = (c.size + c.pad_b + c.pad_e - (c.k - 1) * c.dil - 1) / c.stride + 1;
     Shape ys = {c.n, c.c_out};
     ys.insert(ys.end(), c.dims, out);
-    auto y = to_doubles(random_tensor(ys, &rng));
+    auto y = to_doubles(random_tensor(ys, rng));
     ConvShape s = ref_shape(c, ys);
     std::vector<double> cx(y.size()), ty(x.size());
     conv_ref<double>(s, x.data(), w.data(), nullptr, cx.data(), 1);
@@ -211,14 +206,14 @@ TEST(ConvKernel, runs_double_and_float16) {
 TEST(ConvKernel, reuses_cached_primitive_across_calls_and_shapes) {
   Node node = make_node("Conv", 2, 1, {{"pads", attr_ints({1, 1, 1, 1})}});
   std::mt19937 rng(3);
-  Tensor w = random_tensor({4, 3, 3, 3}, &rng);
+  Tensor w = random_tensor({4, 3, 3, 3}, rng);
   const KernelDef* def = KernelRegistry::global().find("Conv", "", 17);
   ASSERT_NE(def, nullptr);
   KernelInfo info{node, 17, [&](size_t i) -> const Tensor* { return i == 1 ? &w : nullptr; }};
   auto kernel = def->factory(info);
   ASSERT_TRUE(kernel.ok());
   for (int64_t size : {5, 5, 7, 5}) {
-    Tensor x = random_tensor({1, 3, size, size}, &rng);
+    Tensor x = random_tensor({1, 3, size, size}, rng);
     std::vector<Tensor> outs(1);
     KernelContext ctx(node, {&x, &w}, &outs, default_allocator(), 1);
     ASSERT_TRUE((*kernel)->compute(ctx).ok());

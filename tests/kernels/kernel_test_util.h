@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,14 @@ inline Result<std::vector<Tensor>> run_node(Node node, const std::vector<Tensor>
   KernelContext ctx(node, in, &outs, default_allocator(), threads);
   HEARTH_RETURN_IF_ERROR(kernel->compute(ctx));
   return outs;
+}
+
+// A float tensor of `shape` with values drawn uniformly from [lo, hi).
+inline Tensor random_tensor(const Shape& shape, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  Tensor t(DataType::kFloat, shape);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng);
+  return t;
 }
 
 // The elements of `t` as a vector.

@@ -14,14 +14,9 @@ namespace {
 using testing::attr_float;
 using testing::attr_int;
 using testing::make_node;
+using testing::random_tensor;
 using testing::run_node;
 
-Tensor random_tensor(const Shape& shape, std::mt19937& rng) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  Tensor t(DataType::kFloat, shape);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng);
-  return t;
-}
 
 void expect_close(const Tensor& got, const std::vector<float>& want, double rel = 1e-4) {
   ASSERT_EQ(got.numel(), static_cast<int64_t>(want.size()));

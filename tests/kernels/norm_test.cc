@@ -14,14 +14,9 @@ using testing::attr_float;
 using testing::attr_int;
 using testing::attr_ints;
 using testing::make_node;
+using testing::random_tensor;
 using testing::run_node;
 
-Tensor random_tensor(const Shape& shape, std::mt19937& rng, float lo = -2.0f, float hi = 2.0f) {
-  std::uniform_real_distribution<float> dist(lo, hi);
-  Tensor t(DataType::kFloat, shape);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng);
-  return t;
-}
 
 void expect_close(const Tensor& got, const std::vector<double>& want, double tol = 1e-5) {
   ASSERT_EQ(got.numel(), static_cast<int64_t>(want.size()));
@@ -35,8 +30,8 @@ const float* f(const Tensor& t) { return t.data<float>(); }
 TEST(NormKernel, batchnorm_inference_matches_formula) {
   std::mt19937 rng(1);
   const int64_t N = 2, C = 3, S = 20;
-  Tensor x = random_tensor({N, C, 4, 5}, rng), s = random_tensor({C}, rng), b = random_tensor({C}, rng);
-  Tensor m = random_tensor({C}, rng), v = random_tensor({C}, rng, 0.1f, 1.0f);
+  Tensor x = random_tensor({N, C, 4, 5}, rng, -2.0f, 2.0f), s = random_tensor({C}, rng, -2.0f, 2.0f), b = random_tensor({C}, rng, -2.0f, 2.0f);
+  Tensor m = random_tensor({C}, rng, -2.0f, 2.0f), v = random_tensor({C}, rng, 0.1f, 1.0f);
   auto out = run_node(make_node("BatchNormalization", 5, 1, {{"epsilon", attr_float(1e-3f)}}), {x, s, b, m, v}, 15);
   ASSERT_TRUE(out.ok()) << out.status().to_string();
   std::vector<double> want(x.numel());
@@ -52,8 +47,8 @@ TEST(NormKernel, batchnorm_inference_matches_formula) {
 TEST(NormKernel, batchnorm_training_mode_updates_running_stats) {
   std::mt19937 rng(2);
   const int64_t N = 3, C = 2, S = 4;
-  Tensor x = random_tensor({N, C, S}, rng), s = random_tensor({C}, rng), b = random_tensor({C}, rng);
-  Tensor m = random_tensor({C}, rng), v = random_tensor({C}, rng, 0.1f, 1.0f);
+  Tensor x = random_tensor({N, C, S}, rng, -2.0f, 2.0f), s = random_tensor({C}, rng, -2.0f, 2.0f), b = random_tensor({C}, rng, -2.0f, 2.0f);
+  Tensor m = random_tensor({C}, rng, -2.0f, 2.0f), v = random_tensor({C}, rng, 0.1f, 1.0f);
   auto node = make_node("BatchNormalization", 5, 3, {{"training_mode", attr_int(1)}, {"momentum", attr_float(0.8f)}});
   auto out = run_node(node, {x, s, b, m, v}, 15);
   ASSERT_TRUE(out.ok()) << out.status().to_string();
@@ -82,8 +77,8 @@ TEST(NormKernel, batchnorm_training_mode_updates_running_stats) {
 TEST(NormKernel, batchnorm_opset7_non_spatial_uses_per_element_parameters) {
   std::mt19937 rng(8);
   const int64_t N = 2, C = 2, S = 3;
-  Tensor x = random_tensor({N, C, S}, rng), s = random_tensor({C, S}, rng), b = random_tensor({C, S}, rng);
-  Tensor m = random_tensor({C, S}, rng), v = random_tensor({C, S}, rng, 0.1f, 1.0f);
+  Tensor x = random_tensor({N, C, S}, rng, -2.0f, 2.0f), s = random_tensor({C, S}, rng, -2.0f, 2.0f), b = random_tensor({C, S}, rng, -2.0f, 2.0f);
+  Tensor m = random_tensor({C, S}, rng, -2.0f, 2.0f), v = random_tensor({C, S}, rng, 0.1f, 1.0f);
   auto out = run_node(make_node("BatchNormalization", 5, 1, {{"spatial", attr_int(0)}}), {x, s, b, m, v}, 7);
   ASSERT_TRUE(out.ok()) << out.status().to_string();
   std::vector<double> want(x.numel());
@@ -95,7 +90,7 @@ TEST(NormKernel, batchnorm_opset7_non_spatial_uses_per_element_parameters) {
 
 TEST(NormKernel, batchnorm_rejects_wrong_parameter_size) {
   std::mt19937 rng(3);
-  Tensor x = random_tensor({1, 3, 2}, rng), p = random_tensor({3}, rng), bad = random_tensor({4}, rng);
+  Tensor x = random_tensor({1, 3, 2}, rng, -2.0f, 2.0f), p = random_tensor({3}, rng, -2.0f, 2.0f), bad = random_tensor({4}, rng, -2.0f, 2.0f);
   auto out = run_node(make_node("BatchNormalization", 5, 1), {x, p, p, bad, p}, 15);
   EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument);
   auto rank1 = run_node(make_node("BatchNormalization", 5, 1), {p, p, p, p, p}, 15);
@@ -105,7 +100,7 @@ TEST(NormKernel, batchnorm_rejects_wrong_parameter_size) {
 TEST(NormKernel, layernorm_matches_formula_with_stat_outputs) {
   std::mt19937 rng(4);
   const int64_t R = 2 * 3, D = 4 * 5;
-  Tensor x = random_tensor({2, 3, 4, 5}, rng), s = random_tensor({4, 5}, rng), b = random_tensor({4, 5}, rng);
+  Tensor x = random_tensor({2, 3, 4, 5}, rng, -2.0f, 2.0f), s = random_tensor({4, 5}, rng, -2.0f, 2.0f), b = random_tensor({4, 5}, rng, -2.0f, 2.0f);
   auto out = run_node(make_node("LayerNormalization", 3, 3, {{"axis", attr_int(-2)}, {"epsilon", attr_float(1e-3f)}}),
                       {x, s, b}, 17);
   ASSERT_TRUE(out.ok()) << out.status().to_string();
@@ -142,7 +137,7 @@ TEST(NormKernel, layernorm_float16_and_bad_axis) {
 TEST(NormKernel, instancenorm_matches_formula) {
   std::mt19937 rng(5);
   const int64_t N = 2, C = 3, S = 7;
-  Tensor x = random_tensor({N, C, S}, rng), s = random_tensor({C}, rng), b = random_tensor({C}, rng);
+  Tensor x = random_tensor({N, C, S}, rng, -2.0f, 2.0f), s = random_tensor({C}, rng, -2.0f, 2.0f), b = random_tensor({C}, rng, -2.0f, 2.0f);
   auto out = run_node(make_node("InstanceNormalization", 3, 1), {x, s, b}, 6);
   ASSERT_TRUE(out.ok()) << out.status().to_string();
   std::vector<double> y(x.numel());
@@ -155,7 +150,7 @@ TEST(NormKernel, instancenorm_matches_formula) {
       y[nc * S + i] = f(s)[nc % C] * (f(x)[nc * S + i] - mean) / std::sqrt(sq / S + 1e-5) + f(b)[nc % C];
   }
   expect_close((*out)[0], y);
-  auto bad = run_node(make_node("InstanceNormalization", 3, 1), {x, random_tensor({2}, rng), b}, 6);
+  auto bad = run_node(make_node("InstanceNormalization", 3, 1), {x, random_tensor({2}, rng, -2.0f, 2.0f), b}, 6);
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
 }
 
@@ -163,7 +158,7 @@ TEST(NormKernel, lrn_matches_formula) {
   std::mt19937 rng(6);
   const int64_t N = 2, C = 6, S = 3, size = 4;
   const double alpha = 0.02, beta = 0.6, bias = 1.5;
-  Tensor x = random_tensor({N, C, S}, rng);
+  Tensor x = random_tensor({N, C, S}, rng, -2.0f, 2.0f);
   auto out = run_node(make_node("LRN", 1, 1,
                                 {{"size", attr_int(size)}, {"alpha", attr_float(0.02f)}, {"beta", attr_float(0.6f)},
                                  {"bias", attr_float(1.5f)}}),
@@ -187,7 +182,7 @@ TEST(NormKernel, lrn_matches_formula) {
 TEST(NormKernel, mvn_matches_formula) {
   std::mt19937 rng(7);
   const int64_t A = 3, B = 4, C = 5;
-  Tensor x = random_tensor({A, B, C}, rng);
+  Tensor x = random_tensor({A, B, C}, rng, -2.0f, 2.0f);
   auto out = run_node(make_node("MeanVarianceNormalization", 1, 1, {{"axes", attr_ints({0, 2})}}), {x}, 13);
   ASSERT_TRUE(out.ok()) << out.status().to_string();
   std::vector<double> y(x.numel());

@@ -14,6 +14,7 @@ namespace {
 using testing::attr_int;
 using testing::attr_string;
 using testing::make_node;
+using testing::random_tensor;
 using testing::run_node;
 
 Attribute attr_strings(std::vector<std::string> v) {
@@ -23,12 +24,6 @@ Attribute attr_strings(std::vector<std::string> v) {
   return a;
 }
 
-Tensor random_tensor(const Shape& shape, std::mt19937& rng) {
-  std::uniform_real_distribution<float> dist(-0.8f, 0.8f);
-  Tensor t(DataType::kFloat, shape);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(rng);
-  return t;
-}
 
 double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
@@ -121,15 +116,15 @@ RefOut reference(const Problem& pr) {
 
 void fill_problem(Problem& pr, std::mt19937& rng, bool optional_inputs) {
   const int64_t G = pr.kind == Kind::kRnn ? 1 : pr.kind == Kind::kGru ? 3 : 4;
-  pr.x = random_tensor({pr.S, pr.B, pr.I}, rng);
-  pr.w = random_tensor({pr.dirs, G * pr.H, pr.I}, rng);
-  pr.r = random_tensor({pr.dirs, G * pr.H, pr.H}, rng);
+  pr.x = random_tensor({pr.S, pr.B, pr.I}, rng, -0.8f, 0.8f);
+  pr.w = random_tensor({pr.dirs, G * pr.H, pr.I}, rng, -0.8f, 0.8f);
+  pr.r = random_tensor({pr.dirs, G * pr.H, pr.H}, rng, -0.8f, 0.8f);
   if (!optional_inputs) return;
-  pr.b = random_tensor({pr.dirs, 2 * G * pr.H}, rng);
-  pr.h0 = random_tensor({pr.dirs, pr.B, pr.H}, rng);
+  pr.b = random_tensor({pr.dirs, 2 * G * pr.H}, rng, -0.8f, 0.8f);
+  pr.h0 = random_tensor({pr.dirs, pr.B, pr.H}, rng, -0.8f, 0.8f);
   if (pr.kind == Kind::kLstm) {
-    pr.c0 = random_tensor({pr.dirs, pr.B, pr.H}, rng);
-    pr.p = random_tensor({pr.dirs, 3 * pr.H}, rng);
+    pr.c0 = random_tensor({pr.dirs, pr.B, pr.H}, rng, -0.8f, 0.8f);
+    pr.p = random_tensor({pr.dirs, 3 * pr.H}, rng, -0.8f, 0.8f);
   }
 }
 
