@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for a
-# bounded time. Skips with a message when clang is not installed.
+# bounded time (SECONDS split between them). Skips with a message when clang
+# is not installed. Inputs that crash are kept under fuzz/corpus/<target>/ as
+# regression seeds once fixed.
 set -euo pipefail
 dir=${1:-build/fuzz}
 seconds=${2:-60}
@@ -9,18 +11,26 @@ if ! command -v clang++ >/dev/null; then
   exit 0
 fi
 cmake -S . -B "$dir" -G Ninja -DHEARTH_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$dir" -j 2 --target fuzz_model_loader
-corpus="$dir/corpus/model_loader"
-mkdir -p "$corpus"
-# Seeds: inputs that once crashed (kept as regression cases), and small real models
-# when present, so the fuzzer starts from valid protobuf.
-cp fuzz/corpus/model_loader/* "$corpus/" 2>/dev/null || true
-for f in build/conformance/node/test_relu/model.onnx build/conformance/node/test_conv_with_strides_padding/model.onnx \
-         build/conformance/node/test_gather_0/model.onnx build/conformance/node/test_add_bcast/model.onnx; do
-  [ -f "$f" ] && cp "$f" "$corpus/" || true
-done
-echo "fuzz: model loader for ${seconds}s"
-"$dir/fuzz_model_loader" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 \
-  "$corpus" 2>"$dir/fuzz_model_loader.log" || { tail -50 "$dir/fuzz_model_loader.log"; echo "fuzz: CRASH found"; exit 1; }
-grep -E 'stat::number_of_executed_units|Done' "$dir/fuzz_model_loader.log" | tail -2 || true
-echo "fuzz: model loader ran ${seconds}s without a crash"
+cmake --build "$dir" -j 2 --target fuzz_model_loader fuzz_http_request
+
+# run TARGET SECONDS MAX_LEN [SEED_FILES...]
+run() {
+  local target=$1 secs=$2 max_len=$3
+  shift 3
+  local corpus="$dir/corpus/$target"
+  mkdir -p "$corpus"
+  cp "fuzz/corpus/$target"/* "$corpus/" 2>/dev/null || true
+  for f in "$@"; do [ -f "$f" ] && cp "$f" "$corpus/" || true; done
+  echo "fuzz: $target for ${secs}s"
+  "$dir/fuzz_$target" -max_total_time="$secs" -max_len="$max_len" -rss_limit_mb=2048 -print_final_stats=1 \
+    "$corpus" 2>"$dir/fuzz_$target.log" || { tail -50 "$dir/fuzz_$target.log"; echo "fuzz: $target CRASH found"; exit 1; }
+  grep -E 'stat::number_of_executed_units' "$dir/fuzz_$target.log" | tail -1 || true
+  echo "fuzz: $target ran ${secs}s without a crash"
+}
+
+half=$(( (seconds + 1) / 2 ))
+# Seeds for the model loader: small real models, so it starts from valid protobuf.
+run model_loader "$half" 65536 build/conformance/node/test_relu/model.onnx \
+  build/conformance/node/test_conv_with_strides_padding/model.onnx build/conformance/node/test_gather_0/model.onnx \
+  build/conformance/node/test_add_bcast/model.onnx
+run http_request "$half" 16384

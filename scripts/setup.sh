@@ -16,7 +16,9 @@ PACKAGES=(
   # tests
   libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev
   # reference models and data
-  python3 python3-numpy python3-onnx python3-torch python3-torchvision python3-grpcio
+  python3 python3-numpy python3-onnx python3-torch python3-torchvision python3-grpcio python3-protobuf
+  # serving load benchmark (bench/serve)
+  wrk
 )
 
 missing=()

@@ -1,13 +1,21 @@
-// `hearth serve`: loads a Triton-style model repository and serves it over the
-// KServe v2 REST protocol until SIGINT or SIGTERM. Flag names follow Triton.
+// `hearth serve`: serves a Triton-style model repository over KServe v2 REST
+// (--http-port), gRPC (--grpc-port) and Prometheus metrics (--metrics-port)
+// until SIGINT or SIGTERM. Flag names follow Triton's. Every event is one
+// JSON log line on stderr (or --log-file).
+#include <signal.h>
+
 #include <algorithm>
-#include <iostream>
+#include <cstdio>
+#include <memory>
 #include <thread>
 
 #include "cli/commands.h"
+#include "serving/grpc_server.h"
 #include "serving/http_server.h"
-#include "serving/model_repository.h"
 #include "serving/rest_api.h"
+#include "serving/server.h"
+#include "telemetry/log.h"
+#include "telemetry/metrics.h"
 
 namespace hearth::cli {
 
@@ -15,37 +23,143 @@ namespace {
 
 struct ServeOptions {
   std::string model_repository;
+  std::string control_mode = "none";
+  std::vector<std::string> load_models;
+  int poll_secs = 15;
+  bool strict_readiness = true;
+  bool exit_on_error = false;
+  int threads = 0;
   std::string http_address = "127.0.0.1";
   int http_port = 8000;
-  int threads = 0;
   int http_threads = 2;
   int64_t max_body_mb = 64;
+  int64_t max_header_kb = 16;
+  int header_timeout_secs = 30;
+  int64_t max_connections = 1024;
+  bool allow_grpc = true;
+  std::string grpc_address = "127.0.0.1";
+  int grpc_port = 8001;
+  bool allow_metrics = true;
+  std::string metrics_address = "127.0.0.1";
+  int metrics_port = 8002;
+  std::string log_level = "info";
+  std::string log_file;
+  bool access_log = false;
 };
 
-Status serve(const ServeOptions& o) {
-  if (o.http_port < 0 || o.http_port > 65535) return invalid_argument("--http-port must be 0..65535");
+Status check_port(int port, const char* flag) {
+  if (port < 0 || port > 65535) return invalid_argument(flag, " must be 0..65535");
+  return ok_status();
+}
+
+Status check_options(const ServeOptions& o) {
+  HEARTH_RETURN_IF_ERROR(check_port(o.http_port, "--http-port"));
+  HEARTH_RETURN_IF_ERROR(check_port(o.grpc_port, "--grpc-port"));
+  HEARTH_RETURN_IF_ERROR(check_port(o.metrics_port, "--metrics-port"));
   if (o.max_body_mb <= 0 || o.max_body_mb > 4096) return invalid_argument("--http-max-body-mb must be 1..4096");
-  serving::RepositoryOptions ro;
-  ro.total_threads = o.threads;
-  HEARTH_ASSIGN_OR_RETURN(auto repository, serving::ModelRepository::open(o.model_repository, ro));
-  for (const auto& m : repository->models()) {
-    if (m->ready())
-      std::cout << "model " << m->name << " version " << m->version << ": READY ("
-                << m->session->num_threads() << " threads)\n";
-    else
-      std::cout << "model " << m->name << ": UNAVAILABLE: " << m->reason << "\n";
+  if (o.max_header_kb <= 0 || o.max_header_kb > 1024) return invalid_argument("--http-max-header-kb must be 1..1024");
+  if (o.header_timeout_secs <= 0) return invalid_argument("--http-header-timeout-secs must be positive");
+  if (o.max_connections <= 0) return invalid_argument("--http-max-connections must be positive");
+  if (o.poll_secs <= 0) return invalid_argument("--repository-poll-secs must be positive");
+  return ok_status();
+}
+
+// The metrics port: GET /metrics in Prometheus text format.
+serving::HttpHandler metrics_handler(telemetry::Registry& registry) {
+  return [&registry](serving::HttpRequest request, serving::HttpResponder respond) {
+    std::string path = request.target.substr(0, request.target.find('?'));
+    if (path != "/metrics") return respond(serving::HttpReply{404, "{\"error\":\"only /metrics is served here\"}"});
+    if (request.method != "GET") return respond(serving::HttpReply{405, "{\"error\":\"use GET\"}"});
+    serving::HttpReply reply{200, registry.render(), "text/plain; version=0.0.4; charset=utf-8"};
+    respond(std::move(reply));
+  };
+}
+
+void log_listening(const char* protocol, const std::string& address, uint16_t port) {
+  telemetry::log_info("listening", {telemetry::field("protocol", protocol), telemetry::field("address", address),
+                                    telemetry::field("port", static_cast<int64_t>(port))});
+}
+
+Status serve(const ServeOptions& o) {
+  HEARTH_RETURN_IF_ERROR(check_options(o));
+  HEARTH_ASSIGN_OR_RETURN(auto level, telemetry::parse_log_level(o.log_level));
+  telemetry::Logger::global().set_level(level);
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> log_file(nullptr, &std::fclose);
+  if (!o.log_file.empty()) {
+    log_file.reset(std::fopen(o.log_file.c_str(), "a"));
+    if (!log_file) return invalid_argument("cannot open --log-file '", o.log_file, "'");
+    telemetry::Logger::global().set_sink(log_file.get());
   }
-  serving::RestApi api(*repository);
+  // SIGINT / SIGTERM are taken by sigwait below; every thread started from
+  // here on inherits the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  serving::ServerOptions so;
+  so.model_repository = o.model_repository;
+  HEARTH_ASSIGN_OR_RETURN(so.control_mode, serving::parse_model_control_mode(o.control_mode));
+  so.startup_models = o.load_models;
+  so.repository_poll_seconds = o.poll_secs;
+  so.total_threads = o.threads;
+  so.strict_readiness = o.strict_readiness;
+  so.exit_on_error = o.exit_on_error;
+  HEARTH_ASSIGN_OR_RETURN(auto server, serving::InferenceServer::create(so));
+  for (const auto& e : server->repository_index(false))
+    telemetry::log_info("model_state", {telemetry::field("model", e.name), telemetry::field("version", e.version),
+                                        telemetry::field("state", e.state), telemetry::field("reason", e.reason)});
+
+  serving::RestApi api(*server, serving::RestApiOptions{o.access_log});
   serving::HttpServerOptions ho;
   ho.address = o.http_address;
   ho.port = static_cast<uint16_t>(o.http_port);
   ho.threads = std::max(1, o.http_threads);
   ho.body_limit = static_cast<size_t>(o.max_body_mb) << 20;
-  serving::HttpServer server(api, ho);
-  HEARTH_RETURN_IF_ERROR(server.start());
-  std::cout << "listening on " << o.http_address << ":" << server.port() << " (KServe v2 REST)" << std::endl;
-  server.wait_for_signal();
-  std::cout << "stopped" << std::endl;
+  ho.header_limit = static_cast<size_t>(o.max_header_kb) << 10;
+  ho.header_timeout_seconds = o.header_timeout_secs;
+  ho.max_connections = static_cast<size_t>(o.max_connections);
+  serving::HttpServer http(
+      [&api](serving::HttpRequest request, serving::HttpResponder respond) {
+        api.handle(std::move(request), std::move(respond));
+      },
+      ho);
+  HEARTH_RETURN_IF_ERROR(http.start());
+  log_listening("http", o.http_address, http.port());
+
+  std::unique_ptr<serving::GrpcServer> grpc;
+  if (o.allow_grpc) {
+    serving::GrpcServerOptions go;
+    go.address = o.grpc_address;
+    go.port = static_cast<uint16_t>(o.grpc_port);
+    go.max_message_mb = static_cast<int>(o.max_body_mb);
+    HEARTH_ASSIGN_OR_RETURN(grpc, serving::GrpcServer::start(*server, go));
+    log_listening("grpc", o.grpc_address, grpc->port());
+  }
+  std::unique_ptr<serving::HttpServer> metrics;
+  if (o.allow_metrics) {
+    serving::HttpServerOptions mo;
+    mo.address = o.metrics_address;
+    mo.port = static_cast<uint16_t>(o.metrics_port);
+    mo.threads = 1;
+    mo.body_limit = 1 << 16;
+    mo.max_connections = 64;
+    mo.name = "metrics";
+    metrics = std::make_unique<serving::HttpServer>(metrics_handler(server->metrics()), mo);
+    HEARTH_RETURN_IF_ERROR(metrics->start());
+    log_listening("metrics", o.metrics_address, metrics->port());
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  telemetry::log_info("stopping", {telemetry::field("signal", sig)});
+  // Front ends first (no new requests), then the models drain and unload.
+  http.stop();
+  if (grpc) grpc->stop();
+  if (metrics) metrics->stop();
+  server.reset();
+  telemetry::log_info("stopped");
   return ok_status();
 }
 
@@ -53,14 +167,39 @@ Status serve(const ServeOptions& o) {
 
 void add_serve_command(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
-  CLI::App* cmd = app.add_subcommand("serve", "Serve a model repository over the KServe v2 REST protocol");
-  cmd->add_option("--model-repository", o->model_repository, "folder of <model>/<version>/model.onnx")->required();
+  CLI::App* cmd = app.add_subcommand("serve", "Serve a model repository over KServe v2 REST and gRPC");
+  cmd->add_option("--model-repository", o->model_repository, "folder of <model>/[config.pbtxt] and <model>/<version>/model.onnx")
+      ->required();
+  cmd->add_option("--model-control-mode", o->control_mode, "none | poll | explicit")->capture_default_str();
+  cmd->add_option("--load-model", o->load_models, "explicit mode: model to load at start (repeatable; * = all)");
+  cmd->add_option("--repository-poll-secs", o->poll_secs, "poll mode: seconds between repository scans")
+      ->capture_default_str();
+  cmd->add_option("--strict-readiness", o->strict_readiness, "ready only while every model is ready")
+      ->capture_default_str();
+  cmd->add_option("--exit-on-error", o->exit_on_error, "exit when a model fails to load at start")
+      ->capture_default_str();
+  cmd->add_option("--threads", o->threads, "cores each model's instances share (0 = all)");
   cmd->add_option("--http-port", o->http_port, "HTTP port (0 = any free port)")->capture_default_str();
-  cmd->add_option("--http-address", o->http_address, "address to listen on")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "cores shared by all models' intra-op threads (0 = all)");
+  cmd->add_option("--http-address", o->http_address, "HTTP address to listen on")->capture_default_str();
   cmd->add_option("--http-thread-count", o->http_threads, "threads serving HTTP connections")->capture_default_str();
   cmd->add_option("--http-max-body-mb", o->max_body_mb, "largest request body in MiB (larger: 413)")
       ->capture_default_str();
+  cmd->add_option("--http-max-header-kb", o->max_header_kb, "largest request header in KiB (larger: 431)")
+      ->capture_default_str();
+  cmd->add_option("--http-header-timeout-secs", o->header_timeout_secs,
+                  "close a connection whose request header takes longer (slow clients) or that idles longer")
+      ->capture_default_str();
+  cmd->add_option("--http-max-connections", o->max_connections, "open HTTP connections (more: 503)")
+      ->capture_default_str();
+  cmd->add_option("--allow-grpc", o->allow_grpc, "serve gRPC")->capture_default_str();
+  cmd->add_option("--grpc-port", o->grpc_port, "gRPC port (0 = any free port)")->capture_default_str();
+  cmd->add_option("--grpc-address", o->grpc_address, "gRPC address to listen on")->capture_default_str();
+  cmd->add_option("--allow-metrics", o->allow_metrics, "serve Prometheus metrics")->capture_default_str();
+  cmd->add_option("--metrics-port", o->metrics_port, "metrics port (0 = any free port)")->capture_default_str();
+  cmd->add_option("--metrics-address", o->metrics_address, "metrics address to listen on")->capture_default_str();
+  cmd->add_option("--log-level", o->log_level, "debug | info | warn | error")->capture_default_str();
+  cmd->add_option("--log-file", o->log_file, "append JSON log lines here instead of stderr");
+  cmd->add_flag("--access-log", o->access_log, "one JSON log line per HTTP request");
   cmd->callback([o] {
     Status s = serve(*o);
     if (!s.ok()) report_error(s);

@@ -8,7 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <csignal>
+#include <cerrno>
+#include <sys/socket.h>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -17,7 +18,7 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/signal_set.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -33,38 +34,54 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
+struct Shared {
+  HttpHandler handler;
+  HttpServerOptions options;
+  std::atomic<size_t> connections{0};
+};
+
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, const RestApi& api, const HttpServerOptions& options)
-      : stream_(std::move(socket)), api_(api), options_(options) {}
+  Connection(tcp::socket socket, std::shared_ptr<Shared> shared)
+      : stream_(std::move(socket)), shared_(std::move(shared)), options_(shared_->options) {
+    over_limit_ = shared_->connections.fetch_add(1) >= options_.max_connections;
+  }
+  ~Connection() { shared_->connections.fetch_sub(1); }
 
-  void start() { net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Connection::read, shared_from_this())); }
+  void start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->over_limit_)
+        return self->reply_and_close(503, str_cat("too many connections (limit ", self->options_.max_connections, ")"));
+      self->read();
+    });
+  }
 
  private:
   void read() {
     parser_.emplace();
     parser_->body_limit(options_.body_limit);
-    stream_.expires_after(std::chrono::seconds(options_.idle_timeout_seconds));
+    parser_->header_limit(static_cast<std::uint32_t>(std::min<size_t>(options_.header_limit, UINT32_MAX)));
+    stream_.expires_after(std::chrono::seconds(options_.header_timeout_seconds));
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Connection::on_header, shared_from_this()));
   }
 
-  // Turns a read error into a reply (413, 400) or a quiet close.
+  // Turns a read error into a reply (413, 431, 400) or a quiet close.
   void on_read_error(beast::error_code ec) {
-    if (ec == http::error::body_limit) {
+    if (ec == http::error::body_limit)
       return reply_and_close(413, str_cat("request body exceeds the limit of ", options_.body_limit, " bytes"));
-    }
+    if (ec == http::error::header_limit)
+      return reply_and_close(431, str_cat("request header exceeds the limit of ", options_.header_limit, " bytes"));
     if (ec.category() == beast::error_code(http::error::end_of_stream).category() &&
-        ec != http::error::end_of_stream &&
-        ec != http::error::partial_message) {
+        ec != http::error::end_of_stream && ec != http::error::partial_message)
       return reply_and_close(400, str_cat("malformed HTTP request: ", ec.message()));
-    }
-    close();  // end of stream, timeout, reset: nothing to answer
+    close();  // end of stream, timeout (slow or idle client), reset: nothing to answer
   }
 
   void on_header(beast::error_code ec, size_t) {
     if (ec) return on_read_error(ec);
     auto& req = parser_->get();
+    stream_.expires_after(std::chrono::seconds(options_.body_timeout_seconds));
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       continue_ = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
       http::async_write(stream_, *continue_, [self = shared_from_this()](beast::error_code wec, size_t) {
@@ -83,20 +100,63 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_read(beast::error_code ec, size_t) {
     if (ec) return on_read_error(ec);
     http::request<http::string_body> req = parser_->release();
-    HttpReply reply = api_.handle(std::string(req.method_string()), std::string(req.target()), req.body());
-    send(reply.status, std::move(reply.body), req.version(), req.keep_alive());
+    version_ = req.version();
+    keep_alive_ = req.keep_alive();
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    for (const auto& f : req) request.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    request.body = std::move(req.body());
+    request.cancelled = std::make_shared<std::atomic<bool>>(false);
+    cancelled_ = request.cancelled;
+    busy_ = true;
+    stream_.expires_never();
+    watch();
+    auto responder = [self = shared_from_this()](HttpReply reply) {
+      net::post(self->stream_.get_executor(),
+                [self, reply = std::move(reply)]() mutable { self->on_reply(std::move(reply)); });
+    };
+    try {
+      shared_->handler(std::move(request), std::move(responder));
+    } catch (const std::exception& e) {
+      on_reply(HttpReply{500, encode_error(str_cat("internal error: ", e.what()))});
+    }
   }
 
-  void send(int status, std::string body, unsigned version, bool keep_alive) {
+  // While the handler works, wait for the socket to become readable: end of
+  // stream then means the client went away, and its queued work is cancelled.
+  void watch() {
+    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+      if (ec || !self->busy_) return;
+      char c;
+      ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        if (self->cancelled_) self->cancelled_->store(true);
+      }
+      // n > 0: a pipelined request waits; it is read after this reply.
+    });
+  }
+
+  void on_reply(HttpReply reply) {
+    if (!busy_) return;  // answered already
+    busy_ = false;
+    cancelled_.reset();
+    beast::error_code ec;
+    stream_.socket().cancel(ec);  // ends the watch
+    send(std::move(reply), version_, keep_alive_);
+  }
+
+  void send(HttpReply reply, unsigned version, bool keep_alive) {
     auto res = std::make_shared<http::response<http::string_body>>();
-    res->result(static_cast<unsigned>(status));
+    res->result(static_cast<unsigned>(reply.status));
     res->version(version);
     res->set(http::field::server, "hearth");
-    if (!body.empty()) res->set(http::field::content_type, "application/json");
-    res->body() = std::move(body);
+    if (!reply.body.empty()) res->set(http::field::content_type, reply.content_type);
+    for (auto& h : reply.headers) res->set(h.first, h.second);
+    res->body() = std::move(reply.body);
     res->keep_alive(keep_alive);
     res->prepare_payload();
-    stream_.expires_after(std::chrono::seconds(options_.idle_timeout_seconds));
+    stream_.expires_after(std::chrono::seconds(options_.body_timeout_seconds));
     http::async_write(stream_, *res, [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
       if (ec) return self->close();
       if (!keep_alive) return self->linger_close();
@@ -105,7 +165,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void reply_and_close(int status, const std::string& message) {
-    send(status, encode_error(message), 11, false);
+    send(HttpReply{status, encode_error(message)}, 11, false);
   }
 
   // Half-closes, then discards what the client still sends (e.g. the rest of
@@ -136,54 +196,53 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<http::response<http::empty_body>> continue_;
   std::unique_ptr<std::array<char, 65536>> drain_buffer_;
-  const RestApi& api_;
+  std::shared_ptr<Shared> shared_;
   const HttpServerOptions& options_;
+  std::shared_ptr<std::atomic<bool>> cancelled_;
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
+  bool busy_ = false;
+  bool over_limit_ = false;
 };
 
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(const RestApi& a, HttpServerOptions o) : api(a), options(std::move(o)) {}
+  Impl(HttpHandler h, HttpServerOptions o) : shared(std::make_shared<Shared>()) {
+    shared->handler = std::move(h);
+    shared->options = std::move(o);
+  }
 
   void accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-      if (!ec) std::make_shared<Connection>(std::move(socket), api, options)->start();
+      if (!ec) std::make_shared<Connection>(std::move(socket), shared)->start();
       accept();
     });
   }
 
-  void request_stop() {
-    std::lock_guard<std::mutex> lock(mutex);
-    stop_requested = true;
-    cv.notify_all();
-  }
-
-  const RestApi& api;
-  HttpServerOptions options;
+  std::shared_ptr<Shared> shared;
   net::io_context ioc;
   tcp::acceptor acceptor{ioc};
-  std::optional<net::signal_set> signals;
   std::vector<std::thread> threads;
   uint16_t bound_port = 0;
   std::mutex mutex;
-  std::condition_variable cv;
-  bool stop_requested = false;
   bool stopped = false;
 };
 
-HttpServer::HttpServer(const RestApi& api, HttpServerOptions options)
-    : impl_(std::make_unique<Impl>(api, std::move(options))) {}
+HttpServer::HttpServer(HttpHandler handler, HttpServerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(handler), std::move(options))) {}
 
 HttpServer::~HttpServer() { stop(); }
 
 Status HttpServer::start() {
   Impl& s = *impl_;
+  const HttpServerOptions& o = s.shared->options;
   beast::error_code ec;
-  auto address = net::ip::make_address(s.options.address, ec);
-  if (ec) return invalid_argument("bad --http-address '", s.options.address, "': ", ec.message());
-  tcp::endpoint endpoint(address, s.options.port);
-  auto where = str_cat(s.options.address, ":", s.options.port);
+  auto address = net::ip::make_address(o.address, ec);
+  if (ec) return invalid_argument("bad ", o.name, " address '", o.address, "': ", ec.message());
+  tcp::endpoint endpoint(address, o.port);
+  auto where = str_cat(o.address, ":", o.port);
   if (s.acceptor.open(endpoint.protocol(), ec); ec) return internal_error("cannot open socket: ", ec.message());
   if (s.acceptor.set_option(net::socket_base::reuse_address(true), ec); ec)
     return internal_error("cannot set SO_REUSEADDR: ", ec.message());
@@ -192,12 +251,8 @@ Status HttpServer::start() {
     return failed_precondition("cannot listen on ", where, ": ", ec.message());
   s.bound_port = s.acceptor.local_endpoint(ec).port();
   try {
-    s.signals.emplace(s.ioc, SIGINT, SIGTERM);
-    s.signals->async_wait([&s](beast::error_code sec, int) {
-      if (!sec) s.request_stop();
-    });
     s.accept();
-    int n = std::max(1, s.options.threads);
+    int n = std::max(1, o.threads);
     for (int i = 0; i < n; ++i) {
       s.threads.emplace_back([&s] {
         for (;;) {
@@ -211,20 +266,12 @@ Status HttpServer::start() {
       });
     }
   } catch (const std::exception& e) {
-    return internal_error("cannot start the HTTP server: ", e.what());
+    return internal_error("cannot start the ", o.name, " server: ", e.what());
   }
   return ok_status();
 }
 
 uint16_t HttpServer::port() const { return impl_->bound_port; }
-
-void HttpServer::wait_for_signal() {
-  {
-    std::unique_lock<std::mutex> lock(impl_->mutex);
-    impl_->cv.wait(lock, [this] { return impl_->stop_requested; });
-  }
-  stop();
-}
 
 void HttpServer::stop() {
   Impl& s = *impl_;
@@ -232,15 +279,18 @@ void HttpServer::stop() {
     std::lock_guard<std::mutex> lock(s.mutex);
     if (s.stopped) return;
     s.stopped = true;
-    s.stop_requested = true;
-    s.cv.notify_all();
   }
   s.ioc.stop();
   for (std::thread& t : s.threads)
     if (t.joinable()) t.join();
   beast::error_code ec;
   s.acceptor.close(ec);
-  if (s.signals) s.signals->cancel(ec);
+}
+
+std::string HttpRequest::header(std::string_view name) const {
+  for (const auto& h : headers)
+    if (beast::iequals(h.first, beast::string_view(name.data(), name.size()))) return h.second;
+  return "";
 }
 
 }  // namespace hearth::serving

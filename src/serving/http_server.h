@@ -1,33 +1,70 @@
-// HttpServer: HTTP/1.1 with keep-alive on Boost.Beast, serving a RestApi.
-// One io_context run by `threads` threads; each connection reads a request,
-// lets the RestApi answer it on the same thread, and writes the reply.
-// Bodies over `body_limit` bytes get 413; malformed HTTP gets 400 and a close.
+// HttpServer: HTTP/1.1 with keep-alive on Boost.Beast, answering each request
+// through an asynchronous handler (the REST API, or the metrics page).
+// One io_context run by `threads` threads; a connection reads a request,
+// hands it to the handler, and writes the reply whenever the handler calls
+// back (from any thread), then reads the next request.
+// Limits: header bytes (431), body bytes (413), a header that does not arrive
+// within header_timeout (slow client: closed), open connections (503).
+// While a request is being served the connection watches its socket: a client
+// that closes sets HttpRequest::cancelled so queued work can be dropped.
 // Boost types stay in http_server.cc; no exception leaves this class.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/status.h"
-#include "serving/rest_api.h"
 
 namespace hearth::serving {
+
+struct HttpRequest {
+  std::string method;
+  std::string target;  // raw (percent-encoded) path and query
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::shared_ptr<std::atomic<bool>> cancelled;  // set when the client disconnects mid-request
+
+  // Case-insensitive header lookup; "" when absent.
+  std::string header(std::string_view name) const;
+};
+
+struct HttpReply {
+  HttpReply() = default;
+  HttpReply(int s, std::string b, std::string type = "application/json")
+      : status(s), body(std::move(b)), content_type(std::move(type)) {}
+
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers (Retry-After, ...)
+};
+
+// Answers a request by calling `respond` exactly once, from any thread.
+using HttpResponder = std::function<void(HttpReply)>;
+using HttpHandler = std::function<void(HttpRequest, HttpResponder)>;
 
 struct HttpServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 8000;                // 0: any free port (see HttpServer::port())
   int threads = 2;                     // threads running the io_context (>= 1)
   size_t body_limit = 64u << 20;       // bytes; larger bodies get 413
-  int idle_timeout_seconds = 60;       // a keep-alive connection idle this long is closed
+  size_t header_limit = 16u << 10;     // bytes; larger headers get 431
+  int header_timeout_seconds = 30;     // a request header (or an idle keep-alive gap) longer than this: close
+  int body_timeout_seconds = 120;      // reading the body and writing the reply
+  size_t max_connections = 1024;       // more get 503 and a close
+  std::string name = "http";           // for logs
 };
 
 class HttpServer {
  public:
-  // Borrows `api`, which must outlive the server.
-  HttpServer(const RestApi& api, HttpServerOptions options);
-  ~HttpServer();  // stops and joins the threads
+  HttpServer(HttpHandler handler, HttpServerOptions options);
+  ~HttpServer();  // stop()
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
@@ -35,8 +72,6 @@ class HttpServer {
   Status start();
   // The bound port (useful after start() with port 0).
   uint16_t port() const;
-  // Blocks until SIGINT or SIGTERM arrives or stop() is called, then stops.
-  void wait_for_signal();
   // Stops accepting, ends every connection and joins the threads. Idempotent.
   void stop();
 

@@ -4,12 +4,14 @@
 // type named by `datatype`), call infer(), and encode the InferResponse.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
 #include "core/tensor.h"
-#include "serving/model_repository.h"
 
 namespace hearth::serving {
 
@@ -32,6 +34,11 @@ struct InferRequest {
   std::string id;             // echoed back when non-empty
   std::vector<InferInput> inputs;
   std::vector<std::string> requested_outputs;  // empty = every output
+  // Queue timeout in microseconds; 0 = the model's default_timeout_microseconds.
+  uint64_t timeout_us = 0;
+  // Set by the front end when the client disconnects; queued work that sees
+  // it set is dropped with Cancelled. May be null.
+  std::shared_ptr<std::atomic<bool>> cancelled;
 };
 
 struct InferOutput {
@@ -46,15 +53,5 @@ struct InferResponse {
   std::string id;
   std::vector<InferOutput> outputs;
 };
-
-// Checks a request against the model: every input known, present once and
-// every model input fed; datatype equal to the model's; shape non-negative,
-// of the model's rank, matching fixed dims, and agreeing with the data length;
-// requested outputs known. InvalidArgument with a message naming the input.
-Status validate_request(const InferRequest& request, const Session& session);
-
-// Validates and runs `request` on the model; NotFound for an unknown model or
-// version, Unavailable for a model that did not load. Thread safe.
-Result<InferResponse> infer(const ModelRepository& repository, const InferRequest& request);
 
 }  // namespace hearth::serving

@@ -1,24 +1,21 @@
-// KServe v2 REST routing and metadata documents. Inference bodies are decoded
-// by json_codec.cc and executed by inference.cc.
+// KServe v2 REST routing onto the InferenceServer. Documents are written by
+// rest_documents.cc, inference bodies by json_codec.cc.
 #include "serving/rest_api.h"
 
+#include <chrono>
 #include <exception>
-#include <vector>
+#include <future>
+#include <memory>
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
+#include <rapidjson/document.h>
 
-#include "serving/inference.h"
 #include "serving/json_codec.h"
+#include "serving/rest_documents.h"
+#include "telemetry/log.h"
 
 namespace hearth::serving {
 
 namespace {
-
-namespace rj = rapidjson;
-constexpr const char* kServerName = "hearth";
-constexpr const char* kServerVersion = "0.1.0";
-constexpr const char* kPlatform = "onnxruntime_onnx";
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -57,45 +54,20 @@ HttpReply method_not_allowed(const std::string& method, const std::string& path)
   return HttpReply{405, encode_error(str_cat("method ", method, " is not allowed on ", path))};
 }
 
-void write_string(rj::Writer<rj::StringBuffer>& w, const std::string& s) {
-  w.String(s.c_str(), static_cast<rj::SizeType>(s.size()));
+HttpReply not_found_reply(const std::string& target) { return error_reply(not_found("no such path '", target, "'")); }
+
+// A readiness answer: 200, or 400 with the reason (KServe: 4xx means false).
+HttpReply readiness(bool ready, const std::string& what) {
+  if (ready) return ok_reply();
+  return HttpReply{400, encode_error(str_cat(what, " is not ready"))};
 }
 
-void write_tensor_infos(rj::Writer<rj::StringBuffer>& w, const std::vector<ValueInfo>& infos) {
-  w.StartArray();
-  for (const ValueInfo& v : infos) {
-    w.StartObject();
-    w.Key("name");
-    write_string(w, v.name);
-    w.Key("datatype");
-    std::string dt = kserve_datatype(v.dtype);
-    write_string(w, dt.empty() ? dtype_name(v.dtype) : dt);
-    w.Key("shape");
-    w.StartArray();
-    for (int64_t d : v.dims) w.Int64(d < 0 ? -1 : d);
-    w.EndArray();
-    w.EndObject();
-  }
-  w.EndArray();
-}
-
-HttpReply server_metadata() {
-  rj::StringBuffer buffer;
-  rj::Writer<rj::StringBuffer> w(buffer);
-  w.StartObject();
-  w.Key("name");
-  w.String(kServerName);
-  w.Key("version");
-  w.String(kServerVersion);
-  w.Key("extensions");
-  w.StartArray();
-  w.EndArray();
-  w.EndObject();
-  return ok_reply(buffer.GetString());
-}
-
-Status not_ready(const ServedModel& model) {
-  return Status(StatusCode::kUnavailable, str_cat("model '", model.name, "' is not ready: ", model.reason));
+Result<std::optional<size_t>> header_length(const HttpRequest& request) {
+  std::string v = request.header("Inference-Header-Content-Length");
+  if (v.empty()) return std::optional<size_t>();
+  if (v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos)
+    return invalid_argument("Inference-Header-Content-Length '", v, "' is not a byte count");
+  return std::optional<size_t>(std::stoull(v));
 }
 
 }  // namespace
@@ -105,42 +77,93 @@ int http_status_for(const Status& status) {
     case StatusCode::kOk: return 200;
     case StatusCode::kInvalidArgument:
     case StatusCode::kUnimplemented:
-    case StatusCode::kOutOfRange: return 400;
+    case StatusCode::kOutOfRange:
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kAlreadyExists: return 400;
+    case StatusCode::kUnauthenticated: return 401;
+    case StatusCode::kPermissionDenied: return 403;
     case StatusCode::kNotFound: return 404;
     case StatusCode::kResourceExhausted: return 413;
-    case StatusCode::kUnavailable:
-    case StatusCode::kFailedPrecondition: return 503;
+    case StatusCode::kCancelled: return 499;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kDeadlineExceeded: return 504;
     default: return 500;
   }
 }
 
-HttpReply error_reply(const Status& status) { return HttpReply{http_status_for(status), encode_error(status.message())}; }
+HttpReply error_reply(const Status& status) {
+  HttpReply reply{http_status_for(status), encode_error(status.message())};
+  if (reply.status == 503) reply.headers.emplace_back("Retry-After", "1");
+  return reply;
+}
 
-HttpReply RestApi::handle(const std::string& method, const std::string& target, const std::string& body) const {
+void RestApi::handle(HttpRequest request, HttpResponder respond) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string id = request.header("X-Request-Id");
+  if (id.empty() || id.size() > 128) id = telemetry::new_request_id();
+  // Every reply carries the request id; the access log line is written here.
+  HttpResponder reply_with_id = [respond = std::move(respond), id, start, log = options_.access_log,
+                                 method = request.method, target = request.target,
+                                 bytes_in = request.body.size()](HttpReply reply) {
+    reply.headers.emplace_back("X-Request-Id", id);
+    if (log) {
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+      telemetry::log_info("http_request",
+                          {telemetry::field("request_id", id), telemetry::field("method", method),
+                           telemetry::field("target", target), telemetry::field("status", reply.status),
+                           telemetry::field("bytes_in", bytes_in), telemetry::field("bytes_out", reply.body.size()),
+                           telemetry::field("duration_us", static_cast<int64_t>(us))});
+    }
+    respond(std::move(reply));
+  };
   try {
-    return route(method, target, body);
+    route(request, reply_with_id);
   } catch (const std::exception& e) {  // e.g. std::bad_alloc on a huge shape
-    return error_reply(internal_error("internal error: ", e.what()));
+    reply_with_id(error_reply(internal_error("internal error: ", e.what())));
   } catch (...) {
-    return error_reply(internal_error("internal error"));
+    reply_with_id(error_reply(internal_error("internal error")));
   }
 }
 
-HttpReply RestApi::route(const std::string& method, const std::string& target, const std::string& body) const {
+HttpReply RestApi::handle_sync(const std::string& method, const std::string& target, const std::string& body,
+                               std::vector<std::pair<std::string, std::string>> headers) {
+  HttpRequest request{method, target, body, std::move(headers), nullptr};
+  auto promise = std::make_shared<std::promise<HttpReply>>();
+  auto future = promise->get_future();
+  handle(std::move(request), [promise](HttpReply r) { promise->set_value(std::move(r)); });
+  return future.get();
+}
+
+void RestApi::route(HttpRequest& request, const HttpResponder& respond) {
+  const std::string& method = request.method;
+  const std::string& target = request.target;
   auto parsed = split_path(target);
-  if (!parsed.ok()) return error_reply(parsed.status());
+  if (!parsed.ok()) return respond(error_reply(parsed.status()));
   const std::vector<std::string>& seg = *parsed;
   const bool get = method == "GET";
-  if (seg.empty() || seg[0] != "v2") return error_reply(not_found("no such path '", target, "'"));
-  if (seg.size() == 1) return get ? server_metadata() : method_not_allowed(method, target);
+  if (seg.empty() || seg[0] != "v2") return respond(not_found_reply(target));
+  if (seg.size() == 1)
+    return respond(get ? ok_reply(server_metadata_json(server_.server_metadata())) : method_not_allowed(method, target));
   if (seg[1] == "health" && seg.size() == 3 && (seg[2] == "live" || seg[2] == "ready")) {
-    // Ready once the repository was scanned and every load attempted; models
-    // that failed report themselves on their own ready endpoint.
-    return get ? ok_reply() : method_not_allowed(method, target);
+    if (!get) return respond(method_not_allowed(method, target));
+    return respond(seg[2] == "live" ? readiness(server_.live(), "the server")
+                                    : readiness(server_.ready(), "the server"));
   }
-  if (seg[1] != "models" || seg.size() < 3) return error_reply(not_found("no such path '", target, "'"));
+  if (seg[1] == "repository") {
+    if (method != "POST") return respond(method_not_allowed(method, target));
+    return respond(repository(request, seg));
+  }
+  if (seg[1] != "models") return respond(not_found_reply(target));
+  if (seg.size() == 3 && seg[2] == "stats") {
+    if (!get) return respond(method_not_allowed(method, target));
+    return respond(statistics("", ""));
+  }
+  if (seg.size() < 3) return respond(not_found_reply(target));
+  model_route(request, seg, respond);
+}
 
-  // /v2/models/{name}[/versions/{v}][/ready|/infer]
+// /v2/models/{name}[/versions/{v}][/ready|/infer|/config|/stats]
+void RestApi::model_route(HttpRequest& request, const std::vector<std::string>& seg, const HttpResponder& respond) {
   const std::string& name = seg[2];
   std::string version;
   size_t next = 3;
@@ -148,51 +171,90 @@ HttpReply RestApi::route(const std::string& method, const std::string& target, c
     version = seg[4];
     next = 5;
   }
-  std::string action = next < seg.size() ? seg[next] : "";
-  if (next + 1 < seg.size() || (next < seg.size() && action != "ready" && action != "infer"))
-    return error_reply(not_found("no such path '", target, "'"));
-
+  const std::string action = next < seg.size() ? seg[next] : "";
+  if (next + 1 < seg.size() ||
+      (next < seg.size() && action != "ready" && action != "infer" && action != "config" && action != "stats"))
+    return respond(not_found_reply(request.target));
   if (action == "infer") {
-    if (method != "POST") return method_not_allowed(method, target);
-    return model_infer(name, version, body);
+    if (request.method != "POST") return respond(method_not_allowed(request.method, request.target));
+    return infer(request, name, version, respond);
   }
-  if (!get) return method_not_allowed(method, target);
-  auto model = repository_.find(name, version);
-  if (!model.ok()) return error_reply(model.status());
-  if (!(*model)->ready()) return error_reply(not_ready(**model));
-  return action == "ready" ? ok_reply() : model_metadata(**model);
+  if (request.method != "GET") return respond(method_not_allowed(request.method, request.target));
+  if (action == "ready") {
+    auto ready = server_.model_ready(name, version);
+    if (!ready.ok()) return respond(error_reply(ready.status()));
+    return respond(readiness(*ready, str_cat("model '", name, "'", version.empty() ? "" : " version " + version)));
+  }
+  if (action == "stats") return respond(statistics(name, version));
+  if (action == "config") {
+    auto config = server_.model_config(name, version);
+    if (!config.ok()) return respond(error_reply(config.status()));
+    auto json = model_config_json(*config);
+    return respond(json.ok() ? ok_reply(std::move(json).value()) : error_reply(json.status()));
+  }
+  auto metadata = server_.model_metadata(name, version);
+  respond(metadata.ok() ? ok_reply(model_metadata_json(*metadata)) : error_reply(metadata.status()));
 }
 
-HttpReply RestApi::model_metadata(const ServedModel& model) const {
-  rj::StringBuffer buffer;
-  rj::Writer<rj::StringBuffer> w(buffer);
-  w.StartObject();
-  w.Key("name");
-  write_string(w, model.name);
-  w.Key("versions");
-  w.StartArray();
-  write_string(w, std::to_string(model.version));
-  w.EndArray();
-  w.Key("platform");
-  w.String(kPlatform);
-  w.Key("inputs");
-  write_tensor_infos(w, model.session->inputs());
-  w.Key("outputs");
-  write_tensor_infos(w, model.session->outputs());
-  w.EndObject();
-  return ok_reply(buffer.GetString());
-}
-
-HttpReply RestApi::model_infer(const std::string& name, const std::string& version, const std::string& body) const {
+void RestApi::infer(HttpRequest& request, const std::string& name, const std::string& version,
+                    const HttpResponder& respond) {
   // Look the model up first so an unknown model is 404 whatever the body holds.
-  auto model = repository_.find(name, version);
-  if (!model.ok()) return error_reply(model.status());
-  if (!(*model)->ready()) return error_reply(not_ready(**model));
-  auto request = decode_infer_request(body, name, version);
-  if (!request.ok()) return error_reply(request.status());
-  auto response = infer(repository_, *request);
-  if (!response.ok()) return error_reply(response.status());
-  return ok_reply(encode_infer_response(*response));
+  auto ready = server_.model_ready(name, version);
+  if (!ready.ok()) return respond(error_reply(ready.status()));
+  auto length = header_length(request);
+  if (!length.ok()) return respond(error_reply(length.status()));
+  auto decoded = decode_infer_request(request.body, *length, name, version);
+  if (!decoded.ok()) return respond(error_reply(decoded.status()));
+  InferRequest infer_request = std::move(decoded->request);
+  infer_request.cancelled = request.cancelled;
+  // Keep the output encoding choices; the request itself moves to the server.
+  auto how = std::make_shared<DecodedInferRequest>(std::move(decoded).value());
+  server_.infer_async(std::move(infer_request), [respond, how](Result<InferResponse> result) {
+    if (!result.ok()) return respond(error_reply(result.status()));
+    EncodedInferResponse encoded = encode_infer_response(*result, *how);
+    HttpReply reply{200, std::move(encoded.body)};
+    if (encoded.header_length) {
+      reply.content_type = "application/octet-stream";
+      reply.headers.emplace_back("Inference-Header-Content-Length", std::to_string(*encoded.header_length));
+    }
+    respond(std::move(reply));
+  });
+}
+
+// POST /v2/repository/index, /v2/repository/models/{m}/load|unload
+HttpReply RestApi::repository(const HttpRequest& request, const std::vector<std::string>& seg) {
+  if (seg.size() == 3 && seg[2] == "index") {
+    bool ready_only = false;
+    if (!request.body.empty()) {
+      rapidjson::Document doc;
+      doc.Parse(request.body.c_str(), request.body.size());
+      if (doc.HasParseError() || !doc.IsObject())
+        return error_reply(invalid_argument("repository index body is not a JSON object"));
+      auto it = doc.FindMember("ready");
+      if (it != doc.MemberEnd()) {
+        if (!it->value.IsBool()) return error_reply(invalid_argument("\"ready\" must be true or false"));
+        ready_only = it->value.GetBool();
+      }
+    }
+    return ok_reply(repository_index_json(server_.repository_index(ready_only)));
+  }
+  if (seg.size() == 5 && seg[2] == "models" && (seg[4] == "load" || seg[4] == "unload")) {
+    if (!request.body.empty()) {
+      rapidjson::Document doc;
+      doc.Parse(request.body.c_str(), request.body.size());
+      if (doc.HasParseError() || !doc.IsObject())
+        return error_reply(invalid_argument("repository ", seg[4], " body is not a JSON object"));
+    }
+    Status s = seg[4] == "load" ? server_.load_model(seg[3]) : server_.unload_model(seg[3]);
+    return s.ok() ? ok_reply() : error_reply(s);
+  }
+  return not_found_reply(request.target);
+}
+
+HttpReply RestApi::statistics(const std::string& name, const std::string& version) {
+  auto stats = server_.model_statistics(name, version);
+  if (!stats.ok()) return error_reply(stats.status());
+  return ok_reply(model_statistics_json(*stats));
 }
 
 }  // namespace hearth::serving

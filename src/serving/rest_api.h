@@ -1,50 +1,63 @@
-// RestApi: the KServe v2 (Open Inference Protocol) REST endpoints, free of any
-// transport. The HTTP server hands it method, target and body and sends back
-// the HttpReply; tests call it directly.
+// RestApi: the KServe v2 (Open Inference Protocol) REST endpoints plus
+// Triton's extensions, free of any transport. The HttpServer hands it each
+// request; tests may call handle_sync().
 //
-//   GET  /v2                                   server metadata
-//   GET  /v2/health/live, /v2/health/ready     200 when live / ready
-//   GET  /v2/models/{m}[/versions/{v}]         model metadata
-//   GET  /v2/models/{m}[/versions/{v}]/ready   200 when the model is ready
-//   POST /v2/models/{m}[/versions/{v}]/infer   inference (JSON tensors)
+//   GET  /v2                                    server metadata
+//   GET  /v2/health/live, /v2/health/ready      200 when live / ready, else 400
+//   GET  /v2/models/{m}[/versions/{v}]          model metadata
+//   GET  /v2/models/{m}[/versions/{v}]/ready    200 when ready, 400 when not, 404 unknown
+//   GET  /v2/models/{m}[/versions/{v}]/config   model configuration (Triton's JSON form)
+//   GET  /v2/models[/{m}[/versions/{v}]]/stats  statistics extension
+//   POST /v2/models/{m}[/versions/{v}]/infer    inference: JSON tensors or the binary
+//                                               tensor extension (Inference-Header-Content-Length)
+//   POST /v2/repository/index                   repository index ({"ready": true} filters)
+//   POST /v2/repository/models/{m}/load|unload  explicit model control
 //
-// Errors are {"error": "..."} with 400, 404, 405, 413, 500 or 503.
+// Errors are {"error": "..."}: 400 bad request, 404 unknown, 405 method,
+// 413 body too large, 503 unavailable or queue full (with Retry-After),
+// 504 queue timeout, 500 internal. Every reply carries X-Request-Id (the
+// client's, or a new one).
 // Thread safety: handle() may be called from many threads at once.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/status.h"
-#include "serving/model_repository.h"
+#include "serving/http_server.h"
+#include "serving/server.h"
 
 namespace hearth::serving {
 
-struct HttpReply {
-  int status = 200;
-  std::string body;  // JSON, possibly empty
-};
-
-// HTTP status for a Status code: InvalidArgument/Unimplemented 400, NotFound 404,
-// ResourceExhausted 413, Unavailable/FailedPrecondition 503, others 500.
+// HTTP status for a Status code (see the table above).
 int http_status_for(const Status& status);
-// {"error": "<message>"} with the status mapped by http_status_for.
+// {"error": "<message>"} with the status mapped by http_status_for (+ Retry-After for 503).
 HttpReply error_reply(const Status& status);
+
+struct RestApiOptions {
+  bool access_log = false;  // one JSON log line per request
+};
 
 class RestApi {
  public:
-  // Borrows `repository`, which must outlive the RestApi.
-  explicit RestApi(const ModelRepository& repository) : repository_(repository) {}
+  // Borrows `server`, which must outlive the RestApi.
+  RestApi(InferenceServer& server, RestApiOptions options = {}) : server_(server), options_(options) {}
 
-  // Serves one request. `target` is the raw request target (path and optional
-  // query, percent-encoded). Never throws.
-  HttpReply handle(const std::string& method, const std::string& target, const std::string& body) const;
+  // Serves one request; `respond` runs exactly once. Never throws.
+  void handle(HttpRequest request, HttpResponder respond);
+  // Blocking form for tests.
+  HttpReply handle_sync(const std::string& method, const std::string& target, const std::string& body = "",
+                        std::vector<std::pair<std::string, std::string>> headers = {});
 
  private:
-  HttpReply route(const std::string& method, const std::string& target, const std::string& body) const;
-  HttpReply model_metadata(const ServedModel& model) const;
-  HttpReply model_infer(const std::string& name, const std::string& version, const std::string& body) const;
+  void route(HttpRequest& request, const HttpResponder& respond);
+  void model_route(HttpRequest& request, const std::vector<std::string>& seg, const HttpResponder& respond);
+  void infer(HttpRequest& request, const std::string& name, const std::string& version, const HttpResponder& respond);
+  HttpReply repository(const HttpRequest& request, const std::vector<std::string>& seg);
+  HttpReply statistics(const std::string& name, const std::string& version);
 
-  const ModelRepository& repository_;
+  InferenceServer& server_;
+  RestApiOptions options_;
 };
 
 }  // namespace hearth::serving

@@ -63,26 +63,33 @@ def rel_l2(a, b):
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
-def start_server(hearth, repo):
-    proc = subprocess.Popen([hearth, "serve", "--model-repository", repo, "--http-port", "0",
-                             "--http-address", "127.0.0.1", "--threads", "2", "--http-max-body-mb", "1"],
+def start_server(hearth, repo, *extra):
+    """Starts `hearth serve` on free ports; returns (proc, {protocol: port}, output lines).
+    The ports come from the server's JSON log lines ({"event": "listening", ...})."""
+    proc = subprocess.Popen([hearth, "serve", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
+                             "--metrics-port", "0", "--http-address", "127.0.0.1", "--threads", "2",
+                             "--http-max-body-mb", "1", "--http-header-timeout-secs", "2", "--access-log", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    port = []
+    ports = {}
     lines = []
 
     def reader():
         for line in proc.stdout:
             lines.append(line.rstrip())
-            if line.startswith("listening on") and not port:
-                port.append(int(line.split()[2].rsplit(":", 1)[1]))
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "listening":
+                ports[event["protocol"]] = event["port"]
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
     for _ in range(600):
-        if port or proc.poll() is not None:
+        if len(ports) == 3 or proc.poll() is not None:
             break
         threading.Event().wait(0.1)
-    return proc, (port[0] if port else None), lines
+    return proc, ports, lines
 
 
 def stop_server(proc):
@@ -112,10 +119,11 @@ def run_checks(base, port, zoo):
 
     # Health and metadata.
     status, meta = request(base, "GET", "/v2")
-    check(status == 200 and meta.get("name") == "hearth" and "version" in meta and meta.get("extensions") == [],
-          f"server metadata {meta}")
+    check(status == 200 and meta.get("name") == "hearth" and "version" in meta
+          and "binary_tensor_data" in meta.get("extensions", []), f"server metadata {meta}")
     check(request(base, "GET", "/v2/health/live")[0] == 200, "live")
-    check(request(base, "GET", "/v2/health/ready")[0] == 200, "ready")
+    # Strict readiness (Triton's default): not ready while the corrupt model is not.
+    check(request(base, "GET", "/v2/health/ready")[0] == 400, "not ready while a model failed to load")
     status, meta = request(base, "GET", "/v2/models/mlp")
     check(status == 200 and meta["name"] == "mlp" and meta["versions"] == ["3"]
           and meta["platform"] == "onnxruntime_onnx"
@@ -126,7 +134,7 @@ def run_checks(base, port, zoo):
     check(request(base, "GET", "/v2/models/mlp/ready")[0] == 200, "model ready")
     check(request(base, "GET", "/v2/models/mlp/versions/3/ready")[0] == 200, "versioned model ready")
     status, body = request(base, "GET", "/v2/models/corrupt/ready")
-    check(status == 503 and "error" in body, f"corrupt model not ready: {status} {body}")
+    check(status == 400 and "error" in body, f"corrupt model not ready: {status} {body}")
 
     # Inference against the PyTorch reference, batch 1 (nested data) and batch 4 (flat data).
     for name, nested, path in [("mlp", True, "/v2/models/mlp/infer"), ("mlp.b4", False, "/v2/models/mlp/versions/3/infer")]:
@@ -205,6 +213,104 @@ def run_checks(base, port, zoo):
     check(statuses == [200] * 3 and len(sockets) == 1, f"keep-alive: three requests on one connection {statuses}")
 
 
+def is_json(line):
+    try:
+        json.loads(line)
+        return True
+    except ValueError:
+        return False
+
+
+def raw_request(port, method, path, body=b"", headers=None):
+    """(status, headers dict lower-cased, body bytes) over http.client."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request(method, path, body, headers or {})
+    r = conn.getresponse()
+    data = r.read()
+    hdrs = {k.lower(): v for k, v in r.getheaders()}
+    conn.close()
+    return r.status, hdrs, data
+
+
+def run_extension_checks(base, port, zoo):
+    """Triton's extensions: binary tensors, config, statistics, repository index, request ids, limits."""
+    x = np.load(os.path.join(zoo, "mlp.b4.in.npy")).astype(np.float32)
+    ref = np.load(os.path.join(zoo, "mlp.b4.out.npy"))
+    raw = x.tobytes()
+    header = json.dumps({"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
+                                     "parameters": {"binary_data_size": len(raw)}}],
+                         "outputs": [{"name": "output", "parameters": {"binary_data": True}}]}).encode()
+    status, hdrs, body = raw_request(port, "POST", "/v2/models/mlp/infer", header + raw,
+                                     {"Inference-Header-Content-Length": str(len(header)),
+                                      "Content-Type": "application/octet-stream", "X-Request-Id": "trace-42"})
+    ok = status == 200 and "inference-header-content-length" in hdrs
+    check(ok and hdrs.get("x-request-id") == "trace-42", f"binary infer answered with binary output ({status}, {hdrs})")
+    if ok:
+        n = int(hdrs["inference-header-content-length"])
+        meta = json.loads(body[:n])
+        out = meta["outputs"][0]
+        y = np.frombuffer(body[n:], dtype=np.float32).reshape(out["shape"])
+        size = out.get("parameters", {}).get("binary_data_size")
+        check(size == len(body) - n and rel_l2(y, ref) <= 1e-4,
+              f"binary output matches PyTorch (size {size}, rel L2 {rel_l2(y, ref):.2e})")
+    status, _, body = raw_request(port, "POST", "/v2/models/mlp/infer", header + raw[:-4],
+                                  {"Inference-Header-Content-Length": str(len(header))})
+    check(status == 400 and b"binary" in body, f"binary size disagreeing with the data: {status} {body[:120]}")
+    status, _, body = raw_request(port, "POST", "/v2/models/mlp/infer", header + raw,
+                                  {"Inference-Header-Content-Length": str(len(header) + len(raw) + 10)})
+    check(status == 400, f"Inference-Header-Content-Length beyond the body: {status} {body[:120]}")
+
+    status, cfg = request(base, "GET", "/v2/models/mlp/config")
+    check(status == 200 and cfg.get("name") == "mlp" and cfg.get("max_batch_size") == 8
+          and cfg["input"][0]["dims"] == [64] and cfg["input"][0]["data_type"] == "TYPE_FP32", f"model config {cfg}")
+    status, stats = request(base, "GET", "/v2/models/mlp/stats")
+    ok = status == 200 and stats["model_stats"][0]["name"] == "mlp"
+    check(ok and stats["model_stats"][0]["inference_count"] > 0
+          and stats["model_stats"][0]["inference_stats"]["success"]["count"] > 0, f"model statistics {stats}")
+    status, index = request(base, "POST", "/v2/repository/index", {})
+    states = {(e["name"], e.get("version")): e["state"] for e in index} if status == 200 else {}
+    check(states.get(("mlp", "3")) == "READY" and states.get(("corrupt", "1")) == "UNAVAILABLE"
+          and all(e["reason"] for e in index if e["state"] == "UNAVAILABLE"), f"repository index {index}")
+    status, body = request(base, "POST", "/v2/repository/models/mlp/unload", {})
+    check(status == 400 and "explicit" in body.get("error", ""), f"unload refused outside explicit mode: {status} {body}")
+
+    status, hdrs, _ = raw_request(port, "GET", "/v2/health/live")
+    check(len(hdrs.get("x-request-id", "")) == 16, f"a request id is made up when the client sends none {hdrs}")
+    status, _, _ = raw_request(port, "GET", "/v2/health/live", b"", {"X-Big": "a" * (40 << 10)})
+    check(status == 431, f"header over the limit: {status}")
+    # A slow client that never finishes its header is closed (--http-header-timeout-secs 2).
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n")
+        s.settimeout(8)
+        try:
+            closed = s.recv(4096) == b""
+        except OSError:
+            closed = True
+    check(closed, "slow client that never finishes its header is disconnected")
+    status, _ = request(base, "GET", "/v2/health/live")
+    check(status == 200, "server answers after the slow client")
+
+
+def run_metrics_checks(port):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/metrics")
+    r = conn.getresponse()
+    text = r.read().decode()
+    conn.close()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    ok = values.get('hearth_inference_request_success_total{model="mlp",version="3"}', 0) > 0
+    check(r.status == 200 and ok, "metrics: per-model success counter")
+    check(values.get('hearth_inference_request_failure_total{model="mlp",version="3",reason="OTHER"}', 0) > 0,
+          "metrics: failures counted with reason OTHER")
+    check(values.get("hearth_process_resident_memory_bytes", 0) > 0, "metrics: process memory")
+    check('hearth_inference_request_duration_us_bucket{model="mlp",version="3",le="+Inf"}' in values,
+          "metrics: request duration histogram")
+
+
 def main():
     hearth, zoo = sys.argv[1], sys.argv[2]
     if not os.path.exists(os.path.join(zoo, "mlp.onnx")):
@@ -224,17 +330,24 @@ def main():
         os.makedirs(os.path.join(repo, "corrupt", "1"))
         with open(os.path.join(repo, "corrupt", "1", "model.onnx"), "wb") as f:
             f.write(b"\x08\x07\x12\x04junk-not-a-model")
-        proc, port, lines = start_server(hearth, repo)
-        check(port is not None, "server started and printed its port")
-        if port is None:
+        proc, ports, lines = start_server(hearth, repo)
+        check(len(ports) == 3, f"server started and logged its ports {ports}")
+        if "http" not in ports:
             print("\n".join(lines))
             return 1
+        port = ports["http"]
         run_checks(f"http://127.0.0.1:{port}", port, zoo)
+        run_extension_checks(f"http://127.0.0.1:{port}", port, zoo)
+        if "metrics" in ports:
+            run_metrics_checks(ports["metrics"])
         check(proc.poll() is None, "server still running after all requests")
     finally:
         if proc is not None:
             rc = stop_server(proc)
             check(rc == 0, f"server stopped cleanly on SIGTERM (exit {rc})")
+            bad = [l for l in lines if l.startswith("{") and not is_json(l)]
+            check(not bad and any('"event":"http_request"' in l for l in lines),
+                  f"every log line is JSON, with access-log lines ({len(lines)} lines, bad: {bad[:2]})")
         shutil.rmtree(work, ignore_errors=True)
     print(f"rest_e2e: {len(FAILURES)} failed")
     return 1 if FAILURES else 0

@@ -1,0 +1,284 @@
+// The gRPC service of `hearth serve`: GRPCInferenceService over InferenceServer,
+// plus gRPC's standard health service kept in step with server.ready().
+#include "serving/grpc_server.h"
+
+#include <grpc/grpc.h>
+#include <grpc/support/log.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "grpc_service.grpc.pb.h"
+#include "serving/grpc_codec.h"
+#include "serving/grpc_stream.h"
+#include "telemetry/log.h"
+
+namespace hearth::serving {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// The service name clients may pass to grpc.health.v1.Health/Check.
+constexpr const char* kServiceName = "inference.GRPCInferenceService";
+
+// gRPC's own diagnostics (e.g. why a port could not be bound) as JSON log
+// lines like every other event of `hearth serve`, instead of gRPC's format.
+void log_grpc_message(gpr_log_func_args* args) {
+  telemetry::LogLevel level = telemetry::LogLevel::kError;
+  if (args->severity == GPR_LOG_SEVERITY_DEBUG) level = telemetry::LogLevel::kDebug;
+  if (args->severity == GPR_LOG_SEVERITY_INFO) level = telemetry::LogLevel::kInfo;
+  telemetry::Logger::global().log(level, "grpc_core",
+                                  {telemetry::field("message", args->message ? args->message : ""),
+                                   telemetry::field("file", args->file ? args->file : ""),
+                                   telemetry::field("line", args->line)});
+}
+
+// Runs `f` (returning Status) and converts the outcome, so that no exception
+// leaves a handler.
+template <typename F>
+grpc::Status guarded(F&& f) {
+  try {
+    return to_grpc_status(f());
+  } catch (const std::exception& e) {
+    return grpc::Status(grpc::StatusCode::INTERNAL, str_cat("internal error: ", e.what()));
+  } catch (...) {
+    return grpc::Status(grpc::StatusCode::INTERNAL, "internal error: unknown exception");
+  }
+}
+
+class InferenceService final : public inference::GRPCInferenceService::Service {
+ public:
+  explicit InferenceService(InferenceServer& server) : server_(server) {}
+
+  grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
+                          inference::ServerLiveResponse* out) override {
+    return guarded([&] {
+      out->set_live(server_.live());
+      return ok_status();
+    });
+  }
+
+  grpc::Status ServerReady(grpc::ServerContext*, const inference::ServerReadyRequest*,
+                           inference::ServerReadyResponse* out) override {
+    return guarded([&] {
+      out->set_ready(server_.ready());
+      return ok_status();
+    });
+  }
+
+  grpc::Status ModelReady(grpc::ServerContext*, const inference::ModelReadyRequest* in,
+                          inference::ModelReadyResponse* out) override {
+    return guarded([&]() -> Status {
+      HEARTH_ASSIGN_OR_RETURN(bool ready, server_.model_ready(in->name(), in->version()));
+      out->set_ready(ready);
+      return ok_status();
+    });
+  }
+
+  grpc::Status ServerMetadata(grpc::ServerContext*, const inference::ServerMetadataRequest*,
+                              inference::ServerMetadataResponse* out) override {
+    return guarded([&] {
+      serving::ServerMetadata m = server_.server_metadata();
+      out->set_name(m.name);
+      out->set_version(m.version);
+      for (const std::string& e : m.extensions) out->add_extensions(e);
+      return ok_status();
+    });
+  }
+
+  grpc::Status ModelMetadata(grpc::ServerContext*, const inference::ModelMetadataRequest* in,
+                             inference::ModelMetadataResponse* out) override {
+    return guarded([&]() -> Status {
+      HEARTH_ASSIGN_OR_RETURN(serving::ModelMetadata m, server_.model_metadata(in->name(), in->version()));
+      encode_model_metadata(m, out);
+      return ok_status();
+    });
+  }
+
+  grpc::Status ModelConfig(grpc::ServerContext*, const inference::ModelConfigRequest* in,
+                           inference::ModelConfigResponse* out) override {
+    return guarded([&]() -> Status {
+      HEARTH_ASSIGN_OR_RETURN(*out->mutable_config(), server_.model_config(in->name(), in->version()));
+      return ok_status();
+    });
+  }
+
+  grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* in,
+                          inference::ModelInferResponse* out) override {
+    return guarded([&] { return infer_unary(server_, context, *in, out); });
+  }
+
+  grpc::Status ModelStreamInfer(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>* stream) override {
+    return guarded([&] { return serve_infer_stream(server_, context, stream); });
+  }
+
+  grpc::Status ModelStatistics(grpc::ServerContext*, const inference::ModelStatisticsRequest* in,
+                               inference::ModelStatisticsResponse* out) override {
+    return guarded([&]() -> Status {
+      HEARTH_ASSIGN_OR_RETURN(auto stats, server_.model_statistics(in->name(), in->version()));
+      for (const serving::ModelStatistics& s : stats) encode_model_statistics(s, out->add_model_stats());
+      return ok_status();
+    });
+  }
+
+  grpc::Status RepositoryIndex(grpc::ServerContext*, const inference::RepositoryIndexRequest* in,
+                               inference::RepositoryIndexResponse* out) override {
+    return guarded([&] {
+      for (const ModelIndexEntry& e : server_.repository_index(in->ready())) {
+        auto* m = out->add_models();
+        m->set_name(e.name);
+        m->set_version(e.version);
+        m->set_state(e.state);
+        m->set_reason(e.reason);
+      }
+      return ok_status();
+    });
+  }
+
+  grpc::Status RepositoryModelLoad(grpc::ServerContext*, const inference::RepositoryModelLoadRequest* in,
+                                   inference::RepositoryModelLoadResponse*) override {
+    return guarded([&]() -> Status {
+      HEARTH_RETURN_IF_ERROR(check_no_parameters(in->parameters(), "RepositoryModelLoad"));
+      return server_.load_model(in->model_name());
+    });
+  }
+
+  grpc::Status RepositoryModelUnload(grpc::ServerContext*, const inference::RepositoryModelUnloadRequest* in,
+                                     inference::RepositoryModelUnloadResponse*) override {
+    return guarded([&]() -> Status {
+      HEARTH_RETURN_IF_ERROR(check_no_parameters(in->parameters(), "RepositoryModelUnload"));
+      return server_.unload_model(in->model_name());
+    });
+  }
+
+ private:
+  // Triton's load/unload parameters ("config", "file:...", "unload_dependents")
+  // are not supported; say so rather than silently ignoring them.
+  template <typename Map>
+  static Status check_no_parameters(const Map& parameters, const char* rpc) {
+    if (parameters.empty()) return ok_status();
+    return unimplemented(rpc, ": parameter '", parameters.begin()->first, "' is not supported");
+  }
+
+  InferenceServer& server_;
+};
+
+std::string host_port(const std::string& address, uint16_t port) {
+  bool ipv6 = address.find(':') != std::string::npos && address.front() != '[';
+  return ipv6 ? str_cat("[", address, "]:", port) : str_cat(address, ":", port);
+}
+
+}  // namespace
+
+struct GrpcServer::Impl {
+  InferenceServer* server = nullptr;
+  std::unique_ptr<InferenceService> service;
+  std::unique_ptr<grpc::Server> grpc_server;
+  uint16_t port = 0;
+
+  // Health watcher: mirrors server->ready() into the health service.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+  bool stopped = false;
+  std::thread health_thread;
+
+  void set_health(bool ready) {
+    grpc::HealthCheckServiceInterface* health = grpc_server->GetHealthCheckService();
+    if (health == nullptr) return;
+    health->SetServingStatus(ready);
+    health->SetServingStatus(kServiceName, ready);
+  }
+
+  void watch_health(bool last) {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!cv.wait_for(lock, 250ms, [&] { return stopping; })) {
+      bool ready = server->ready();
+      if (ready != last) set_health(ready);
+      last = ready;
+    }
+  }
+};
+
+GrpcServer::GrpcServer() : impl_(std::make_unique<Impl>()) {}
+
+GrpcServer::~GrpcServer() { stop(); }
+
+uint16_t GrpcServer::port() const { return impl_->port; }
+
+Result<std::unique_ptr<GrpcServer>> GrpcServer::start(InferenceServer& server, const GrpcServerOptions& options) {
+  if (options.max_message_mb < 1 || options.max_message_mb > 4096)
+    return invalid_argument("gRPC max message size must be 1..4096 MiB, got ", options.max_message_mb);
+  // gRPC counts message bytes in an int: 2048 MiB and more become INT_MAX.
+  int max_bytes = static_cast<int>(
+      std::min<int64_t>(static_cast<int64_t>(options.max_message_mb) << 20, std::numeric_limits<int>::max()));
+  if (options.max_threads < 2) return invalid_argument("gRPC max threads must be at least 2, got ", options.max_threads);
+  std::string where = host_port(options.address, options.port);
+  try {
+    std::unique_ptr<GrpcServer> self(new GrpcServer());
+    Impl& impl = *self->impl_;
+    impl.server = &server;
+    impl.service = std::make_unique<InferenceService>(server);
+
+    static std::once_flag log_once;
+    std::call_once(log_once, [] { gpr_set_log_function(log_grpc_message); });
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    int bound_port = 0;
+    builder.AddListeningPort(where, grpc::InsecureServerCredentials(), &bound_port);
+    // gRPC sets SO_REUSEPORT by default, which would let a second server share
+    // a busy port silently; a taken port must be an error instead.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    builder.RegisterService(impl.service.get());
+    builder.SetMaxReceiveMessageSize(max_bytes);
+    builder.SetMaxSendMessageSize(max_bytes);
+    grpc::ResourceQuota quota("hearth-grpc");
+    quota.SetMaxThreads(options.max_threads);
+    builder.SetResourceQuota(quota);
+
+    impl.grpc_server = builder.BuildAndStart();
+    if (impl.grpc_server == nullptr || bound_port == 0)
+      return Status(StatusCode::kUnavailable,
+                    str_cat("cannot listen for gRPC on ", where, " (port in use or address not available)"));
+    impl.port = static_cast<uint16_t>(bound_port);
+
+    bool ready = server.ready();
+    impl.set_health(ready);
+    impl.health_thread = std::thread([&impl, ready] { impl.watch_health(ready); });
+    return self;
+  } catch (const std::exception& e) {
+    return internal_error("starting the gRPC server on ", where, ": ", e.what());
+  }
+}
+
+void GrpcServer::stop() {
+  Impl& impl = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(impl.mu);
+    if (impl.stopped) return;
+    impl.stopped = true;
+    impl.stopping = true;
+  }
+  impl.cv.notify_all();
+  if (impl.health_thread.joinable()) impl.health_thread.join();
+  if (impl.grpc_server) {
+    // Calls still running after the deadline are cancelled; a waiting
+    // ModelInfer notices within 5 ms and returns.
+    impl.grpc_server->Shutdown(std::chrono::system_clock::now() + 2s);
+    impl.grpc_server->Wait();
+  }
+}
+
+}  // namespace hearth::serving

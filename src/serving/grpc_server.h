@@ -1,0 +1,61 @@
+// GrpcServer: the KServe v2 / Triton gRPC front end of `hearth serve`
+// (service inference.GRPCInferenceService of grpc_service.proto, plus the
+// standard grpc.health.v1 health service). A thin translation layer: every
+// RPC decodes its message, calls InferenceServer (server.h) and encodes what
+// comes back, so gRPC and REST behave the same.
+//
+//   ServerLive / ServerReady / ModelReady       health
+//   ServerMetadata / ModelMetadata / ModelConfig
+//   ModelInfer, ModelStreamInfer                 inference (a stream's requests
+//                                                are pipelined, answered in order;
+//                                                errors go in error_message)
+//   ModelStatistics, RepositoryIndex / RepositoryModelLoad / RepositoryModelUnload
+//
+// Errors map InvalidArgument/Unimplemented/OutOfRange -> INVALID_ARGUMENT,
+// NotFound -> NOT_FOUND, Unavailable -> UNAVAILABLE, and so on (grpc_codec.h).
+// A client that disconnects or whose deadline passes cancels its queued work.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "serving/server.h"
+
+namespace hearth::serving {
+
+struct GrpcServerOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 8001;  // 0 = any free port
+  int max_message_mb = 64;  // 1..4096; larger messages are rejected by gRPC (RESOURCE_EXHAUSTED)
+  // Most threads gRPC may use for calls; each in-flight ModelInfer holds one
+  // while it waits for its result.
+  int max_threads = 64;
+};
+
+class GrpcServer {
+ public:
+  // Builds and starts the server, with grpc.health.v1 enabled and its serving
+  // status following server.ready(). Fails with a clear Status when the port
+  // cannot be bound or an option is out of range. `server` must outlive the
+  // GrpcServer.
+  static Result<std::unique_ptr<GrpcServer>> start(InferenceServer& server, const GrpcServerOptions& options);
+
+  // The bound port (the chosen one when options.port was 0).
+  uint16_t port() const;
+  // Graceful shutdown: in-flight calls get about 2 s to finish, then are
+  // cancelled. Idempotent; the destructor calls it.
+  void stop();
+  ~GrpcServer();
+
+  GrpcServer(const GrpcServer&) = delete;
+  GrpcServer& operator=(const GrpcServer&) = delete;
+
+ private:
+  GrpcServer();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hearth::serving

@@ -1,0 +1,150 @@
+// InferenceServer: the protocol-neutral core of `hearth serve`. The REST and
+// gRPC front ends decode their wire format into the structs of inference.h,
+// call these methods, and encode what comes back, so both behave the same.
+//
+//   front end -> InferenceServer::infer_async -> ModelManager picks the version
+//   -> that version's ModelScheduler (bounded queue, dynamic batcher,
+//   N instances) -> done(response) on a scheduler thread.
+//
+// Errors are Status codes the front ends map to their protocol:
+//   InvalidArgument / Unimplemented  bad request (HTTP 400, gRPC INVALID_ARGUMENT)
+//   NotFound                          unknown model or version (404, NOT_FOUND)
+//   Unavailable                       model not ready, queue full, shutting down
+//                                     (503 + Retry-After, UNAVAILABLE)
+//   DeadlineExceeded                  request timed out in the queue (504 / 503, DEADLINE_EXCEEDED)
+//   Cancelled                         the client went away
+//   FailedPrecondition                load/unload outside explicit mode (400, FAILED_PRECONDITION)
+// Thread safety: every method may be called from any thread at any time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "model_config.pb.h"
+#include "serving/inference.h"
+
+namespace hearth::telemetry {
+class Registry;
+}
+
+namespace hearth::serving {
+
+enum class ModelControlMode { kNone, kPoll, kExplicit };
+
+// Parses "none" | "poll" | "explicit" (Triton's --model-control-mode values).
+Result<ModelControlMode> parse_model_control_mode(const std::string& text);
+
+struct ServerOptions {
+  std::string model_repository;
+  ModelControlMode control_mode = ModelControlMode::kNone;
+  // Explicit mode: models to load at start ("*" = every model). Ignored otherwise.
+  std::vector<std::string> startup_models;
+  int repository_poll_seconds = 15;  // poll mode: rescan period
+  int total_threads = 0;             // cores for all instances' intra-op threads; 0 = every core
+  bool strict_readiness = true;      // ready only while every model that should load is READY
+  bool exit_on_error = false;        // create() fails when a model fails to load at start
+};
+
+struct ServerMetadata {
+  std::string name;     // "hearth"
+  std::string version;  // "0.1.0"
+  std::vector<std::string> extensions;
+};
+
+struct TensorMetadata {
+  std::string name;
+  std::string datatype;        // KServe name ("FP32")
+  std::vector<int64_t> shape;  // -1 for variable dims, batch dim included when batching
+};
+
+struct ModelMetadata {
+  std::string name;
+  std::vector<std::string> versions;  // every READY version, ascending
+  std::string platform;               // "onnxruntime_onnx"
+  std::vector<TensorMetadata> inputs;
+  std::vector<TensorMetadata> outputs;
+};
+
+// One row of the repository index (Triton's RepositoryIndex).
+struct ModelIndexEntry {
+  std::string name;
+  std::string version;  // "" when no version is known (failed before any loaded)
+  std::string state;    // "READY" | "LOADING" | "UNLOADING" | "UNAVAILABLE"
+  std::string reason;   // why UNAVAILABLE; empty otherwise
+};
+
+// Cumulative statistics of one model version, as Triton's statistics extension
+// reports them (counts and nanoseconds since the version loaded).
+struct StatDuration {
+  uint64_t count = 0;
+  uint64_t ns = 0;
+};
+struct BatchStatistics {
+  uint64_t batch_size = 0;
+  StatDuration compute_input, compute_infer, compute_output;
+};
+struct ModelStatistics {
+  std::string name;
+  std::string version;
+  uint64_t last_inference_ms = 0;  // ms since the epoch of the last request, 0 = never
+  uint64_t inference_count = 0;    // requests' batch items that ran
+  uint64_t execution_count = 0;    // model executions (a batch counts once)
+  StatDuration success, fail, queue, compute_input, compute_infer, compute_output;
+  std::vector<BatchStatistics> batch_stats;  // ascending batch size
+};
+
+using InferCallback = std::function<void(Result<InferResponse>)>;
+
+class ModelManager;
+
+class InferenceServer {
+ public:
+  // Scans the repository and loads models per the control mode; in poll mode
+  // also starts the polling thread. Fails when the repository is not a
+  // folder (or, with exit_on_error, when a model fails to load).
+  static Result<std::unique_ptr<InferenceServer>> create(const ServerOptions& options);
+  // Stops polling, rejects new requests, drains queued ones, unloads.
+  ~InferenceServer();
+  InferenceServer(const InferenceServer&) = delete;
+  InferenceServer& operator=(const InferenceServer&) = delete;
+
+  bool live() const;
+  bool ready() const;
+  ServerMetadata server_metadata() const;
+
+  // version "" = every ready version (metadata) / the latest ready one (others).
+  Result<ModelMetadata> model_metadata(const std::string& name, const std::string& version) const;
+  // NotFound for a model the repository does not know; false when known but not READY.
+  Result<bool> model_ready(const std::string& name, const std::string& version) const;
+  Result<inference::ModelConfig> model_config(const std::string& name, const std::string& version) const;
+  // name "" = every loaded model; version "" = every loaded version of the model.
+  Result<std::vector<ModelStatistics>> model_statistics(const std::string& name, const std::string& version) const;
+
+  std::vector<ModelIndexEntry> repository_index(bool ready_only) const;
+  // Explicit mode only (FailedPrecondition otherwise). load_model (re)loads the
+  // model's versions from disk: new versions warm up before they take
+  // traffic; versions no longer wanted drain in-flight requests, then unload.
+  Status load_model(const std::string& name);
+  Status unload_model(const std::string& name);
+
+  // Queues `request`; `done` runs exactly once, on a scheduler thread or (for
+  // errors found at once, e.g. a full queue) on the calling thread before
+  // infer_async returns. Never blocks on inference.
+  void infer_async(InferRequest request, InferCallback done);
+  // Blocking convenience wrapper over infer_async.
+  Result<InferResponse> infer(InferRequest request);
+
+  // The metrics every model reports (served on --metrics-port).
+  telemetry::Registry& metrics();
+
+ private:
+  InferenceServer();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hearth::serving
