@@ -8,7 +8,7 @@ SUITE := $(BUILD)/conformance/node
 ZOO := $(BUILD)/zoo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all setup build test conformance zoo fuzz demo clean bench-compare
+.PHONY: all setup build test conformance zoo fuzz demo clean bench-compare bench-serve
 
 all: build
 
@@ -60,3 +60,7 @@ $(ORT_DIR)/node_modules/onnxruntime-node/package.json:
 
 bench-compare: build $(ZOO)/.stamp $(ORT_DIR)/node_modules/onnxruntime-node/package.json
 	$(PY) bench/compare.py $(COMPARE_ARGS)
+
+# hearth serve under load (wrk for REST, a Python gRPC client): QPS, p50/p99, errors.
+bench-serve: build $(ZOO)/.stamp
+	$(PY) bench/serve/run.py --hearth $(HEARTH) --zoo $(ZOO) --report $(BUILD)/reports/serve.json

@@ -291,6 +291,20 @@ def run_extension_checks(base, port, zoo):
     check(status == 200, "server answers after the slow client")
 
 
+def run_cancel_check(base, port, zoo):
+    """A client that disconnects while its request is queued cancels it."""
+    body = json.dumps(infer_body(np.load(os.path.join(zoo, "mlp.in.npy")))).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /v2/models/slow/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        threading.Event().wait(0.3)
+    threading.Event().wait(3.5)  # the batch delay passes; the worker finds the request cancelled
+    status, stats = request(base, "GET", "/v2/models/slow/stats")
+    s0 = stats["model_stats"][0] if status == 200 else {}
+    check(s0.get("inference_count") == 0 and s0.get("inference_stats", {}).get("fail", {}).get("count") == 1,
+          f"a disconnected client's queued request is dropped, not run: {s0}")
+
+
 def run_metrics_checks(port):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", "/metrics")
@@ -307,6 +321,8 @@ def run_metrics_checks(port):
     check(values.get('hearth_inference_request_failure_total{model="mlp",version="3",reason="OTHER"}', 0) > 0,
           "metrics: failures counted with reason OTHER")
     check(values.get("hearth_process_resident_memory_bytes", 0) > 0, "metrics: process memory")
+    check(values.get('hearth_inference_request_failure_total{model="slow",version="1",reason="CANCELED"}') == 1,
+          "metrics: the disconnected client's request counted as CANCELED")
     check('hearth_inference_request_duration_us_bucket{model="mlp",version="3",le="+Inf"}' in values,
           "metrics: request duration histogram")
 
@@ -327,6 +343,11 @@ def main():
             f.write(b"older version, never loaded")
         with open(os.path.join(repo, "mlp", "config.pbtxt"), "w") as f:
             f.write('name: "mlp"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\n')
+        # "slow": the MLP behind a 3 s batching delay, so a request sits in the queue.
+        os.makedirs(os.path.join(repo, "slow", "1"))
+        shutil.copy(os.path.join(zoo, "mlp.onnx"), os.path.join(repo, "slow", "1", "model.onnx"))
+        with open(os.path.join(repo, "slow", "config.pbtxt"), "w") as f:
+            f.write('max_batch_size: 8\ndynamic_batching { max_queue_delay_microseconds: 3000000 }\n')
         os.makedirs(os.path.join(repo, "corrupt", "1"))
         with open(os.path.join(repo, "corrupt", "1", "model.onnx"), "wb") as f:
             f.write(b"\x08\x07\x12\x04junk-not-a-model")
@@ -338,6 +359,7 @@ def main():
         port = ports["http"]
         run_checks(f"http://127.0.0.1:{port}", port, zoo)
         run_extension_checks(f"http://127.0.0.1:{port}", port, zoo)
+        run_cancel_check(f"http://127.0.0.1:{port}", port, zoo)
         if "metrics" in ports:
             run_metrics_checks(ports["metrics"])
         check(proc.poll() is None, "server still running after all requests")
