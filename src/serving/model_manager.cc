@@ -24,6 +24,7 @@ struct ModelManager::Entry {
   std::string reason;                          // model-level problem of the last attempt
   std::string config_text;                     // config.pbtxt as loaded ("" = derived)
   std::map<int64_t, std::string> fingerprints;  // version -> model file size/mtime as loaded
+  std::map<int64_t, std::string> configs;       // version -> config text it was loaded with
   std::map<int64_t, std::string> failed_prints;  // version -> file size/mtime of the failed attempt
 };
 
@@ -88,7 +89,8 @@ Status validate_path_component(const std::string& value, const char* what) {
 }
 
 Result<int64_t> parse_version(const std::string& text) {
-  if (text.empty() || text.size() > 18) return invalid_argument("version '", text, "' is not a positive integer");
+  if (text.empty() || text.size() > 18 || text[0] == '0')
+    return invalid_argument("version '", text, "' is not a positive integer (without leading zeros)");
   int64_t v = 0;
   for (char c : text) {
     if (c < '0' || c > '9') return invalid_argument("version '", text, "' is not a positive integer");
@@ -205,15 +207,16 @@ Status ModelManager::load_locked(const std::string& name) {
 
   const std::string filename = config.default_model_filename().empty() ? kDefaultModelFilename : config.default_model_filename();
   std::map<int64_t, std::shared_ptr<ModelVersion>> next;
-  std::map<int64_t, std::string> failed, prints, failed_prints;
+  std::map<int64_t, std::string> failed, prints, failed_prints, configs;
   for (int64_t v : *selected) {
     fs::path file = dir / std::to_string(v) / filename;
     std::string print = fingerprint(file);
     auto old = entry->ready.find(v);
-    const bool same = old != entry->ready.end() && entry->config_text == *text && entry->fingerprints[v] == print;
+    const bool same = old != entry->ready.end() && entry->configs[v] == *text && entry->fingerprints[v] == print;
     if (same) {
       next[v] = old->second;
       prints[v] = print;
+      configs[v] = *text;
       continue;
     }
     // An unchanged file that failed before fails again: do not retry it on every poll.
@@ -224,6 +227,7 @@ Status ModelManager::load_locked(const std::string& name) {
       if (old != entry->ready.end()) {
         next[v] = old->second;
         prints[v] = entry->fingerprints[v];
+        configs[v] = entry->configs[v];
       }
       continue;
     }
@@ -240,6 +244,7 @@ Status ModelManager::load_locked(const std::string& name) {
       if (loaded.ok()) {
         next[v] = std::move(loaded).value();
         prints[v] = print;
+        configs[v] = *text;
         continue;
       }
       problem = loaded.status();
@@ -253,6 +258,7 @@ Status ModelManager::load_locked(const std::string& name) {
     if (old != entry->ready.end()) {  // keep serving what served before
       next[v] = old->second;
       prints[v] = entry->fingerprints[v];
+      configs[v] = entry->configs[v];
     }
   }
   if (!failed.empty()) {
@@ -262,6 +268,7 @@ Status ModelManager::load_locked(const std::string& name) {
       if (!next.count(kv.first)) {
         next[kv.first] = kv.second;
         prints[kv.first] = entry->fingerprints[kv.first];
+        configs[kv.first] = entry->configs[kv.first];
       }
   }
   std::vector<std::shared_ptr<ModelVersion>> leaving;
@@ -273,6 +280,7 @@ Status ModelManager::load_locked(const std::string& name) {
     entry->failed = failed;
     entry->failed_prints = std::move(failed_prints);
     entry->fingerprints = std::move(prints);
+    entry->configs = std::move(configs);
     entry->config_text = *text;
     entry->reason = failed.empty() ? "" : failed.begin()->second;
     entry->loading = false;
@@ -293,6 +301,7 @@ void ModelManager::unload_locked(Entry& entry, const std::string& reason) {
     entry.ready.clear();
     entry.failed.clear();
     entry.fingerprints.clear();
+    entry.configs.clear();
     entry.reason = reason;
     entry.wanted = false;
     entry.loading = false;
@@ -462,16 +471,23 @@ std::vector<ModelIndexEntry> ModelManager::index(bool ready_only) const {
     const Entry& e = *kv.second;
     for (const auto& v : e.ready) out.push_back({e.name, std::to_string(v.first), "READY", ""});
     if (ready_only) continue;
+    bool reason_shown = false;
     for (const auto& v : e.failed)
-      if (!e.ready.count(v.first)) out.push_back({e.name, std::to_string(v.first), "UNAVAILABLE", v.second});
-    if (e.loading) out.push_back({e.name, "", "LOADING", ""});
-    else if (e.ready.empty() && e.failed.empty())
+      if (!e.ready.count(v.first)) {
+        out.push_back({e.name, std::to_string(v.first), "UNAVAILABLE", v.second});
+        reason_shown = true;
+      }
+    if (e.loading)
+      out.push_back({e.name, "", "LOADING", ""});
+    else if (e.ready.empty() && !reason_shown)
       out.push_back({e.name, "", "UNAVAILABLE", e.reason.empty() ? "not loaded" : e.reason});
-    else if (!e.reason.empty() && e.failed.empty())
-      out.push_back({e.name, "", "UNAVAILABLE", e.reason});  // e.g. a bad new config; old versions still serve
+    else if (!e.reason.empty() && !reason_shown)
+      out.push_back({e.name, "", "UNAVAILABLE", e.reason});  // a failed reload; what served still serves
   }
   std::sort(out.begin(), out.end(), [](const ModelIndexEntry& a, const ModelIndexEntry& b) {
-    return a.name != b.name ? a.name < b.name : a.version < b.version;
+    if (a.name != b.name) return a.name < b.name;
+    if (a.version.size() != b.version.size()) return a.version.size() < b.version.size();  // numeric order
+    return a.version < b.version;
   });
   return out;
 }

@@ -100,22 +100,30 @@ HttpReply error_reply(const Status& status) {
 void RestApi::handle(HttpRequest request, HttpResponder respond) {
   const auto start = std::chrono::steady_clock::now();
   std::string id = request.header("X-Request-Id");
-  if (id.empty() || id.size() > 128) id = telemetry::new_request_id();
-  // Every reply carries the request id; the access log line is written here.
-  HttpResponder reply_with_id = [respond = std::move(respond), id, start, log = options_.access_log,
-                                 method = request.method, target = request.target,
-                                 bytes_in = request.body.size()](HttpReply reply) {
-    reply.headers.emplace_back("X-Request-Id", id);
-    if (log) {
+  // A client's id is echoed only when it is short, printable ASCII.
+  bool usable = !id.empty() && id.size() <= 128;
+  for (char c : id) usable = usable && c > 0x20 && c < 0x7f;
+  if (!usable) id = telemetry::new_request_id();
+  // Every reply carries the request id; with --access-log a line is written per request.
+  HttpResponder reply_with_id;
+  if (!options_.access_log) {
+    reply_with_id = [respond = std::move(respond), id](HttpReply reply) {
+      reply.headers.emplace_back("X-Request-Id", id);
+      respond(std::move(reply));
+    };
+  } else {
+    reply_with_id = [respond = std::move(respond), id, start, method = request.method, target = request.target,
+                     bytes_in = request.body.size()](HttpReply reply) {
+      reply.headers.emplace_back("X-Request-Id", id);
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
       telemetry::log_info("http_request",
                           {telemetry::field("request_id", id), telemetry::field("method", method),
                            telemetry::field("target", target), telemetry::field("status", reply.status),
                            telemetry::field("bytes_in", bytes_in), telemetry::field("bytes_out", reply.body.size()),
                            telemetry::field("duration_us", static_cast<int64_t>(us))});
-    }
-    respond(std::move(reply));
-  };
+      respond(std::move(reply));
+    };
+  }
   try {
     route(request, reply_with_id);
   } catch (const std::exception& e) {  // e.g. std::bad_alloc on a huge shape

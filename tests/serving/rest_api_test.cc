@@ -9,6 +9,7 @@
 
 #include <strings.h>
 
+#include <atomic>
 #include <cstring>
 #include <future>
 
@@ -335,6 +336,35 @@ TEST_F(RestApiTest, queue_timeout_is_504) {
   start();
   HttpReply r = post("/v2/models/relu/infer", kGoodBody);
   EXPECT_EQ(r.status, 504) << r.body;
+}
+
+TEST_F(RestApiTest, request_timeout_parameter_and_client_cancel) {
+  std::filesystem::remove_all(dir_.path() / "broken");
+  write_file(dir_.path() / "relu" / "config.pbtxt",
+             "max_batch_size: 8 dynamic_batching { max_queue_delay_microseconds: 100000 }");
+  start();
+  HttpReply timed = post("/v2/models/relu/infer",
+                         R"({"parameters":{"timeout":1000},)"
+                         R"("inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]})");
+  EXPECT_EQ(timed.status, 504) << timed.body;
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  auto promise = std::make_shared<std::promise<HttpReply>>();
+  auto reply = promise->get_future();
+  api_->handle(HttpRequest{"POST", "/v2/models/relu/infer", kGoodBody, {}, cancelled},
+               [promise](HttpReply r) { promise->set_value(std::move(r)); });
+  cancelled->store(true);
+  HttpReply r = reply.get();
+  EXPECT_EQ(r.status, 499) << r.body;
+  EXPECT_EQ(post("/v2/models/relu/infer", kGoodBody).status, 200);
+}
+
+TEST_F(RestApiTest, overlong_request_id_is_replaced) {
+  start();
+  const std::string long_id(200, 'a');
+  HttpReply r = api_->handle_sync("GET", "/v2", "", {{"X-Request-Id", long_id}});
+  const std::string id = header(r, "X-Request-Id");
+  EXPECT_FALSE(id.empty());
+  EXPECT_NE(id, long_id);
 }
 
 TEST(HttpStatus, maps_status_codes) {

@@ -2,12 +2,20 @@
 // small ONNX models of tests/graph/model_builder.h.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <memory>
 #include <random>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "graph/model_builder.h"
+#include "serving/server.h"
 
 namespace hearth::testing {
 
@@ -75,3 +83,91 @@ inline void write_two_io_model(const std::filesystem::path& dir) {
 }
 
 }  // namespace hearth::testing
+
+// ---- InferenceServer test helpers (server_test.cc, server_scheduling_test.cc,
+// model_control_test.cc) ----
+namespace hearth::serving::test {
+
+namespace fs = std::filesystem;
+using hearth::testing::TempDir;
+using hearth::testing::write_file;
+using hearth::testing::write_relu_model;
+using Clock = std::chrono::steady_clock;
+
+inline InferInput fp32(const std::string& name, Shape shape, const std::vector<float>& data) {
+  InferInput in;
+  in.name = name;
+  in.datatype = "FP32";
+  in.shape = std::move(shape);
+  in.data = Tensor::from_vector<float>(data, {static_cast<int64_t>(data.size())});
+  return in;
+}
+
+// A request for y = Relu(x) with rows of 4 floats.
+inline InferRequest relu_request(const std::vector<float>& data, const std::string& version = "",
+                                 const std::string& model = "relu") {
+  InferRequest r;
+  r.model_name = model;
+  r.model_version = version;
+  r.inputs.push_back(fp32("x", {static_cast<int64_t>(data.size() / 4), 4}, data));
+  return r;
+}
+
+inline std::vector<float> values(const Tensor& t) {
+  return std::vector<float>(t.data<float>(), t.data<float>() + t.numel());
+}
+
+inline std::vector<float> relu(std::vector<float> v) {
+  for (float& x : v) x = x < 0 ? 0 : x;
+  return v;
+}
+
+inline int64_t ms_since(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+// Waits up to `ms` for `pred`.
+template <typename Pred>
+bool eventually(Pred pred, int ms) {
+  const auto end = Clock::now() + std::chrono::milliseconds(ms);
+  while (Clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+// Submits `request` and returns a future for its answer.
+inline std::future<Result<InferResponse>> submit(InferenceServer& server, InferRequest request) {
+  auto p = std::make_shared<std::promise<Result<InferResponse>>>();
+  auto f = p->get_future();
+  server.infer_async(std::move(request), [p](Result<InferResponse> r) { p->set_value(std::move(r)); });
+  return f;
+}
+
+// A fixture owning a temporary repository and the servers started over it.
+class ServerTest : public ::testing::Test {
+ protected:
+  fs::path model_dir(const std::string& model) { return dir_.path() / model; }
+  void add_relu(const std::string& model, int version) { write_relu_model(model_dir(model) / std::to_string(version)); }
+  void config(const std::string& model, const std::string& text) { write_file(model_dir(model) / "config.pbtxt", text); }
+
+  std::unique_ptr<InferenceServer> start(ServerOptions options = {}) {
+    options.model_repository = dir_.path().string();
+    if (options.total_threads == 0) options.total_threads = 1;
+    auto s = InferenceServer::create(options);
+    EXPECT_TRUE(s.ok()) << s.status().to_string();
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+
+  static ServerOptions explicit_mode(std::vector<std::string> startup = {}) {
+    ServerOptions o;
+    o.control_mode = ModelControlMode::kExplicit;
+    o.startup_models = std::move(startup);
+    return o;
+  }
+
+  TempDir dir_;
+};
+
+}  // namespace hearth::serving::test
