@@ -10,6 +10,7 @@
 // must have.
 #include "serving/json_codec.h"
 
+#include <algorithm>
 #include <bit>
 #include <charconv>
 #include <cmath>
@@ -49,7 +50,7 @@ constexpr uint64_t kLengthMask = (uint64_t{1} << kLengthBits) - 1;
 // allocation; bigger bodies spill into heap chunks that die with the parse.
 struct ParseScratch {
   alignas(16) char values[64 << 10];
-  alignas(16) char document_stack[16 << 10];
+  alignas(16) char document_stack[64 << 10];
   alignas(16) char reader_stack[4 << 10];
   std::string text;  // the mutable copy of the JSON that in-situ parsing needs
 };
@@ -119,6 +120,9 @@ constexpr float overflow_limit() {
   else return 0x1.ffp127f;
 }
 
+// Why a JSON value did not convert to an element type.
+enum class Bad { kNone, kType, kSyntax, kRange };
+
 // Parses `text` entirely as T with std::from_chars; std::errc() on success.
 template <typename T>
 std::errc parse_all(std::string_view text, T& out) {
@@ -156,9 +160,11 @@ class RequestDecoder {
   }
 
   template <typename T>
-  Status convert(const Value& v, T& out, std::string_view datatype) const;
+  Bad convert(const Value& v, T& out) const;
   template <typename T>
-  Status convert_float(const Value& v, T& out, std::string_view datatype) const;
+  Bad convert_float(const Value& v, T& out) const;
+  template <typename T>
+  Status conversion_error(Bad bad, const Value& v, std::string_view datatype) const;
   template <typename T>
   Status fill(const Value& v, T* dst, size_t& i, std::string_view datatype) const;
   Result<Tensor> decode_json_data(const Value& data, DataType type, std::string_view datatype) const;
@@ -178,54 +184,60 @@ class RequestDecoder {
 // BF16 via float). Values past the type's range are refused; values too small
 // for it become zero, as rounding gives.
 template <typename T>
-Status RequestDecoder::convert_float(const Value& v, T& out, std::string_view datatype) const {
-  if (!v.IsNumber()) return invalid_argument("expected a number");
+Bad RequestDecoder::convert_float(const Value& v, T& out) const {
+  if (!v.IsNumber()) return Bad::kType;
   const std::string_view text = number_text(v);
   using Parsed = std::conditional_t<std::is_same_v<T, double>, double, float>;
   Parsed x;
-  std::errc ec = parse_all(text, x);
+  const std::errc ec = parse_all(text, x);
   if (ec == std::errc::result_out_of_range) {
     double d;
-    if (std::is_same_v<Parsed, float> && parse_all(text, d) == std::errc() && std::fabs(d) < 1) {
-      x = static_cast<Parsed>(d);  // underflow: rounds to a signed zero
-      ec = std::errc();
-    } else {
-      return invalid_argument(text, " is out of range for ", datatype);
-    }
+    if (!std::is_same_v<Parsed, float> || parse_all(text, d) != std::errc() || std::fabs(d) >= 1) return Bad::kRange;
+    x = static_cast<Parsed>(d);  // underflow: rounds to a signed zero
+  } else if (ec != std::errc()) {
+    return Bad::kSyntax;
   }
-  if (ec != std::errc()) return invalid_argument("expected a number, not ", text);
   if constexpr (std::is_same_v<T, Float16> || std::is_same_v<T, BFloat16>) {
-    if (std::isfinite(x) && std::fabs(x) >= overflow_limit<T>())
-      return invalid_argument(text, " is out of range for ", datatype);
+    if (std::isfinite(x) && std::fabs(x) >= overflow_limit<T>()) return Bad::kRange;
     out.bits = std::is_same_v<T, Float16> ? float_to_half(x) : float_to_bfloat16(x);
   } else {
     out = x;
   }
-  return ok_status();
+  return Bad::kNone;
 }
 
-// Converts one JSON scalar to T, refusing values that do not fit.
+// Converts one JSON scalar to T, refusing values that do not fit. No
+// allocation: conversion_error() builds the message for a failure.
 template <typename T>
-Status RequestDecoder::convert(const Value& v, T& out, std::string_view datatype) const {
+Bad RequestDecoder::convert(const Value& v, T& out) const {
   if constexpr (std::is_same_v<T, bool>) {
-    if (!v.IsBool()) return invalid_argument("expected true or false");
+    if (!v.IsBool()) return Bad::kType;
     out = v.GetBool();
-    return ok_status();
+    return Bad::kNone;
   } else if constexpr (is_float_like<T>) {
-    return convert_float(v, out, datatype);
+    return convert_float(v, out);
   } else {
-    using Wide = std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>;
-    const char* expected = std::is_signed_v<T> ? "expected an integer" : "expected a non-negative integer";
-    if (!v.IsNumber()) return invalid_argument(expected);
-    const std::string_view text = number_text(v);
-    Wide x;
-    const std::errc ec = parse_all(text, x);
-    if (ec == std::errc::result_out_of_range || (ec == std::errc() && !std::in_range<T>(x)))
-      return invalid_argument("integer ", text, " is out of range for ", datatype);
-    if (ec != std::errc()) return invalid_argument(expected, ", not ", text);
+    if (!v.IsNumber()) return Bad::kType;
+    std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t> x;
+    const std::errc ec = parse_all(number_text(v), x);
+    if (ec == std::errc::result_out_of_range || (ec == std::errc() && !std::in_range<T>(x))) return Bad::kRange;
+    if (ec != std::errc()) return Bad::kSyntax;
     out = static_cast<T>(x);
-    return ok_status();
+    return Bad::kNone;
   }
+}
+
+template <typename T>
+Status RequestDecoder::conversion_error(Bad bad, const Value& v, std::string_view datatype) const {
+  const char* expected = std::is_same_v<T, bool> ? "expected true or false"
+                         : is_float_like<T>      ? "expected a number"
+                         : std::is_signed_v<T>   ? "expected an integer"
+                                                 : "expected a non-negative integer";
+  if (bad == Bad::kType) return invalid_argument(expected);
+  const std::string_view text = number_text(v);
+  if (bad == Bad::kRange)
+    return invalid_argument(is_float_like<T> ? "" : "integer ", text, " is out of range for ", datatype);
+  return invalid_argument(expected, ", not ", text);
 }
 
 // Counts the scalars of a possibly nested array (a lone scalar counts one).
@@ -246,16 +258,23 @@ Status count_leaves(const Value& v, int depth, size_t& n) {
 // already bounded the depth and sized dst.
 template <typename T>
 Status RequestDecoder::fill(const Value& v, T* dst, size_t& i, std::string_view datatype) const {
-  auto one = [&](const Value& e) -> Status {
-    Status s = convert<T>(e, dst[i], datatype);
-    if (!s.ok()) return s.with_context(str_cat("data[", i, "]"));
+  auto error = [&](Bad bad, const Value& e) {
+    return conversion_error<T>(bad, e, datatype).with_context(str_cat("data[", i, "]"));
+  };
+  if (!v.IsArray()) {
+    const Bad bad = convert<T>(v, dst[i]);
+    if (bad != Bad::kNone) return error(bad, v);
     ++i;
     return ok_status();
-  };
-  if (!v.IsArray()) return one(v);
+  }
   for (const Value& e : v.GetArray()) {
-    if (e.IsArray()) HEARTH_RETURN_IF_ERROR(fill(e, dst, i, datatype));
-    else HEARTH_RETURN_IF_ERROR(one(e));
+    if (e.IsArray()) {
+      HEARTH_RETURN_IF_ERROR(fill(e, dst, i, datatype));
+      continue;
+    }
+    const Bad bad = convert<T>(e, dst[i]);
+    if (bad != Bad::kNone) return error(bad, e);
+    ++i;
   }
   return ok_status();
 }
@@ -435,7 +454,10 @@ Result<DecodedInferRequest> decode_infer_request(std::string_view body, std::opt
   Pool values(scratch.values, sizeof scratch.values);
   Pool document_stack(scratch.document_stack, sizeof scratch.document_stack);
   Pool reader_stack(scratch.reader_stack, sizeof scratch.reader_stack);
-  Document doc(&values, sizeof scratch.document_stack / 2, &document_stack);
+  // Room for the values a body of mostly numbers holds, so big arrays do not
+  // regrow (and copy) the parse stack.
+  const size_t stack_capacity = std::clamp(json.size() * 2, sizeof scratch.document_stack / 2, size_t{64} << 20);
+  Document doc(&values, stack_capacity, &document_stack);
   rj::ParseResult parsed;
   auto generate = [&](Document& d) {
     Reader reader(&reader_stack, sizeof scratch.reader_stack / 2);

@@ -233,9 +233,11 @@ void RestApi::infer(HttpRequest& request, const std::string& name, const std::st
 HttpReply RestApi::repository(const HttpRequest& request, const std::vector<std::string>& seg) {
   if (seg.size() == 3 && seg[2] == "index") {
     bool ready_only = false;
+    // Numbers stay text: RapidJSON 1.1's number conversion can crash on crafted
+    // input (CVE-2024-38517), and these bodies hold no numbers we need.
     if (!request.body.empty()) {
       rapidjson::Document doc;
-      doc.Parse(request.body.c_str(), request.body.size());
+      doc.Parse<rapidjson::kParseNumbersAsStringsFlag>(request.body.c_str(), request.body.size());
       if (doc.HasParseError() || !doc.IsObject())
         return error_reply(invalid_argument("repository index body is not a JSON object"));
       auto it = doc.FindMember("ready");
@@ -249,7 +251,7 @@ HttpReply RestApi::repository(const HttpRequest& request, const std::vector<std:
   if (seg.size() == 5 && seg[2] == "models" && (seg[4] == "load" || seg[4] == "unload")) {
     if (!request.body.empty()) {
       rapidjson::Document doc;
-      doc.Parse(request.body.c_str(), request.body.size());
+      doc.Parse<rapidjson::kParseNumbersAsStringsFlag>(request.body.c_str(), request.body.size());
       if (doc.HasParseError() || !doc.IsObject())
         return error_reply(invalid_argument("repository ", seg[4], " body is not a JSON object"));
     }

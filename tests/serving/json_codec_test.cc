@@ -40,7 +40,9 @@ Body with_binary(const std::string& json, const std::vector<std::string>& blobs)
   return b;
 }
 
-Result<DecodedInferRequest> decode(const std::string& body) { return decode_infer_request(body, std::nullopt, "m", ""); }
+Result<DecodedInferRequest> decode(const std::string& body) {
+  return decode_infer_request(body, std::nullopt, "m", "");
+}
 Result<DecodedInferRequest> decode(const Body& body) {
   return decode_infer_request(body.bytes, body.header_length, "m", "");
 }
@@ -181,6 +183,46 @@ TEST(JsonCodec, random_floats_and_doubles_round_trip_exactly) {
   auto d = decode(as_double);
   ASSERT_TRUE(d.ok()) << d.status().to_string();
   for (int i = 0; i < 3; ++i) EXPECT_EQ(d->request.inputs[0].data.data<float>()[i], floats[i]);
+}
+
+// Short decimals as clients write them ("-0.8311", "2.5e-7", float midpoints
+// such as 16777217) must read exactly as std::from_chars rounds them.
+TEST(JsonCodec, decimal_text_is_correctly_rounded) {
+  std::mt19937_64 rng(7);
+  std::vector<std::string> texts = {"16777217", "16777219", "-16777217", "0.1", "1e22", "1e23", "9007199254740993",
+                                    "3.4028235e38", "1.17549435e-38", "0.000001", "123456789012345678", "-0"};
+  while (texts.size() < 20000) {
+    std::string t = rng() % 2 ? "-" : "";
+    const int digits = 1 + static_cast<int>(rng() % 20);
+    for (int i = 0; i < digits; ++i) t += static_cast<char>('0' + (i == 0 ? 1 + rng() % 9 : rng() % 10));
+    if (rng() % 2) t.insert(t.size() - static_cast<size_t>(rng() % digits), ".");
+    if (t.back() == '.') t += "5";
+    if (rng() % 2) t += "e" + std::to_string(static_cast<int>(rng() % 61) - 30);
+    float in_range;
+    if (std::from_chars(t.data(), t.data() + t.size(), in_range).ec == std::errc()) texts.push_back(t);
+  }
+  for (const char* type : {"FP32", "FP64"}) {
+    std::string body = str_cat(R"({"inputs":[{"name":"x","shape":[)", texts.size(), R"(],"datatype":")", type,
+                               R"(","data":[)");
+    for (const std::string& t : texts) body += t + ",";
+    body.back() = ']';
+    body += "}]}";
+    auto r = decode(body);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    const Tensor& t = r->request.inputs[0].data;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      const char* s = texts[i].data();
+      if (std::string(type) == "FP32") {
+        float want;
+        ASSERT_EQ(std::from_chars(s, s + texts[i].size(), want).ec, std::errc()) << texts[i];
+        ASSERT_EQ(std::memcmp(&t.data<float>()[i], &want, 4), 0) << texts[i];
+      } else {
+        double want;
+        ASSERT_EQ(std::from_chars(s, s + texts[i].size(), want).ec, std::errc()) << texts[i];
+        ASSERT_EQ(std::memcmp(&t.data<double>()[i], &want, 8), 0) << texts[i];
+      }
+    }
+  }
 }
 
 TEST(JsonCodec, decodes_triton_binary_example_and_mixed_inputs) {
@@ -327,7 +369,8 @@ TEST(JsonCodec, checks_values_against_the_datatype) {
   };
   EXPECT_EQ(one("UINT8", "300"), "input 'x': data[0]: integer 300 is out of range for UINT8");
   EXPECT_EQ(one("INT8", "-129"), "input 'x': data[0]: integer -129 is out of range for INT8");
-  EXPECT_EQ(one("INT64", "9223372036854775808"), "input 'x': data[0]: integer 9223372036854775808 is out of range for INT64");
+  EXPECT_EQ(one("INT64", "9223372036854775808"),
+            "input 'x': data[0]: integer 9223372036854775808 is out of range for INT64");
   EXPECT_EQ(one("UINT64", "18446744073709551615"), "OK");
   EXPECT_EQ(one("UINT32", "-1"), "input 'x': data[0]: expected a non-negative integer, not -1");
   EXPECT_EQ(one("INT8", "1.5"), "input 'x': data[0]: expected an integer, not 1.5");
@@ -423,6 +466,52 @@ TEST(JsonCodec, decodes_concurrently) {
   for (bool b : ok) EXPECT_TRUE(b);
 }
 
+// Mutates request bodies for the fuzz loop: byte flips, JSON tokens,
+// deletions, duplications, occasionally pure noise; and picks header lengths.
+class Mutator {
+ public:
+  explicit Mutator(unsigned seed) : rng_(seed) {}
+
+  size_t pick(size_t n) { return n == 0 ? 0 : static_cast<size_t>(rng_() % n); }
+
+  void mutate(std::string& b, bool allow_noise) {
+    static const char* kTokens[] = {"[", "]", "{", "}", ",", ":", "\"", "\\", "1e-2147483639", "-", "0.", "NaN",
+                                    "1e99", "9223372036854775808", "\"binary_data_size\":", "\"data\":", "[[[",
+                                    "-0", "\"inputs\":", "\"shape\":[", "true", "null", "\"timeout\":", "\xff"};
+    switch (pick(allow_noise ? 6 : 5)) {
+      case 0:
+        if (!b.empty()) b[pick(b.size())] = static_cast<char>(rng_());
+        break;
+      case 1: b.insert(pick(b.size() + 1), kTokens[pick(std::size(kTokens))]); break;
+      case 2:
+        if (!b.empty()) b.erase(pick(b.size()), pick(8));
+        break;
+      case 3:
+        if (!b.empty()) {
+          const std::string part = b.substr(pick(b.size()), pick(16));
+          b.insert(pick(b.size() + 1), part);
+        }
+        break;
+      case 4: break;  // keep the body (the header length may still vary)
+      default:
+        b.assign(pick(64), '\0');
+        for (char& c : b) c = static_cast<char>(rng_());
+    }
+  }
+
+  std::optional<size_t> header_length(size_t body_size, size_t seed_length) {
+    switch (pick(4)) {
+      case 0: return std::nullopt;
+      case 1: return seed_length;
+      case 2: return pick(body_size + 8);
+      default: return std::min(body_size, seed_length + pick(5));
+    }
+  }
+
+ private:
+  std::mt19937 rng_;
+};
+
 // Random and mutated bodies with random header lengths: decoding must return
 // (OK or an error), never crash, and what it accepts must encode.
 TEST(JsonCodec, fuzzed_bodies_never_crash) {
@@ -441,37 +530,16 @@ TEST(JsonCodec, fuzzed_bodies_never_crash) {
                   R"({"name":"u","shape":[1],"datatype":"UINT64","data":[18446744073709551615]}]})",
                   {}),
   };
-  const char* tokens[] = {"[",   "]",   "{",    "}",    ",",   ":",   "\"",  "\\",   "1e-2147483639", "-",
-                          "0.",  "NaN", "1e99", "9223372036854775808", "\"binary_data_size\":", "\"data\":",
-                          "[[[", "-0",  "\"inputs\":", "\"shape\":[", "true", "null", "\"timeout\":", "\xff"};
-  std::mt19937 rng(1234);
-  auto pick = [&](size_t n) { return n == 0 ? size_t{0} : static_cast<size_t>(rng() % n); };
   // HEARTH_FUZZ_ITERATIONS runs longer campaigns (e.g. under sanitizers).
   const char* env = std::getenv("HEARTH_FUZZ_ITERATIONS");
   const int iterations = env != nullptr ? std::atoi(env) : 20000;
+  Mutator mutator(1234);
   int accepted = 0;
   for (int iter = 0; iter < iterations; ++iter) {
-    const Body& seed = seeds[pick(seeds.size())];
+    const Body& seed = seeds[mutator.pick(seeds.size())];
     std::string b = seed.bytes;
-    const int mutations = 1 + static_cast<int>(pick(4));
-    for (int m = 0; m < mutations; ++m) {
-      switch (pick(iter % 10 == 0 ? 6 : 5)) {
-        case 0: if (!b.empty()) b[pick(b.size())] = static_cast<char>(rng()); break;
-        case 1: b.insert(pick(b.size() + 1), tokens[pick(std::size(tokens))]); break;
-        case 2: if (!b.empty()) { size_t at = pick(b.size()); b.erase(at, pick(8)); } break;
-        case 3: if (!b.empty()) { size_t at = pick(b.size()); b.insert(pick(b.size() + 1), b.substr(at, pick(16))); } break;
-        case 4: break;  // keep the seed (header length may still vary)
-        default: b.assign(pick(64), '\0'); for (char& c : b) c = static_cast<char>(rng()); break;
-      }
-    }
-    std::optional<size_t> header_length;
-    switch (pick(4)) {
-      case 0: break;
-      case 1: header_length = seed.header_length; break;
-      case 2: header_length = pick(b.size() + 8); break;
-      default: header_length = std::min(b.size(), seed.header_length + pick(5)); break;
-    }
-    auto r = decode_infer_request(b, header_length, "m", "");
+    for (size_t m = 1 + mutator.pick(4); m > 0; --m) mutator.mutate(b, iter % 10 == 0);
+    auto r = decode_infer_request(b, mutator.header_length(b.size(), seed.header_length), "m", "");
     if (!r.ok()) {
       EXPECT_NE(r.status().code(), StatusCode::kInternal) << r.status().to_string();
       continue;
