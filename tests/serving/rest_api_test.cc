@@ -192,9 +192,6 @@ TEST_F(RestApiTest, bad_requests_get_errors_and_the_next_good_request_works) {
       {"GET", "/v2/repository/index", "", 405},
       {"POST", "/v2/repository/index", "[1]", 400},
       {"POST", "/v2/repository/index", R"({"ready":"yes"})", 400},
-      // Numbers RapidJSON 1.1 cannot convert safely (CVE-2024-38517): read as text, no crash.
-      {"POST", "/v2/repository/index", R"({"x":[0.0000000001e-2147483639]})", 200},
-      {"POST", "/v2/repository/index", R"({"x":128.74836467836484838364836483643636483648e-336})", 200},
       {"POST", "/v2/repository/models/relu/load", "", 400},    // not explicit mode
       {"POST", "/v2/repository/models/relu/unload", "", 400},  // not explicit mode
       {"POST", "/v2/repository/models/relu/reload", "", 404},
@@ -206,6 +203,16 @@ TEST_F(RestApiTest, bad_requests_get_errors_and_the_next_good_request_works) {
     EXPECT_FALSE(header(r, "X-Request-Id").empty()) << c.target;
     EXPECT_EQ(header_count(r, "Retry-After"), c.status == 503 ? 1 : 0) << c.target;
     EXPECT_EQ(post("/v2/models/relu/infer", kGoodBody).status, 200);
+  }
+}
+
+TEST_F(RestApiTest, repository_index_body_numbers_are_not_converted) {
+  // Numbers RapidJSON 1.1 cannot convert safely (CVE-2024-38517): read as text, no crash.
+  for (const char* body : {R"({"x":[0.0000000001e-2147483639]})",
+                           R"({"x":128.74836467836484838364836483643636483648e-336})"}) {
+    HttpReply r = api_->handle_sync("POST", "/v2/repository/index", body);
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_NE(r.body.find("\"relu\""), std::string::npos) << r.body;
   }
 }
 
