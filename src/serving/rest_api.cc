@@ -7,7 +7,7 @@
 #include <future>
 #include <memory>
 
-#include <rapidjson/document.h>
+#include <nlohmann/json.hpp>
 
 #include "serving/json_codec.h"
 #include "serving/rest_documents.h"
@@ -60,6 +60,16 @@ HttpReply not_found_reply(const std::string& target) { return error_reply(not_fo
 HttpReply readiness(bool ready, const std::string& what) {
   if (ready) return ok_reply();
   return HttpReply{400, encode_error(str_cat(what, " is not ready"))};
+}
+
+// Parses a small control-plane body (repository index / load / unload);
+// discarded (is_discarded()) unless it is a JSON object. nlohmann::json, not
+// RapidJSON: RapidJSON 1.1's number parsing crashes on crafted numbers
+// (CVE-2024-38517), and the data-plane codec avoids it in its own way.
+nlohmann::json parse_control_body(const std::string& body) {
+  auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) return nlohmann::json::value_t::discarded;
+  return doc;
 }
 
 Result<std::optional<size_t>> header_length(const HttpRequest& request) {
@@ -233,26 +243,20 @@ void RestApi::infer(HttpRequest& request, const std::string& name, const std::st
 HttpReply RestApi::repository(const HttpRequest& request, const std::vector<std::string>& seg) {
   if (seg.size() == 3 && seg[2] == "index") {
     bool ready_only = false;
-    // Numbers stay text: RapidJSON 1.1's number conversion can crash on crafted
-    // input (CVE-2024-38517), and these bodies hold no numbers we need.
     if (!request.body.empty()) {
-      rapidjson::Document doc;
-      doc.Parse<rapidjson::kParseNumbersAsStringsFlag>(request.body.c_str(), request.body.size());
-      if (doc.HasParseError() || !doc.IsObject())
-        return error_reply(invalid_argument("repository index body is not a JSON object"));
-      auto it = doc.FindMember("ready");
-      if (it != doc.MemberEnd()) {
-        if (!it->value.IsBool()) return error_reply(invalid_argument("\"ready\" must be true or false"));
-        ready_only = it->value.GetBool();
+      nlohmann::json doc = parse_control_body(request.body);
+      if (doc.is_discarded()) return error_reply(invalid_argument("repository index body is not a JSON object"));
+      auto it = doc.find("ready");
+      if (it != doc.end()) {
+        if (!it->is_boolean()) return error_reply(invalid_argument("\"ready\" must be true or false"));
+        ready_only = it->get<bool>();
       }
     }
     return ok_reply(repository_index_json(server_.repository_index(ready_only)));
   }
   if (seg.size() == 5 && seg[2] == "models" && (seg[4] == "load" || seg[4] == "unload")) {
     if (!request.body.empty()) {
-      rapidjson::Document doc;
-      doc.Parse<rapidjson::kParseNumbersAsStringsFlag>(request.body.c_str(), request.body.size());
-      if (doc.HasParseError() || !doc.IsObject())
+      if (parse_control_body(request.body).is_discarded())
         return error_reply(invalid_argument("repository ", seg[4], " body is not a JSON object"));
     }
     Status s = seg[4] == "load" ? server_.load_model(seg[3]) : server_.unload_model(seg[3]);
