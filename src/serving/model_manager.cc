@@ -11,6 +11,7 @@
 
 #include "serving/model_config.h"
 #include "telemetry/log.h"
+#include "telemetry/metrics.h"
 
 namespace hearth::serving {
 namespace fs = std::filesystem;
@@ -386,6 +387,11 @@ void ModelManager::reap() {
     int64_t version = v->version();
     v.reset();
     telemetry::log_info("model_version_unloaded", {telemetry::field("model", name), telemetry::field("version", version)});
+    // Its metrics go too, unless a reload put the same version back (which
+    // then carries on with the same series).
+    std::lock_guard<std::mutex> lock(load_mu_);
+    if (registry_ != nullptr && !find(name, std::to_string(version)).ok())
+      registry_->remove_series({{"model", name}, {"version", std::to_string(version)}});
   }
 }
 

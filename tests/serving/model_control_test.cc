@@ -302,6 +302,19 @@ TEST_F(ServerTest, metrics_survive_a_reload_of_the_same_version) {
   EXPECT_EQ(text.substr(first + series.size(), 2), "3\n") << text.substr(first, 80);
 }
 
+// An unloaded version's series leave /metrics once it has drained.
+TEST_F(ServerTest, unload_removes_the_version_metrics) {
+  add_relu("relu", 1);
+  auto server = start(explicit_mode({"relu"}));
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(server->infer(relu_request({1, 2, 3, 4})).ok());
+  const std::string series = R"(hearth_inference_request_success_total{model="relu",version="1"} )";
+  ASSERT_NE(server->metrics().render().find(series), std::string::npos);
+  ASSERT_TRUE(server->unload_model("relu").ok());
+  EXPECT_TRUE(eventually([&] { return server->metrics().render().find(series) == std::string::npos; }, 3000))
+      << server->metrics().render();
+}
+
 TEST_F(ServerTest, poll_mode_reload_under_load_fails_no_request) {
   add_relu("relu", 1);
   ServerOptions o;
