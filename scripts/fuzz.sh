@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for a
-# bounded time (SECONDS split between them). Skips with a message when clang
+# bounded time (SECONDS split evenly between them). Skips with a message when clang
 # is not installed. Inputs that crash are kept under fuzz/corpus/<target>/ as
 # regression seeds once fixed.
 set -euo pipefail
@@ -11,7 +11,7 @@ if ! command -v clang++ >/dev/null; then
   exit 0
 fi
 cmake -S . -B "$dir" -G Ninja -DHEARTH_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$dir" -j 2 --target fuzz_model_loader fuzz_http_request
+cmake --build "$dir" -j 2 --target fuzz_model_loader fuzz_http_request fuzz_package
 
 # run TARGET SECONDS MAX_LEN [SEED_FILES...]
 run() {
@@ -28,9 +28,10 @@ run() {
   echo "fuzz: $target ran ${secs}s without a crash"
 }
 
-half=$(( (seconds + 1) / 2 ))
+share=$(( (seconds + 2) / 3 ))  # three targets share the time
 # Seeds for the model loader: small real models, so it starts from valid protobuf.
-run model_loader "$half" 65536 build/conformance/node/test_relu/model.onnx \
+run model_loader "$share" 65536 build/conformance/node/test_relu/model.onnx \
   build/conformance/node/test_conv_with_strides_padding/model.onnx build/conformance/node/test_gather_0/model.onnx \
   build/conformance/node/test_add_bcast/model.onnx
-run http_request "$half" 16384
+run http_request "$share" 16384
+run package "$share" 65536

@@ -23,5 +23,6 @@ void add_inspect_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_ops_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
+void add_security_commands(CLI::App& app);  // keys, encrypt, decrypt
 
 }  // namespace hearth::cli

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   hearth::cli::add_bench_command(app);
   hearth::cli::add_ops_command(app);
   hearth::cli::add_serve_command(app);
+  hearth::cli::add_security_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

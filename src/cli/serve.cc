@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "security/model_source.h"
 #include "serving/grpc_server.h"
 #include "serving/http_server.h"
 #include "serving/rest_api.h"
@@ -45,6 +46,8 @@ struct ServeOptions {
   std::string log_level = "info";
   std::string log_file;
   bool access_log = false;
+  std::string model_key_store;
+  std::string model_key_file;
 };
 
 Status check_port(int port, const char* flag) {
@@ -106,6 +109,8 @@ Status serve(const ServeOptions& o) {
   so.total_threads = o.threads;
   so.strict_readiness = o.strict_readiness;
   so.exit_on_error = o.exit_on_error;
+  HEARTH_ASSIGN_OR_RETURN(auto keys, security::make_server_key_resolver(o.model_key_store, o.model_key_file));
+  so.model_keys = std::move(keys);
   HEARTH_ASSIGN_OR_RETURN(auto server, serving::InferenceServer::create(so));
   for (const auto& e : server->repository_index(false))
     telemetry::log_info("model_state", {telemetry::field("model", e.name), telemetry::field("version", e.version),
@@ -200,6 +205,9 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--log-level", o->log_level, "debug | info | warn | error")->capture_default_str();
   cmd->add_option("--log-file", o->log_file, "append JSON log lines here instead of stderr");
   cmd->add_flag("--access-log", o->access_log, "one JSON log line per HTTP request");
+  cmd->add_option("--model-key-store", o->model_key_store,
+                  "key store for encrypted models (<version>/model.onnx.sm4); see `hearth keys`");
+  cmd->add_option("--model-key-file", o->model_key_file, "a single key file for encrypted models");
   cmd->callback([o] {
     Status s = serve(*o);
     if (!s.ok()) report_error(s);

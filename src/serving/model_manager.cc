@@ -9,6 +9,9 @@
 #include <sstream>
 #include <system_error>
 
+#include <openssl/crypto.h>
+
+#include "security/model_source.h"
 #include "serving/model_config.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
@@ -78,6 +81,18 @@ Result<std::string> read_config_text(const fs::path& dir, bool* present) {
 }
 
 }  // namespace
+
+// Opens an encrypted package in memory; the plaintext never touches disk.
+Result<std::shared_ptr<std::string>> ModelManager::decrypt_model(const std::string& path) const {
+  if (!options_.model_keys)
+    return failed_precondition("an encrypted model needs a key: start the server with --model-key-store, "
+                               "--model-key-file or HEARTH_MODEL_KEY");
+  HEARTH_ASSIGN_OR_RETURN(security::Package package, security::load_encrypted_model(path, *options_.model_keys));
+  if (package.files.size() != 1)
+    return unimplemented("encrypted packages with external-data files are not supported by the server yet (",
+                         package.files.size() - 1, " external files)");
+  return std::make_shared<std::string>(std::move(package.files[0].data));
+}
 
 Status validate_path_component(const std::string& value, const char* what) {
   if (value.empty()) return invalid_argument(what, " is empty");
@@ -211,6 +226,10 @@ Status ModelManager::load_locked(const std::string& name) {
   std::map<int64_t, std::string> failed, prints, failed_prints, configs;
   for (int64_t v : *selected) {
     fs::path file = dir / std::to_string(v) / filename;
+    // An encrypted package stands in for the plain file when that is absent.
+    const fs::path package = dir / std::to_string(v) / security::kEncryptedModelFileName;
+    const bool encrypted = !fs::exists(file, ec) && fs::exists(package, ec);
+    if (encrypted) file = package;
     std::string print = fingerprint(file);
     auto old = entry->ready.find(v);
     const bool same = old != entry->ready.end() && entry->configs[v] == *text && entry->fingerprints[v] == print;
@@ -236,12 +255,19 @@ Status ModelManager::load_locked(const std::string& name) {
     Status problem = ok_status();
     fs::path real = fs::canonical(file, ec);
     if (ec || !fs::is_regular_file(real, ec)) {
-      problem = not_found("version ", v, " has no ", filename);
+      problem = not_found("version ", v, " has no ", filename, " (nor ", security::kEncryptedModelFileName, ")");
     } else if (!is_inside(fs::path(root_), real)) {
-      problem = invalid_argument(name, "/", v, "/", filename, " resolves outside the model repository");
+      problem = invalid_argument(name, "/", v, "/", file.filename().string(), " resolves outside the model repository");
     } else {
-      VersionSpec spec{name, v, real.string(), config, config_file, options_.total_threads, 1024, registry_};
-      auto loaded = ModelVersion::load(std::move(spec));
+      VersionSpec spec{name, v, real.string(), nullptr, config, config_file, options_.total_threads, 1024, registry_};
+      std::shared_ptr<std::string> plaintext;
+      if (encrypted) {
+        auto bytes = decrypt_model(real.string());
+        if (!bytes.ok()) problem = bytes.status();
+        else plaintext = spec.model_bytes = std::move(bytes).value();
+      }
+      auto loaded = problem.ok() ? ModelVersion::load(std::move(spec)) : Result<std::shared_ptr<ModelVersion>>(problem);
+      if (plaintext) OPENSSL_cleanse(plaintext->data(), plaintext->size());  // the sessions hold their own copy
       if (loaded.ok()) {
         next[v] = std::move(loaded).value();
         prints[v] = print;

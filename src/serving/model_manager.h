@@ -72,6 +72,7 @@ class ModelManager {
   std::vector<std::string> list_model_folders() const;
   void background();
   void reap();
+  Result<std::shared_ptr<std::string>> decrypt_model(const std::string& path) const;
 
   ServerOptions options_;
   std::string root_;

@@ -39,7 +39,10 @@ Status ModelVersion::start_instances(VersionSpec& spec) {
   SessionOptions options;
   options.intra_op_threads = threads;
   for (int i = 0; i < instances; ++i) {
-    auto session = Session::load_file(spec.model_file, options);
+    // An encrypted package's model comes from memory; it may not refer to
+    // external data on disk ("" forbids it).
+    auto session = spec.model_bytes ? Session::load_bytes(spec.model_bytes->data(), spec.model_bytes->size(), "", options)
+                                    : Session::load_file(spec.model_file, options);
     if (!session.ok()) return session.status();
     sessions_.push_back(std::move(session).value());
   }

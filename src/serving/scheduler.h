@@ -46,7 +46,10 @@ namespace hearth::serving {
 struct VersionSpec {
   std::string name;
   int64_t version = 0;
-  std::string model_file;            // absolute path of the .onnx file
+  std::string model_file;            // absolute path of the .onnx file (or of the package)
+  // Decrypted model bytes when the version is an encrypted package; the
+  // plaintext lives only here, in memory, and is wiped after the load.
+  std::shared_ptr<std::string> model_bytes;
   inference::ModelConfig config;     // checked (check_model_config), not yet completed
   std::string config_file;           // for messages ("mlp/config.pbtxt" or "mlp (derived config)")
   int cores = 0;                     // cores for this version's instances; 0 = every core

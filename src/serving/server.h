@@ -30,6 +30,9 @@
 namespace hearth::telemetry {
 class Registry;
 }
+namespace hearth::security {
+class KeyResolver;
+}
 
 namespace hearth::serving {
 
@@ -47,6 +50,9 @@ struct ServerOptions {
   int total_threads = 0;             // cores for all instances' intra-op threads; 0 = every core
   bool strict_readiness = true;      // ready only while every model that should load is READY
   bool exit_on_error = false;        // create() fails when a model fails to load at start
+  // Keys for encrypted models (<version>/model.onnx.sm4); null: such models
+  // fail to load with a reason saying no key source is configured.
+  std::shared_ptr<const security::KeyResolver> model_keys;
 };
 
 struct ServerMetadata {

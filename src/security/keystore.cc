@@ -1,0 +1,324 @@
+// Key store file, key files and HEARTH_MODEL_KEY (see keystore.h).
+#include "security/keystore.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <sstream>
+
+#include "security/crypto.h"
+
+namespace hearth::security {
+
+namespace {
+
+constexpr size_t kMaxKeyFileSize = 1 << 20;
+
+Status permission_denied(const std::string& msg) { return Status(StatusCode::kPermissionDenied, msg); }
+
+std::string mode_string(mode_t mode) {
+  std::ostringstream os;
+  os << '0' << std::oct << (mode & 07777);
+  return os.str();
+}
+
+// Reads a secret-holding file after checking that only its owner, the current
+// user, can read or write it.
+Result<std::string> read_private_file(const std::string& path, const std::string& what) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return not_found(what, " ", path, " does not exist");
+    return permission_denied(str_cat("cannot open ", what, " ", path, ": ", std::strerror(errno)));
+  }
+  struct stat st {};
+  Status bad;
+  if (::fstat(fd, &st) != 0) {
+    bad = internal_error("cannot stat ", what, " ", path, ": ", std::strerror(errno));
+  } else if (!S_ISREG(st.st_mode)) {
+    bad = invalid_argument(what, " ", path, " is not a regular file");
+  } else if (st.st_uid != ::geteuid()) {
+    bad = permission_denied(str_cat(what, " ", path, " is owned by uid ", st.st_uid, ", not by the current user (uid ",
+                                    ::geteuid(), "); refusing to use it"));
+  } else if ((st.st_mode & 077) != 0) {
+    bad = permission_denied(str_cat(what, " ", path, " has mode ", mode_string(st.st_mode),
+                                    ", wider than 0600; refusing to use it (run: chmod 600 ", path, ")"));
+  } else if (static_cast<size_t>(st.st_size) > kMaxKeyFileSize) {
+    bad = invalid_argument(what, " ", path, " is ", st.st_size, " bytes, larger than any key file");
+  }
+  if (!bad.ok()) {
+    ::close(fd);
+    return bad;
+  }
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  text.resize(got);
+  return text;
+}
+
+// Parses the key store text; `what` names the file in messages.
+Result<std::vector<Key>> parse_keys(std::string& text, const std::string& what) {
+  std::vector<Key> keys;
+  std::istringstream in(text);
+  std::string line;
+  int lineno = 0;
+  Status bad;
+  while (bad.ok() && std::getline(in, line)) {
+    ++lineno;
+    std::istringstream fields(line);
+    std::string id, b64, created, extra;
+    fields >> id >> b64 >> created >> extra;
+    cleanse(line);
+    if (id.empty() || id[0] == '#') continue;
+    std::string where = str_cat(what, " line ", lineno, ": ");
+    int64_t when = 0;
+    auto [ptr, ec] = std::from_chars(created.data(), created.data() + created.size(), when);
+    if (b64.empty() || created.empty() || !extra.empty()) {
+      bad = invalid_argument(where, "expected '<id> <base64 secret> <created unix seconds>'");
+    } else if (Status s = validate_key_id(id); !s.ok()) {
+      bad = s.with_context(where.substr(0, where.size() - 2));
+    } else if (ec != std::errc() || ptr != created.data() + created.size() || when < 0) {
+      bad = invalid_argument(where, "creation time '", created, "' is not a number of seconds");
+    } else {
+      Result<std::string> secret = base64_decode(b64);
+      if (!secret.ok() || secret->size() != kKeySecretSize) {
+        bad = invalid_argument(where, "key '", id, "' secret is not ", kKeySecretSize, " bytes of base64");
+      } else {
+        for (const Key& k : keys) {
+          if (k.id == id) bad = invalid_argument(where, "key '", id, "' appears twice");
+        }
+        if (bad.ok()) keys.emplace_back(id, std::move(secret).value(), when);
+      }
+      if (secret.ok()) cleanse(*secret);
+    }
+    cleanse(b64);
+  }
+  cleanse(text);
+  if (!bad.ok()) return bad;
+  return keys;
+}
+
+std::string serialize_keys(const std::vector<Key>& keys) {
+  std::string out = "# hearth key store: <id> <base64 secret> <created unix seconds>. Keep it private (mode 0600).\n";
+  for (const Key& k : keys) {
+    std::string b64 = base64_encode(k.secret);
+    out += str_cat(k.id, " ", b64, " ", k.created_unix, "\n");
+    cleanse(b64);
+  }
+  return out;
+}
+
+// Writes `text` to a new file created with mode 0600 (O_EXCL: never follows or reuses a file).
+Status write_new_private_file(const std::string& path, const std::string& text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return internal_error("cannot create ", path, ": ", std::strerror(errno));
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  bool ok = done == text.size() && ::fsync(fd) == 0;
+  int err = errno;
+  ::close(fd);
+  if (!ok) {
+    ::unlink(path.c_str());
+    return internal_error("cannot write ", path, ": ", std::strerror(err));
+  }
+  return ok_status();
+}
+
+// Creates the folder a key file goes in, owner-only when Hearth creates it.
+Status ensure_parent_dir(const std::string& path) {
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (parent.empty()) return ok_status();
+  std::error_code ec;
+  if (std::filesystem::exists(parent, ec)) return ok_status();
+  std::filesystem::create_directories(parent, ec);
+  if (ec) return internal_error("cannot create folder ", parent.string(), ": ", ec.message());
+  std::filesystem::permissions(parent, std::filesystem::perms::owner_all, ec);
+  return ok_status();
+}
+
+}  // namespace
+
+Key::~Key() { cleanse(secret); }
+
+Status validate_key_id(std::string_view id) {
+  if (id.empty() || id.size() > kMaxKeyIdSize) {
+    return invalid_argument("key id must be 1 to ", kMaxKeyIdSize, " characters, got ", id.size());
+  }
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-';
+    if (!ok) return invalid_argument("key id may only hold letters, digits, '.', '_' and '-'");
+  }
+  if (id[0] == '.' || id[0] == '-') return invalid_argument("key id '", id, "' may not start with '.' or '-'");
+  return ok_status();
+}
+
+Result<Key> generate_key(const std::string& id) {
+  std::string key_id = id;
+  if (key_id.empty()) {
+    HEARTH_ASSIGN_OR_RETURN(std::string r, random_bytes(4));
+    key_id = "key-" + to_hex(r);
+  }
+  HEARTH_RETURN_IF_ERROR(validate_key_id(key_id));
+  HEARTH_ASSIGN_OR_RETURN(std::string secret, random_bytes(kKeySecretSize));
+  return Key(key_id, std::move(secret), static_cast<int64_t>(std::time(nullptr)));
+}
+
+std::string KeyStore::default_path() {
+  if (const char* p = std::getenv(kKeyStoreEnv); p && *p) return p;
+  const char* home = std::getenv("HOME");
+  return str_cat(home && *home ? home : ".", "/.config/hearth/keys");
+}
+
+Result<KeyStore> KeyStore::open(const std::string& path) {
+  HEARTH_ASSIGN_OR_RETURN(std::string text, read_private_file(path, "key store"));
+  KeyStore store;
+  store.path_ = path;
+  HEARTH_ASSIGN_OR_RETURN(store.keys_, parse_keys(text, "key store " + path));
+  return store;
+}
+
+Result<KeyStore> KeyStore::open_or_empty(const std::string& path) {
+  Result<KeyStore> store = open(path);
+  if (store.ok() || store.status().code() != StatusCode::kNotFound) return store;
+  KeyStore empty;
+  empty.path_ = path;
+  return empty;
+}
+
+Result<Key> KeyStore::find(const std::string& id) const {
+  for (const Key& k : keys_) {
+    if (k.id == id) return k;
+  }
+  return not_found("key '", id, "' is not in the key store ", path_);
+}
+
+Result<Key> KeyStore::create(const std::string& id) {
+  HEARTH_ASSIGN_OR_RETURN(Key key, generate_key(id));
+  if (find(key.id).ok()) {
+    return Status(StatusCode::kAlreadyExists, str_cat("key '", key.id, "' already exists in ", path_));
+  }
+  keys_.push_back(key);
+  Status s = save();
+  if (!s.ok()) {
+    keys_.pop_back();
+    return s;
+  }
+  return key;
+}
+
+Result<Key> KeyStore::rotate(const std::string& id) {
+  HEARTH_RETURN_IF_ERROR(find(id).status());
+  // "models-3" rotates to "models-4", "models" to "models-2".
+  std::string base = id;
+  size_t dash = id.find_last_of('-');
+  if (dash != std::string::npos && dash > 0 && dash + 1 < id.size() &&
+      id.find_first_not_of("0123456789", dash + 1) == std::string::npos) {
+    base = id.substr(0, dash);
+  }
+  for (int n = 2; n < 1000000; ++n) {
+    std::string next = str_cat(base, "-", n);
+    if (next.size() > kMaxKeyIdSize) break;
+    if (!find(next).ok()) return create(next);
+  }
+  return invalid_argument("cannot find a free id to rotate key '", id, "' to");
+}
+
+Status KeyStore::save() const {
+  HEARTH_RETURN_IF_ERROR(ensure_parent_dir(path_));
+  std::string text = serialize_keys(keys_);
+  std::string tmp = str_cat(path_, ".tmp.", ::getpid());
+  ::unlink(tmp.c_str());
+  Status s = write_new_private_file(tmp, text);
+  cleanse(text);
+  HEARTH_RETURN_IF_ERROR(s);
+  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return internal_error("cannot replace key store ", path_, ": ", std::strerror(err));
+  }
+  return ok_status();
+}
+
+Result<Key> SingleKeyResolver::find(const std::string& id) const {
+  if (id == key_.id) return key_;
+  return not_found("key '", id, "' is not the key given by ", source_, " (which holds key '", key_.id, "')");
+}
+
+Result<Key> ChainKeyResolver::find(const std::string& id) const {
+  std::string tried;
+  for (const auto& part : parts_) {
+    Result<Key> k = part->find(id);
+    if (k.ok() || k.status().code() != StatusCode::kNotFound) return k;
+    tried += (tried.empty() ? "" : ", ") + part->describe();
+  }
+  return not_found("key '", id, "' is not in any configured key source (", tried, ")");
+}
+
+std::string ChainKeyResolver::describe() const {
+  std::string out;
+  for (const auto& part : parts_) out += (out.empty() ? "" : ", ") + part->describe();
+  return out;
+}
+
+Result<Key> KeyStoreFileResolver::find(const std::string& id) const {
+  HEARTH_ASSIGN_OR_RETURN(KeyStore store, KeyStore::open(path_));
+  return store.find(id);
+}
+
+Result<Key> parse_key_spec(std::string_view spec) {
+  size_t colon = spec.find(':');
+  if (colon == std::string_view::npos) return invalid_argument("expected '<id>:<base64 secret>'");
+  std::string_view id = spec.substr(0, colon);
+  HEARTH_RETURN_IF_ERROR(validate_key_id(id));
+  Result<std::string> secret = base64_decode(spec.substr(colon + 1));
+  if (!secret.ok() || secret->size() != kKeySecretSize) {
+    if (secret.ok()) cleanse(*secret);
+    return invalid_argument("key '", id, "': secret is not ", kKeySecretSize, " bytes of base64");
+  }
+  return Key(std::string(id), std::move(secret).value());
+}
+
+Result<std::unique_ptr<KeyResolver>> key_from_env(const char* var) {
+  const char* v = std::getenv(var);
+  if (!v || !*v) return not_found("environment variable ", var, " is not set");
+  Result<Key> key = parse_key_spec(v);
+  if (!key.ok()) return key.status().with_context(str_cat("environment variable ", var));
+  return std::unique_ptr<KeyResolver>(
+      std::make_unique<SingleKeyResolver>(std::move(key).value(), str_cat("environment variable ", var)));
+}
+
+Result<std::unique_ptr<KeyResolver>> key_from_file(const std::string& path) {
+  HEARTH_ASSIGN_OR_RETURN(std::string text, read_private_file(path, "key file"));
+  HEARTH_ASSIGN_OR_RETURN(std::vector<Key> keys, parse_keys(text, "key file " + path));
+  if (keys.size() != 1) return invalid_argument("key file ", path, " holds ", keys.size(), " keys, expected exactly 1");
+  return std::unique_ptr<KeyResolver>(std::make_unique<SingleKeyResolver>(std::move(keys[0]), "key file " + path));
+}
+
+Status write_key_file(const std::string& path, const Key& key) {
+  HEARTH_RETURN_IF_ERROR(ensure_parent_dir(path));
+  std::string text = serialize_keys({key});
+  Status s = write_new_private_file(path, text);
+  cleanse(text);
+  return s;
+}
+
+}  // namespace hearth::security
