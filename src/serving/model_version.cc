@@ -121,20 +121,25 @@ Status ModelVersion::start_instances(VersionSpec& spec) {
   // Each worker warms its instance up on its own thread (OpenMP teams are
   // per thread), and the version is ready only once all of them have.
   std::latch warmed(static_cast<std::ptrdiff_t>(sessions_.size()));
+  std::vector<int64_t> warm_us(sessions_.size(), 0);
+  in_use_.assign(sessions_.size(), 0);
   for (size_t i = 0; i < sessions_.size(); ++i) {
-    workers_.emplace_back([this, i, &warmed] {
-      warm_up(*sessions_[i]);
+    workers_.emplace_back([this, i, &warmed, &warm_us] {
+      warm_us[i] = warm_up(*sessions_[i]);
       warmed.count_down();
       worker(i);
     });
   }
   warmed.wait();
+  const int64_t slowest = *std::max_element(warm_us.begin(), warm_us.end());
+  run_inline_ = slowest > 0 && slowest < kInlineMaxMicros && max_delay_.count() == 0;
   telemetry::log_info("model_version_loaded",
                       {telemetry::field("model", name_), telemetry::field("version", version_),
                        telemetry::field("instances", static_cast<int64_t>(sessions_.size())),
                        telemetry::field("intra_op_threads", static_cast<int64_t>(threads)),
                        telemetry::field("max_batch_size", static_cast<int64_t>(max_batch_size_)),
-                       telemetry::field("dynamic_batching", dynamic_batching_)});
+                       telemetry::field("dynamic_batching", dynamic_batching_),
+                       telemetry::field("run_inline", run_inline_)});
   return ok_status();
 }
 
@@ -142,7 +147,7 @@ Status ModelVersion::start_instances(VersionSpec& spec) {
 // batching model, at each preferred size and the maximum, so first requests
 // of those sizes do not pay for first-run allocation and kernel setup. A
 // model whose variable dims cannot be 1 fails here; that is logged, not fatal.
-void ModelVersion::warm_up(Session& session) {
+int64_t ModelVersion::warm_up(Session& session) {
   std::vector<int64_t> batches{1};
   if (max_batch_size_ > 1) {
     batches.insert(batches.end(), preferred_.begin(), preferred_.end());
@@ -150,6 +155,7 @@ void ModelVersion::warm_up(Session& session) {
   }
   std::sort(batches.begin(), batches.end());
   batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
+  int64_t batch1_us = 0;
   for (int64_t batch : batches) {
     std::vector<std::pair<std::string, Tensor>> feeds;
     for (const TensorSpec& spec : inputs_) {
@@ -159,14 +165,20 @@ void ModelVersion::warm_up(Session& session) {
       for (int64_t d : spec.reshape.empty() ? spec.dims : spec.reshape) shape.push_back(d < 0 ? 1 : d);
       feeds.emplace_back(spec.name, Tensor::zeros(spec.dtype, shape));
     }
-    auto result = session.run(feeds);
-    if (!result.ok()) {
-      telemetry::log_warn("model_warmup_failed",
-                          {telemetry::field("model", name_), telemetry::field("version", version_),
-                           telemetry::field("batch", batch), telemetry::field("error", result.status().message())});
-      return;
+    // Batch 1 runs twice: the second, warm run says how long a request takes.
+    for (int round = 0; round < (batch == 1 ? 2 : 1); ++round) {
+      const auto start = Clock::now();
+      auto result = session.run(feeds);
+      if (!result.ok()) {
+        telemetry::log_warn("model_warmup_failed",
+                            {telemetry::field("model", name_), telemetry::field("version", version_),
+                             telemetry::field("batch", batch), telemetry::field("error", result.status().message())});
+        return 0;
+      }
+      if (batch == 1) batch1_us = static_cast<int64_t>(elapsed_ns(start, Clock::now()) / 1000);
     }
   }
+  return batch1_us;
 }
 
 Status ModelVersion::validate(const InferRequest& request) const {

@@ -55,6 +55,7 @@ void ModelVersion::submit(InferRequest request, InferCallback done) {
     timeout = request.timeout_us;
   if (timeout > 0) job.deadline = job.received + std::chrono::microseconds(timeout);
   job.request = std::move(request);
+  if (run_inline_ && try_run_inline(job)) return;
   bool stopping = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -62,7 +63,7 @@ void ModelVersion::submit(InferRequest request, InferCallback done) {
     if (!stopping && queue_.size() < max_queue_size_) {
       queue_.push_back(std::move(job));
       if (metrics_ && metrics_->pending) metrics_->pending->add(1);
-      cv_.notify_one();
+      cv_.notify_all();  // workers wait for work *and* their own instance to be free
       return;
     }
   }
@@ -72,6 +73,28 @@ void ModelVersion::submit(InferRequest request, InferCallback done) {
   fail(job, Status(StatusCode::kUnavailable, str_cat("model '", name_, "' version ", version_, ": queue is full (",
                                                      max_queue_size_, " requests); retry later")),
        "REJECTED");
+}
+
+// Runs `job` on the calling thread when nothing is queued and an instance is
+// idle; false (job untouched) otherwise.
+bool ModelVersion::try_run_inline(Job& job) {
+  size_t instance = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || !queue_.empty()) return false;
+    while (instance < in_use_.size() && in_use_[instance]) ++instance;
+    if (instance == in_use_.size()) return false;
+    in_use_[instance] = 1;
+  }
+  std::vector<Job> batch;
+  batch.push_back(std::move(job));
+  execute(*sessions_[instance], batch);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_use_[instance] = 0;
+  }
+  cv_.notify_all();  // requests that queued meanwhile wait for this instance's worker
+  return true;
 }
 
 bool ModelVersion::batchable(const Job& a, const Job& b) const {
@@ -88,10 +111,10 @@ bool ModelVersion::batchable(const Job& a, const Job& b) const {
 
 // Takes the next batch off the queue (see scheduler.h for the policy).
 // Returns false once stopping and the queue is empty.
-bool ModelVersion::next_batch(std::vector<Job>& batch) {
+bool ModelVersion::next_batch(size_t instance, std::vector<Job>& batch) {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    cv_.wait(lock, [&] { return (stopping_ && !in_use_[instance]) || (!queue_.empty() && !in_use_[instance]); });
     if (queue_.empty()) return false;
     // Answer expired and abandoned requests without running them.
     const auto now = Clock::now();
@@ -157,7 +180,8 @@ bool ModelVersion::next_batch(std::vector<Job>& batch) {
     std::sort(picks.rbegin(), picks.rend());
     for (size_t i : picks) queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
     if (metrics_ && metrics_->pending) metrics_->pending->add(-static_cast<double>(batch.size()));
-    if (!queue_.empty()) cv_.notify_one();  // another instance may take the rest
+    in_use_[instance] = 1;
+    if (!queue_.empty()) cv_.notify_all();  // another instance may take the rest
     return true;
   }
 }
@@ -165,9 +189,11 @@ bool ModelVersion::next_batch(std::vector<Job>& batch) {
 void ModelVersion::worker(size_t instance) {
   Session& session = *sessions_[instance];
   std::vector<Job> batch;
-  while (next_batch(batch)) {
+  while (next_batch(instance, batch)) {
     execute(session, batch);
     batch.clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    in_use_[instance] = 0;
   }
 }
 

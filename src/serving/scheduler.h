@@ -11,6 +11,10 @@
 //   the model runs once, and each request gets its slice of the outputs.
 //   Requests whose timeout passed or whose client went away are answered
 //   DeadlineExceeded / Cancelled without running.
+//   Fast path: when a warm-up run of the model took under kInlineMaxMicros,
+//   the queue is empty, an instance is idle and no batching delay is
+//   configured, submit() runs the request at once on the caller's thread
+//   (what the worker would do, minus two thread wake-ups).
 //   stop() rejects new requests, runs every queued one, and joins the workers:
 //   a retired version drains before it unloads.
 #pragma once
@@ -59,6 +63,8 @@ struct VersionSpec {
 
 class ModelVersion {
  public:
+  static constexpr int64_t kInlineMaxMicros = 1000;
+
   // Loads every instance, completes the config from the model, warms each
   // instance up with one zero-filled request, and starts the workers.
   static Result<std::shared_ptr<ModelVersion>> load(VersionSpec spec);
@@ -93,9 +99,11 @@ class ModelVersion {
 
   ModelVersion() = default;
   Status start_instances(VersionSpec& spec);
-  void warm_up(Session& session);
+  // Returns the slowest warm-up run in microseconds (0 when it failed).
+  int64_t warm_up(Session& session);
   void worker(size_t instance);
-  bool next_batch(std::vector<Job>& batch);
+  bool next_batch(size_t instance, std::vector<Job>& batch);
+  bool try_run_inline(Job& job);
   void execute(Session& session, std::vector<Job>& batch);
   Result<std::vector<std::pair<std::string, Tensor>>> gather_inputs(const std::vector<Job>& batch, int64_t total) const;
   Result<std::vector<InferResponse>> scatter_outputs(const std::vector<Job>& batch, std::vector<Tensor> results) const;
@@ -120,7 +128,11 @@ class ModelVersion {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
+  std::vector<char> in_use_;   // per instance: executing (by its worker or inline)
   bool stopping_ = false;
+  // Small models run a request on the caller's thread when the queue is empty
+  // and an instance is idle, saving two thread hand-offs (set at warm-up).
+  bool run_inline_ = false;
   std::unique_ptr<Stats> stats_;
   std::unique_ptr<Metrics> metrics_;
 };
