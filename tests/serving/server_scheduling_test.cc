@@ -62,6 +62,40 @@ TEST_F(ServerTest, dynamic_batching_batches_concurrent_requests) {
   EXPECT_GT(s.batch_stats.back().batch_size, 1u);
 }
 
+// A tiny model runs requests inline on the caller's thread when an instance
+// is idle, and queues them for the workers when not. Under concurrency from
+// many threads, with two instances and with dynamic batching, every request
+// still gets its own correct answer exactly once.
+TEST_F(ServerTest, inline_and_queued_execution_mix_correctly) {
+  for (const char* cfg : {"", "instance_group [ { count: 2 kind: KIND_CPU } ]",
+                          "max_batch_size: 8 dynamic_batching { }"}) {
+    SCOPED_TRACE(cfg);
+    add_relu("relu", 1);
+    config("relu", cfg);
+    auto server = start();
+    ASSERT_TRUE(server);
+    std::atomic<int> good{0}, bad{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 6; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 60; ++i) {
+          const float v = float(t * 1000 + i);
+          auto r = server->infer(relu_request({v, -v, 1, -1}));
+          bool ok = r.ok() && values(r->outputs[0].data) == std::vector<float>{v, 0, 1, 0};
+          (ok ? good : bad)++;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(good.load(), 360);
+    EXPECT_EQ(bad.load(), 0);
+    auto stats = server->model_statistics("relu", "1");
+    ASSERT_TRUE(stats.ok());
+    EXPECT_EQ((*stats)[0].inference_count, 360u);
+    server.reset();
+  }
+}
+
 TEST_F(ServerTest, dynamic_batching_concatenates_requests_of_several_rows) {
   add_relu("relu", 1);
   config("relu", "max_batch_size: 8 dynamic_batching { max_queue_delay_microseconds: 100000 }");
