@@ -13,12 +13,14 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "runtime/session.h"
+#include "security/crypto.h"
 #include "security/keystore.h"
 #include "security/model_source.h"
 #include "security/package.h"
@@ -177,18 +179,19 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 Status check(const Package& p, double read_ms, double open_ms, const CryptOptions& o) {
   nlohmann::json j{{"package", o.input}, {"key", p.key_id}, {"files", p.files.size()}, {"read_ms", read_ms},
                    {"open_ms", open_ms}};
-  if (p.files.size() == 1) {
-    SessionOptions so;
-    so.intra_op_threads = o.threads;
-    auto t0 = std::chrono::steady_clock::now();
-    HEARTH_ASSIGN_OR_RETURN(auto session, Session::load_bytes(p.files[0].data.data(), p.files[0].data.size(), "", so));
-    j["load_ms"] = ms_since(t0);
-    j["total_ms"] = read_ms + open_ms + j["load_ms"].get<double>();
-    j["inputs"] = session->inputs().size();
-    j["outputs"] = session->outputs().size();
-  } else {
-    j["load_ms"] = nullptr;  // the engine reads external data from disk only, so it is not loaded here
-  }
+  // External-data files stay in memory too (ExternalData::files).
+  std::map<std::string, std::string> external;
+  for (size_t i = 1; i < p.files.size(); ++i) external[p.files[i].name] = p.files[i].data;
+  SessionOptions so;
+  so.intra_op_threads = o.threads;
+  auto t0 = std::chrono::steady_clock::now();
+  HEARTH_ASSIGN_OR_RETURN(auto session, Session::load_bytes(p.files[0].data.data(), p.files[0].data.size(),
+                                                            ExternalData{"", &external}, so));
+  j["load_ms"] = ms_since(t0);
+  j["total_ms"] = read_ms + open_ms + j["load_ms"].get<double>();
+  j["inputs"] = session->inputs().size();
+  j["outputs"] = session->outputs().size();
+  for (auto& f : external) security::cleanse(f.second);
   if (o.json) {
     std::cout << j.dump() << "\n";
   } else {

@@ -44,7 +44,7 @@ Result<ValueInfo> convert_value_info(const onnx::ValueInfoProto& vi, const char*
 }
 
 struct ImportContext {
-  std::string base_dir;
+  ExternalData external;
   int depth = 0;
 };
 
@@ -63,7 +63,7 @@ Result<Attribute> convert_attribute(const onnx::AttributeProto& ap, const Import
     case AP::STRING: a.type = Attribute::Type::kString; a.s = ap.s(); break;
     case AP::TENSOR: {
       a.type = Attribute::Type::kTensor;
-      HEARTH_ASSIGN_OR_RETURN(a.t, tensor_from_proto(ap.t(), ctx.base_dir));
+      HEARTH_ASSIGN_OR_RETURN(a.t, tensor_from_proto(ap.t(), ctx.external));
       break;
     }
     case AP::GRAPH: {
@@ -81,7 +81,7 @@ Result<Attribute> convert_attribute(const onnx::AttributeProto& ap, const Import
     case AP::TENSORS:
       a.type = Attribute::Type::kTensors;
       for (const auto& t : ap.tensors()) {
-        HEARTH_ASSIGN_OR_RETURN(Tensor x, tensor_from_proto(t, ctx.base_dir));
+        HEARTH_ASSIGN_OR_RETURN(Tensor x, tensor_from_proto(t, ctx.external));
         a.tensors.push_back(std::move(x));
       }
       break;
@@ -117,7 +117,7 @@ Result<Graph> convert_graph(const onnx::GraphProto& gp, const ImportContext& ctx
   g.name = gp.name();
   for (const auto& tp : gp.initializer()) {
     if (tp.name().empty()) return invalid_argument("an initializer has no name");
-    auto t = tensor_from_proto(tp, ctx.base_dir);
+    auto t = tensor_from_proto(tp, ctx.external);
     if (!t.ok()) return t.status().with_context("initializer '" + tp.name() + "'");
     if (!g.initializers.emplace(tp.name(), std::move(t).value()).second) {
       return invalid_argument("initializer '", tp.name(), "' is defined twice");
@@ -190,6 +190,10 @@ void infer_shapes(onnx::ModelProto& mp, Graph& g) {
 }  // namespace
 
 Result<Model> load_model_bytes(const void* data, size_t size, const std::string& base_dir) {
+  return load_model_bytes(data, size, ExternalData{base_dir, nullptr});
+}
+
+Result<Model> load_model_bytes(const void* data, size_t size, const ExternalData& external) {
   if (size > static_cast<size_t>(std::numeric_limits<int>::max())) {
     return invalid_argument("model protobuf is ", size, " bytes; files over 2 GiB must keep weights in external data");
   }
@@ -218,7 +222,7 @@ Result<Model> load_model_bytes(const void* data, size_t size, const std::string&
     }
   }
   ImportContext ctx;
-  ctx.base_dir = base_dir;
+  ctx.external = external;
   HEARTH_ASSIGN_OR_RETURN(m.graph, convert_graph(mp.graph(), ctx, true));
   infer_shapes(mp, m.graph);
   return m;

@@ -8,6 +8,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "graph/external_data.h"
 #include "graph/graph.h"
 
 namespace hearth {
@@ -21,6 +22,9 @@ Result<Model> load_model_file(const std::string& path);
 // Imports a serialized ModelProto held in memory (for example after decryption).
 // `base_dir` is the folder external data is read from; "" forbids external data.
 Result<Model> load_model_bytes(const void* data, size_t size, const std::string& base_dir);
+// The same with external data from disk or from memory (an opened encrypted
+// package: the weights never touch the disk).
+Result<Model> load_model_bytes(const void* data, size_t size, const ExternalData& external);
 
 // Parses a serialized TensorProto (the ONNX test-data .pb format).
 Result<Tensor> parse_tensor_proto(const void* data, size_t size);

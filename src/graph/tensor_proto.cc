@@ -46,8 +46,29 @@ Result<fs::path> resolve_external(const std::string& location, const std::string
 }
 
 // Reads external data into a new tensor; every check runs before memory is allocated.
-Result<Tensor> read_external(const onnx::TensorProto& tp, const std::string& base_dir, DataType dt, const Shape& shape,
-                             int64_t want) {
+// Copies an in-memory external file's bytes [offset, offset + want).
+Result<Tensor> read_external_memory(const onnx::TensorProto& tp, const std::map<std::string, std::string>& files,
+                                    const std::string& location, int64_t offset, DataType dt, const Shape& shape,
+                                    int64_t want) {
+  fs::path loc(location);
+  if (location.empty() || loc.is_absolute() || location.find("..") != std::string::npos)
+    return invalid_argument("tensor '", tp.name(), "': external data location '", location,
+                            "' must be a relative path inside the model's folder");
+  auto it = files.find(loc.lexically_normal().generic_string());
+  if (it == files.end())
+    return not_found("tensor '", tp.name(), "': external data file '", location, "' is not in the package");
+  const std::string& bytes = it->second;
+  if (offset < 0 || static_cast<uint64_t>(offset) > bytes.size() ||
+      static_cast<uint64_t>(want) > bytes.size() - static_cast<uint64_t>(offset))
+    return invalid_argument("tensor '", tp.name(), "': external data file '", location, "' is ", bytes.size(),
+                            " bytes, too short for offset ", offset, " + ", want, " bytes");
+  Tensor t(dt, shape);
+  if (want > 0) std::memcpy(t.raw_data(), bytes.data() + offset, static_cast<size_t>(want));
+  return t;
+}
+
+Result<Tensor> read_external(const onnx::TensorProto& tp, const ExternalData& external, DataType dt,
+                             const Shape& shape, int64_t want) {
   std::string location;
   int64_t offset = 0, length = -1;
   for (const auto& kv : tp.external_data()) {
@@ -59,10 +80,12 @@ Result<Tensor> read_external(const onnx::TensorProto& tp, const std::string& bas
       return invalid_argument("tensor '", tp.name(), "': external data ", kv.key(), " '", kv.value(), "' is not a number");
     }
   }
-  HEARTH_ASSIGN_OR_RETURN(fs::path file, resolve_external(location, base_dir, tp.name()));
   if (length >= 0 && length != want) {
     return invalid_argument("tensor '", tp.name(), "': external data length ", length, " does not match dims (", want, " bytes)");
   }
+  if (external.files != nullptr)
+    return read_external_memory(tp, *external.files, location, offset, dt, shape, want);
+  HEARTH_ASSIGN_OR_RETURN(fs::path file, resolve_external(location, external.base_dir, tp.name()));
   std::error_code ec;
   auto fsize = fs::file_size(file, ec);
   if (ec) return not_found("tensor '", tp.name(), "': external data file '", location, "' not found");
@@ -81,6 +104,10 @@ Result<Tensor> read_external(const onnx::TensorProto& tp, const std::string& bas
 }  // namespace
 
 Result<Tensor> tensor_from_proto(const onnx::TensorProto& tp, const std::string& base_dir) {
+  return tensor_from_proto(tp, ExternalData{base_dir, nullptr});
+}
+
+Result<Tensor> tensor_from_proto(const onnx::TensorProto& tp, const ExternalData& external) {
   const DataType dt = static_cast<DataType>(tp.data_type());
   const std::string& name = tp.name();
   if (dt == DataType::kString) return unimplemented("tensor '", name, "' has string elements, which are not supported");
@@ -98,7 +125,7 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& tp, const std::string&
   const size_t nbytes = static_cast<size_t>(numel) * esize;
 
   if (tp.data_location() == onnx::TensorProto::EXTERNAL) {
-    return read_external(tp, base_dir, dt, shape, static_cast<int64_t>(nbytes));
+    return read_external(tp, external, dt, shape, static_cast<int64_t>(nbytes));
   }
   if (tp.has_raw_data()) {
     if (tp.raw_data().size() != nbytes) {

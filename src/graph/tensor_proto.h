@@ -8,6 +8,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "graph/external_data.h"
 
 namespace hearth {
 
@@ -15,6 +16,9 @@ namespace hearth {
 // external file (resolved against base_dir, which must contain it; "" forbids
 // external data). The data size must equal dims x element size.
 Result<Tensor> tensor_from_proto(const onnx::TensorProto& tp, const std::string& base_dir);
+// The same with external data from disk or memory (see external_data.h). An
+// in-memory location must be one of `files` exactly: relative, no "..".
+Result<Tensor> tensor_from_proto(const onnx::TensorProto& tp, const ExternalData& external);
 
 // Writes `t` into `tp` using raw_data.
 void tensor_to_proto(const Tensor& t, const std::string& name, onnx::TensorProto* tp);

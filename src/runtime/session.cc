@@ -64,7 +64,12 @@ Result<std::unique_ptr<Session>> Session::load_file(const std::string& path, con
 
 Result<std::unique_ptr<Session>> Session::load_bytes(const void* data, size_t size, const std::string& base_dir,
                                                      const SessionOptions& options) {
-  HEARTH_ASSIGN_OR_RETURN(Model m, load_model_bytes(data, size, base_dir));
+  return load_bytes(data, size, ExternalData{base_dir, nullptr}, options);
+}
+
+Result<std::unique_ptr<Session>> Session::load_bytes(const void* data, size_t size, const ExternalData& external,
+                                                     const SessionOptions& options) {
+  HEARTH_ASSIGN_OR_RETURN(Model m, load_model_bytes(data, size, external));
   return create(std::move(m), options);
 }
 

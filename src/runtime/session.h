@@ -16,6 +16,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
+#include "graph/external_data.h"
 #include "graph/graph.h"
 
 namespace hearth {
@@ -42,6 +43,9 @@ class Session {
   static Result<std::unique_ptr<Session>> load_file(const std::string& path, const SessionOptions& options = {});
   // Model bytes in memory (e.g. decrypted); external data is read from base_dir ("" forbids it).
   static Result<std::unique_ptr<Session>> load_bytes(const void* data, size_t size, const std::string& base_dir,
+                                                     const SessionOptions& options = {});
+  // External data from disk or from memory (see graph/external_data.h).
+  static Result<std::unique_ptr<Session>> load_bytes(const void* data, size_t size, const ExternalData& external,
                                                      const SessionOptions& options = {});
   static Result<std::unique_ptr<Session>> create(Model model, const SessionOptions& options = {});
   ~Session();

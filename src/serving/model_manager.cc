@@ -83,15 +83,17 @@ Result<std::string> read_config_text(const fs::path& dir, bool* present) {
 }  // namespace
 
 // Opens an encrypted package in memory; the plaintext never touches disk.
-Result<std::shared_ptr<std::string>> ModelManager::decrypt_model(const std::string& path) const {
+Result<ModelManager::Decrypted> ModelManager::decrypt_model(const std::string& path) const {
   if (!options_.model_keys)
     return failed_precondition("an encrypted model needs a key: start the server with --model-key-store, "
                                "--model-key-file or HEARTH_MODEL_KEY");
   HEARTH_ASSIGN_OR_RETURN(security::Package package, security::load_encrypted_model(path, *options_.model_keys));
-  if (package.files.size() != 1)
-    return unimplemented("encrypted packages with external-data files are not supported by the server yet (",
-                         package.files.size() - 1, " external files)");
-  return std::make_shared<std::string>(std::move(package.files[0].data));
+  Decrypted out;
+  out.model = std::make_shared<std::string>(std::move(package.files[0].data));
+  out.external = std::make_shared<std::map<std::string, std::string>>();
+  for (size_t i = 1; i < package.files.size(); ++i)
+    (*out.external)[package.files[i].name] = std::move(package.files[i].data);
+  return out;
 }
 
 Status validate_path_component(const std::string& value, const char* what) {
@@ -259,15 +261,20 @@ Status ModelManager::load_locked(const std::string& name) {
     } else if (!is_inside(fs::path(root_), real)) {
       problem = invalid_argument(name, "/", v, "/", file.filename().string(), " resolves outside the model repository");
     } else {
-      VersionSpec spec{name, v, real.string(), nullptr, config, config_file, options_.total_threads, 1024, registry_};
-      std::shared_ptr<std::string> plaintext;
+      VersionSpec spec{name, v, real.string(), nullptr, nullptr, config, config_file, options_.total_threads, 1024, registry_};
+      Decrypted plain;
       if (encrypted) {
-        auto bytes = decrypt_model(real.string());
-        if (!bytes.ok()) problem = bytes.status();
-        else plaintext = spec.model_bytes = std::move(bytes).value();
+        auto opened = decrypt_model(real.string());
+        if (!opened.ok()) problem = opened.status();
+        else plain = std::move(opened).value();
+        spec.model_bytes = plain.model;
+        spec.external_files = plain.external;
       }
       auto loaded = problem.ok() ? ModelVersion::load(std::move(spec)) : Result<std::shared_ptr<ModelVersion>>(problem);
-      if (plaintext) OPENSSL_cleanse(plaintext->data(), plaintext->size());  // the sessions hold their own copy
+      // The sessions hold their own copy of the weights; wipe the plaintext.
+      if (plain.model) OPENSSL_cleanse(plain.model->data(), plain.model->size());
+      if (plain.external)
+        for (auto& f : *plain.external) OPENSSL_cleanse(f.second.data(), f.second.size());
       if (loaded.ok()) {
         next[v] = std::move(loaded).value();
         prints[v] = print;

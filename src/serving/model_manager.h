@@ -72,7 +72,11 @@ class ModelManager {
   std::vector<std::string> list_model_folders() const;
   void background();
   void reap();
-  Result<std::shared_ptr<std::string>> decrypt_model(const std::string& path) const;
+  struct Decrypted {
+    std::shared_ptr<std::string> model;
+    std::shared_ptr<std::map<std::string, std::string>> external;
+  };
+  Result<Decrypted> decrypt_model(const std::string& path) const;
 
   ServerOptions options_;
   std::string root_;

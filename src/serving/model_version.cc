@@ -39,10 +39,12 @@ Status ModelVersion::start_instances(VersionSpec& spec) {
   SessionOptions options;
   options.intra_op_threads = threads;
   for (int i = 0; i < instances; ++i) {
-    // An encrypted package's model comes from memory; it may not refer to
-    // external data on disk ("" forbids it).
-    auto session = spec.model_bytes ? Session::load_bytes(spec.model_bytes->data(), spec.model_bytes->size(), "", options)
-                                    : Session::load_file(spec.model_file, options);
+    // An encrypted package's model and external data come from memory; it
+    // may not refer to files on disk.
+    auto session = spec.model_bytes
+                       ? Session::load_bytes(spec.model_bytes->data(), spec.model_bytes->size(),
+                                             ExternalData{"", spec.external_files.get()}, options)
+                       : Session::load_file(spec.model_file, options);
     if (!session.ok()) return session.status();
     sessions_.push_back(std::move(session).value());
   }

@@ -54,6 +54,8 @@ struct VersionSpec {
   // Decrypted model bytes when the version is an encrypted package; the
   // plaintext lives only here, in memory, and is wiped after the load.
   std::shared_ptr<std::string> model_bytes;
+  // The package's external-data files, by relative name (same lifetime rules).
+  std::shared_ptr<std::map<std::string, std::string>> external_files;
   inference::ModelConfig config;     // checked (check_model_config), not yet completed
   std::string config_file;           // for messages ("mlp/config.pbtxt" or "mlp (derived config)")
   int cores = 0;                     // cores for this version's instances; 0 = every core

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <tuple>
+
 #include <filesystem>
 #include <fstream>
 
@@ -131,6 +134,43 @@ TEST(OnnxImport, reads_external_data_beside_the_model) {
   ASSERT_EQ(w.numel(), 3);
   EXPECT_EQ(w.data<float>()[0], 1.5f);
   EXPECT_EQ(w.data<float>()[2], 3.25f);
+}
+
+// An opened encrypted package hands its external-data files over in memory.
+TEST(OnnxImport, reads_external_data_from_memory) {
+  const std::vector<float> values = {1.5f, -2.0f, 3.25f};
+  std::map<std::string, std::string> files;
+  files["data/weights.bin"] = std::string("pad!") + std::string(reinterpret_cast<const char*>(values.data()), 12);
+  auto mp = relu_model();
+  auto* t = mp.mutable_graph()->add_initializer();
+  t->set_name("w");
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(3);
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* loc = t->add_external_data();
+  loc->set_key("location");
+  loc->set_value("data/weights.bin");
+  auto* off = t->add_external_data();
+  off->set_key("offset");
+  off->set_value("4");
+  const std::string bytes = mp.SerializeAsString();
+  auto m = load_model_bytes(bytes.data(), bytes.size(), ExternalData{"", &files});
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const Tensor& w = m->graph.initializers.at("w");
+  ASSERT_EQ(w.numel(), 3);
+  EXPECT_EQ(w.data<float>()[1], -2.0f);
+
+  // Missing, escaping, and too-short in-memory files are refused by name.
+  for (auto [location, offset, what] : {std::tuple{"other.bin", "0", "not in the package"},
+                                        {"../data/weights.bin", "0", "relative path"},
+                                        {"data/weights.bin", "8", "too short"}}) {
+    loc->set_value(location);
+    off->set_value(offset);
+    const std::string b = mp.SerializeAsString();
+    auto bad = load_model_bytes(b.data(), b.size(), ExternalData{"", &files});
+    ASSERT_FALSE(bad.ok()) << location;
+    EXPECT_NE(bad.status().message().find(what), std::string::npos) << bad.status().message();
+  }
 }
 
 TEST(OnnxImport, rejects_external_data_shorter_than_dims) {

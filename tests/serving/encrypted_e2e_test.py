@@ -2,7 +2,8 @@
 """End-to-end test of encrypted models in `hearth serve`.
 
 Creates a key with `hearth keys create`, encrypts the zoo MLP with `hearth encrypt`
-into <repo>/mlp/1/model.onnx.sm4 and checks that the server (poll mode) serves it with
+into <repo>/mlp/1/model.onnx.sm4 (and, as "mlpext", the MLP saved with its weights in
+an external-data file, sealed from its folder) and checks that the server (poll mode) serves it with
 PyTorch's outputs, that no file appears anywhere under the repository or the temp
 folders while it loads (the plaintext exists only in memory), and that a tampered
 package, a package under an unknown key and a package with no key configured each stay
@@ -111,6 +112,18 @@ def main():
             r = run([hearth, "encrypt", os.path.join(zoo, "mlp.onnx"), "--key", key, "--key-store", ks,
                      "-o", os.path.join(repo, name, "1", "model.onnx.sm4")])
             check(r.returncode == 0, f"encrypt {name}: {r.stderr.strip()}")
+        # The MLP with its weights in an external-data file, sealed from its folder.
+        import onnx
+        ext_dir = os.path.join(work, "mlp_ext")
+        os.makedirs(ext_dir)
+        model = onnx.load(os.path.join(zoo, "mlp.onnx"))
+        onnx.save_model(model, os.path.join(ext_dir, "model.onnx"), save_as_external_data=True,
+                        all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+        check(os.path.getsize(os.path.join(ext_dir, "weights.bin")) > 1000, "MLP saved with external data")
+        os.makedirs(os.path.join(repo, "mlpext", "1"))
+        r = run([hearth, "encrypt", ext_dir, "--key", "prod", "--key-store", store,
+                 "-o", os.path.join(repo, "mlpext", "1", "model.onnx.sm4")])
+        check(r.returncode == 0, f"encrypt a model folder with external data: {r.stderr.strip()}")
         os.makedirs(os.path.join(repo, "tampered", "1"))
         with open(os.path.join(repo, "mlp", "1", "model.onnx.sm4"), "rb") as f:
             blob = bytearray(f.read())
@@ -136,6 +149,11 @@ def main():
         y = np.array(out["outputs"][0]["data"]).reshape(ref.shape) if ok else None
         check(ok and float(np.linalg.norm(y - ref) / np.linalg.norm(ref)) <= 1e-4,
               f"encrypted MLP serves PyTorch's outputs ({status})")
+        status, out = call(base, "POST", "/v2/models/mlpext/infer", body)
+        ok = status == 200
+        y = np.array(out["outputs"][0]["data"]).reshape(ref.shape) if ok else None
+        check(ok and float(np.linalg.norm(y - ref) / np.linalg.norm(ref)) <= 1e-4,
+              f"encrypted MLP with external data serves PyTorch's outputs ({status} {out if not ok else ''})")
         new = {f for f in files_under(repo, *tmp_roots) - before if "hearth_enc_e2e_" not in f or f.startswith(repo)}
         check(not new, f"no file appeared under the repository or temp folders during the load: {sorted(new)[:5]}")
 

@@ -1,0 +1,17 @@
+// Where a model's external data (tensors stored outside the .onnx file) comes
+// from: files under a folder on disk, or, for a model opened from an
+// encrypted package, files held in memory and keyed by their relative
+// location. When neither is given, external data is refused.
+#pragma once
+
+#include <map>
+#include <string>
+
+namespace hearth {
+
+struct ExternalData {
+  std::string base_dir;                                  // "" = not from disk
+  const std::map<std::string, std::string>* files = nullptr;  // not owned; null = not from memory
+};
+
+}  // namespace hearth
