@@ -25,6 +25,9 @@ import urllib.request
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_util import stop_server  # noqa: E402
+
 FAILURES = []
 
 
@@ -192,12 +195,8 @@ def main():
         check(mlp and mlp[0]["state"] == "UNAVAILABLE" and "--model-key-store" in mlp[0]["reason"],
               f"without a key the reason names the flags: {mlp}")
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if proc is not None:
+            stop_server(proc)
         shutil.rmtree(work, ignore_errors=True)
     print(f"encrypted_e2e: {len(FAILURES)} failed")
     return 1 if FAILURES else 0

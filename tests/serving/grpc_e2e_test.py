@@ -25,6 +25,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_util import stop_server  # noqa: E402
+
 FAILURES = []
 
 HEALTH_PROTO = """
@@ -111,18 +114,6 @@ def start_server(hearth, repo, extra=()):
     while not port and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     return proc, (port[0] if port else None), lines
-
-
-def stop_server(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            return proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return None
-    return proc.returncode
 
 
 class Client:

@@ -23,6 +23,9 @@ import urllib.request
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_util import stop_server  # noqa: E402
+
 FAILURES = []
 
 
@@ -90,18 +93,6 @@ def start_server(hearth, repo, *extra):
             break
         threading.Event().wait(0.1)
     return proc, ports, lines
-
-
-def stop_server(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            return proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return None
-    return proc.returncode
 
 
 def run_checks(base, port, zoo):
