@@ -19,7 +19,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -207,23 +207,35 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
 }  // namespace
 
+// One io_context per thread: a connection lives on one context for its whole
+// life, so its handlers never need a strand and a reply posted from a model
+// worker wakes exactly the thread that owns the connection.
 struct HttpServer::Impl {
   Impl(HttpHandler h, HttpServerOptions o) : shared(std::make_shared<Shared>()) {
     shared->handler = std::move(h);
     shared->options = std::move(o);
+    const int n = std::max(1, shared->options.threads);
+    for (int i = 0; i < n; ++i) {
+      contexts.push_back(std::make_unique<net::io_context>(1));
+      guards.emplace_back(net::make_work_guard(*contexts.back()));
+    }
+    acceptor.emplace(*contexts[0]);
   }
 
   void accept() {
-    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-      if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+    net::io_context& target = *contexts[next_context++ % contexts.size()];
+    acceptor->async_accept(target, [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
       if (!ec) std::make_shared<Connection>(std::move(socket), shared)->start();
       accept();
     });
   }
 
   std::shared_ptr<Shared> shared;
-  net::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  std::optional<tcp::acceptor> acceptor;
+  size_t next_context = 0;  // touched only by the accept handler (context 0's thread)
   std::vector<std::thread> threads;
   uint16_t bound_port = 0;
   std::mutex mutex;
@@ -243,21 +255,21 @@ Status HttpServer::start() {
   if (ec) return invalid_argument("bad ", o.name, " address '", o.address, "': ", ec.message());
   tcp::endpoint endpoint(address, o.port);
   auto where = str_cat(o.address, ":", o.port);
-  if (s.acceptor.open(endpoint.protocol(), ec); ec) return internal_error("cannot open socket: ", ec.message());
-  if (s.acceptor.set_option(net::socket_base::reuse_address(true), ec); ec)
+  tcp::acceptor& acceptor = *s.acceptor;
+  if (acceptor.open(endpoint.protocol(), ec); ec) return internal_error("cannot open socket: ", ec.message());
+  if (acceptor.set_option(net::socket_base::reuse_address(true), ec); ec)
     return internal_error("cannot set SO_REUSEADDR: ", ec.message());
-  if (s.acceptor.bind(endpoint, ec); ec) return failed_precondition("cannot bind ", where, ": ", ec.message());
-  if (s.acceptor.listen(net::socket_base::max_listen_connections, ec); ec)
+  if (acceptor.bind(endpoint, ec); ec) return failed_precondition("cannot bind ", where, ": ", ec.message());
+  if (acceptor.listen(net::socket_base::max_listen_connections, ec); ec)
     return failed_precondition("cannot listen on ", where, ": ", ec.message());
-  s.bound_port = s.acceptor.local_endpoint(ec).port();
+  s.bound_port = acceptor.local_endpoint(ec).port();
   try {
     s.accept();
-    int n = std::max(1, o.threads);
-    for (int i = 0; i < n; ++i) {
-      s.threads.emplace_back([&s] {
+    for (auto& context : s.contexts) {
+      s.threads.emplace_back([ioc = context.get()] {
         for (;;) {
           try {
-            s.ioc.run();
+            ioc->run();
             return;
           } catch (...) {
             // A handler threw (should not happen); keep the thread serving.
@@ -280,11 +292,11 @@ void HttpServer::stop() {
     if (s.stopped) return;
     s.stopped = true;
   }
-  s.ioc.stop();
+  for (auto& context : s.contexts) context->stop();
   for (std::thread& t : s.threads)
     if (t.joinable()) t.join();
   beast::error_code ec;
-  s.acceptor.close(ec);
+  s.acceptor->close(ec);
 }
 
 std::string HttpRequest::header(std::string_view name) const {
