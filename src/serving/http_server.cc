@@ -226,7 +226,11 @@ struct HttpServer::Impl {
     net::io_context& target = *contexts[next_context++ % contexts.size()];
     acceptor->async_accept(target, [this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
-      if (!ec) std::make_shared<Connection>(std::move(socket), shared)->start();
+      if (!ec) {
+        beast::error_code opt_ec;  // replies go out at once, not held back by Nagle
+        socket.set_option(tcp::no_delay(true), opt_ec);
+        std::make_shared<Connection>(std::move(socket), shared)->start();
+      }
       accept();
     });
   }
