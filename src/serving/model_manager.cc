@@ -82,6 +82,13 @@ Result<std::string> read_config_text(const fs::path& dir, bool* present) {
 
 }  // namespace
 
+// Messages reach clients: files are named relative to the repository.
+std::string ModelManager::relative_to_repository(std::string message) const {
+  const std::string prefix = root_ + "/";
+  for (size_t at; (at = message.find(prefix)) != std::string::npos;) message.erase(at, prefix.size());
+  return message;
+}
+
 // Opens an encrypted package in memory; the plaintext never touches disk.
 Result<ModelManager::Decrypted> ModelManager::decrypt_model(const std::string& path) const {
   if (!options_.model_keys)
@@ -197,11 +204,8 @@ Status ModelManager::load_locked(const std::string& name) {
     entry->wanted = true;
     entry->loading = true;
   }
-  // Messages reach clients: name files relative to the repository.
   auto record = [&](Status s) {
-    std::string msg = s.message();
-    const std::string prefix = root_ + "/";
-    for (size_t at; (at = msg.find(prefix)) != std::string::npos;) msg.erase(at, prefix.size());
+    const std::string msg = relative_to_repository(s.message());
     std::unique_lock<std::shared_mutex> lock(mu_);
     entry->reason = msg;
     entry->loading = false;
@@ -283,9 +287,7 @@ Status ModelManager::load_locked(const std::string& name) {
       }
       problem = loaded.status();
     }
-    std::string msg = problem.message();
-    const std::string prefix = root_ + "/";
-    for (size_t at; (at = msg.find(prefix)) != std::string::npos;) msg.erase(at, prefix.size());
+    const std::string msg = relative_to_repository(problem.message());
     failed[v] = str_cat("version ", v, ": ", msg);
     telemetry::log_warn("model_version_load_failed", {telemetry::field("model", name), telemetry::field("version", v),
                                                      telemetry::field("error", msg)});

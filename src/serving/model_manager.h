@@ -77,6 +77,7 @@ class ModelManager {
     std::shared_ptr<std::map<std::string, std::string>> external;
   };
   Result<Decrypted> decrypt_model(const std::string& path) const;
+  std::string relative_to_repository(std::string message) const;
 
   ServerOptions options_;
   std::string root_;
