@@ -11,7 +11,7 @@ if ! command -v clang++ >/dev/null; then
   exit 0
 fi
 cmake -S . -B "$dir" -G Ninja -DHEARTH_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$dir" -j 2 --target fuzz_model_loader fuzz_http_request fuzz_package
+cmake --build "$dir" -j 2 --target fuzz_model_loader fuzz_http_request fuzz_package fuzz_policy fuzz_token
 
 # run TARGET SECONDS MAX_LEN [SEED_FILES...]
 run() {
@@ -28,10 +28,12 @@ run() {
   echo "fuzz: $target ran ${secs}s without a crash"
 }
 
-share=$(( (seconds + 2) / 3 ))  # three targets share the time
+share=$(( (seconds + 4) / 5 ))  # five targets share the time
 # Seeds for the model loader: small real models, so it starts from valid protobuf.
 run model_loader "$share" 65536 build/conformance/node/test_relu/model.onnx \
   build/conformance/node/test_conv_with_strides_padding/model.onnx build/conformance/node/test_gather_0/model.onnx \
   build/conformance/node/test_add_bcast/model.onnx
 run http_request "$share" 16384
 run package "$share" 65536
+run policy "$share" 8192 examples/security/policy.yaml
+run token "$share" 512

@@ -24,5 +24,9 @@ void add_bench_command(CLI::App& app);
 void add_ops_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_security_commands(CLI::App& app);  // keys, encrypt, decrypt
+void add_auth_commands(CLI::App& app);      // users, tokens
+void add_audit_command(CLI::App& app);      // audit verify|list
+void add_certs_command(CLI::App& app);      // certs self-signed
+void add_sign_command(CLI::App& app);       // sign (SM2)
 
 }  // namespace hearth::cli

@@ -14,6 +14,10 @@ int main(int argc, char** argv) {
   hearth::cli::add_ops_command(app);
   hearth::cli::add_serve_command(app);
   hearth::cli::add_security_commands(app);
+  hearth::cli::add_auth_commands(app);
+  hearth::cli::add_audit_command(app);
+  hearth::cli::add_certs_command(app);
+  hearth::cli::add_sign_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
