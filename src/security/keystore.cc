@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "security/crypto.h"
+#include "security/signing.h"
 
 namespace hearth::security {
 
@@ -69,6 +70,51 @@ Result<std::string> read_private_file(const std::string& path, const std::string
   return text;
 }
 
+// Decodes and checks the secret of a key of `type` (cleansed on failure).
+Result<std::string> decode_secret(const std::string& b64, KeyType type, const std::string& id) {
+  Result<std::string> secret = base64_decode(b64);
+  if (type == KeyType::kSm4) {
+    if (secret.ok() && secret->size() == kKeySecretSize) return secret;
+    if (secret.ok()) cleanse(*secret);
+    return invalid_argument("key '", id, "' secret is not ", kKeySecretSize, " bytes of base64");
+  }
+  Status valid = secret.ok() ? validate_sm2_private_key(*secret) : secret.status();
+  if (valid.ok()) return secret;
+  if (secret.ok()) cleanse(*secret);
+  return invalid_argument("key '", id, "' is not a base64 DER (PKCS#8) SM2 private key");
+}
+
+// Builds a key from the fields of one store line; `where` names the line.
+Result<Key> make_key(const std::string& id, const std::string& b64, const std::string& created,
+                     const std::string& type_name, const std::string& where) {
+  HEARTH_RETURN_IF_ERROR(validate_key_id(id).with_context(where));
+  int64_t when = 0;
+  auto [ptr, ec] = std::from_chars(created.data(), created.data() + created.size(), when);
+  if (ec != std::errc() || ptr != created.data() + created.size() || when < 0) {
+    return invalid_argument(where, ": creation time '", created, "' is not a number of seconds");
+  }
+  KeyType type = KeyType::kSm4;
+  if (!type_name.empty()) {
+    Result<KeyType> parsed = parse_key_type(type_name);
+    if (!parsed.ok()) return parsed.status().with_context(where);
+    type = *parsed;
+  }
+  Result<std::string> secret = decode_secret(b64, type, id);
+  if (!secret.ok()) return secret.status().with_context(where);
+  return Key(id, std::move(secret).value(), when, type);
+}
+
+// Parses one non-comment line "<id> <base64> <created> [<type>]".
+Result<Key> parse_key_line(const std::string& line, const std::string& where) {
+  std::istringstream fields(line);
+  std::string id, b64, created, type_name, extra;
+  fields >> id >> b64 >> created >> type_name >> extra;
+  Result<Key> key = invalid_argument(where, ": expected '<id> <base64 secret> <created unix seconds> [sm4|sm2]'");
+  if (!b64.empty() && !created.empty() && extra.empty()) key = make_key(id, b64, created, type_name, where);
+  cleanse(b64);
+  return key;
+}
+
 // Parses the key store text; `what` names the file in messages.
 Result<std::vector<Key>> parse_keys(std::string& text, const std::string& what) {
   std::vector<Key> keys;
@@ -78,44 +124,33 @@ Result<std::vector<Key>> parse_keys(std::string& text, const std::string& what) 
   Status bad;
   while (bad.ok() && std::getline(in, line)) {
     ++lineno;
-    std::istringstream fields(line);
-    std::string id, b64, created, extra;
-    fields >> id >> b64 >> created >> extra;
+    size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    std::string where = str_cat(what, " line ", lineno);
+    Result<Key> key = parse_key_line(line, where);
     cleanse(line);
-    if (id.empty() || id[0] == '#') continue;
-    std::string where = str_cat(what, " line ", lineno, ": ");
-    int64_t when = 0;
-    auto [ptr, ec] = std::from_chars(created.data(), created.data() + created.size(), when);
-    if (b64.empty() || created.empty() || !extra.empty()) {
-      bad = invalid_argument(where, "expected '<id> <base64 secret> <created unix seconds>'");
-    } else if (Status s = validate_key_id(id); !s.ok()) {
-      bad = s.with_context(where.substr(0, where.size() - 2));
-    } else if (ec != std::errc() || ptr != created.data() + created.size() || when < 0) {
-      bad = invalid_argument(where, "creation time '", created, "' is not a number of seconds");
-    } else {
-      Result<std::string> secret = base64_decode(b64);
-      if (!secret.ok() || secret->size() != kKeySecretSize) {
-        bad = invalid_argument(where, "key '", id, "' secret is not ", kKeySecretSize, " bytes of base64");
-      } else {
-        for (const Key& k : keys) {
-          if (k.id == id) bad = invalid_argument(where, "key '", id, "' appears twice");
-        }
-        if (bad.ok()) keys.emplace_back(id, std::move(secret).value(), when);
-      }
-      if (secret.ok()) cleanse(*secret);
+    if (!key.ok()) {
+      bad = key.status();
+      break;
     }
-    cleanse(b64);
+    for (const Key& k : keys) {
+      if (k.id == key->id) bad = invalid_argument(where, ": key '", k.id, "' appears twice");
+    }
+    if (bad.ok()) keys.push_back(std::move(key).value());
   }
+  cleanse(line);
   cleanse(text);
   if (!bad.ok()) return bad;
   return keys;
 }
 
 std::string serialize_keys(const std::vector<Key>& keys) {
-  std::string out = "# hearth key store: <id> <base64 secret> <created unix seconds>. Keep it private (mode 0600).\n";
+  std::string out =
+      "# hearth key store: <id> <base64 secret> <created unix seconds> [sm2]. Keep it private (mode 0600).\n";
   for (const Key& k : keys) {
     std::string b64 = base64_encode(k.secret);
-    out += str_cat(k.id, " ", b64, " ", k.created_unix, "\n");
+    // sm4 lines keep the three-field form older Hearth versions read.
+    out += str_cat(k.id, " ", b64, " ", k.created_unix, k.type == KeyType::kSm2 ? " sm2" : "", "\n");
     cleanse(b64);
   }
   return out;
@@ -158,6 +193,16 @@ Status ensure_parent_dir(const std::string& path) {
 
 Key::~Key() { cleanse(secret); }
 
+const char* key_type_name(KeyType type) { return type == KeyType::kSm2 ? "sm2" : "sm4"; }
+
+Result<KeyType> parse_key_type(std::string_view name) {
+  std::string lower;
+  for (char c : name) lower.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
+  if (lower == "sm4") return KeyType::kSm4;
+  if (lower == "sm2") return KeyType::kSm2;
+  return invalid_argument("unknown key type '", name, "' (expected sm4 or sm2)");
+}
+
 Status validate_key_id(std::string_view id) {
   if (id.empty() || id.size() > kMaxKeyIdSize) {
     return invalid_argument("key id must be 1 to ", kMaxKeyIdSize, " characters, got ", id.size());
@@ -171,15 +216,16 @@ Status validate_key_id(std::string_view id) {
   return ok_status();
 }
 
-Result<Key> generate_key(const std::string& id) {
+Result<Key> generate_key(const std::string& id, KeyType type) {
   std::string key_id = id;
   if (key_id.empty()) {
     HEARTH_ASSIGN_OR_RETURN(std::string r, random_bytes(4));
     key_id = "key-" + to_hex(r);
   }
   HEARTH_RETURN_IF_ERROR(validate_key_id(key_id));
-  HEARTH_ASSIGN_OR_RETURN(std::string secret, random_bytes(kKeySecretSize));
-  return Key(key_id, std::move(secret), static_cast<int64_t>(std::time(nullptr)));
+  Result<std::string> secret = type == KeyType::kSm2 ? generate_sm2_private_key() : random_bytes(kKeySecretSize);
+  HEARTH_RETURN_IF_ERROR(secret.status());
+  return Key(key_id, std::move(secret).value(), static_cast<int64_t>(std::time(nullptr)), type);
 }
 
 std::string KeyStore::default_path() {
@@ -211,8 +257,8 @@ Result<Key> KeyStore::find(const std::string& id) const {
   return not_found("key '", id, "' is not in the key store ", path_);
 }
 
-Result<Key> KeyStore::create(const std::string& id) {
-  HEARTH_ASSIGN_OR_RETURN(Key key, generate_key(id));
+Result<Key> KeyStore::create(const std::string& id, KeyType type) {
+  HEARTH_ASSIGN_OR_RETURN(Key key, generate_key(id, type));
   if (find(key.id).ok()) {
     return Status(StatusCode::kAlreadyExists, str_cat("key '", key.id, "' already exists in ", path_));
   }
@@ -226,7 +272,7 @@ Result<Key> KeyStore::create(const std::string& id) {
 }
 
 Result<Key> KeyStore::rotate(const std::string& id) {
-  HEARTH_RETURN_IF_ERROR(find(id).status());
+  HEARTH_ASSIGN_OR_RETURN(Key old, find(id));
   // "models-3" rotates to "models-4", "models" to "models-2".
   std::string base = id;
   size_t dash = id.find_last_of('-');
@@ -237,7 +283,7 @@ Result<Key> KeyStore::rotate(const std::string& id) {
   for (int n = 2; n < 1000000; ++n) {
     std::string next = str_cat(base, "-", n);
     if (next.size() > kMaxKeyIdSize) break;
-    if (!find(next).ok()) return create(next);
+    if (!find(next).ok()) return create(next, old.type);
   }
   return invalid_argument("cannot find a free id to rotate key '", id, "' to");
 }

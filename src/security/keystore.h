@@ -1,8 +1,11 @@
-// Model keys: where the 32-byte secrets that seal model packages live.
+// Model keys: where the 32-byte secrets that seal model packages live, and the
+// SM2 private keys that sign models.
 //
 // A key store is a text file readable by its owner only, one key a line:
-//   <id> <base64 secret> <created, unix seconds>
-// (lines starting with '#' are comments). Hearth refuses to read a store or
+//   <id> <base64 secret> <created, unix seconds> [<type>]
+// (lines starting with '#' are comments). The type is "sm4" (the default when
+// the field is absent, as in stores written before signing existed: the secret
+// is 32 random bytes) or "sm2" (the secret is the DER PKCS#8 SM2 private key). Hearth refuses to read a store or
 // key file whose mode is wider than 0600 or that another user owns. A key may
 // also be given directly: a key file (same format, exactly one key) or the
 // environment variable HEARTH_MODEL_KEY=<id>:<base64 secret>.
@@ -23,15 +26,24 @@ inline constexpr size_t kMaxKeyIdSize = 64;
 inline constexpr const char* kModelKeyEnv = "HEARTH_MODEL_KEY";
 inline constexpr const char* kKeyStoreEnv = "HEARTH_KEY_STORE";
 
-// One symmetric key. The secret is cleansed when the Key is destroyed.
+// What a key is for: sealing model packages (sm4) or signing models (sm2).
+enum class KeyType { kSm4, kSm2 };
+
+// "sm4" / "sm2".
+const char* key_type_name(KeyType type);
+// Parses "sm4" / "sm2" (case-insensitive); INVALID_ARGUMENT otherwise.
+Result<KeyType> parse_key_type(std::string_view name);
+
+// One key. The secret is cleansed when the Key is destroyed.
 struct Key {
   std::string id;
-  std::string secret;  // kKeySecretSize raw bytes
+  std::string secret;  // sm4: kKeySecretSize raw bytes; sm2: DER PKCS#8 private key
   int64_t created_unix = 0;
+  KeyType type = KeyType::kSm4;
 
   Key() = default;
-  Key(std::string id_, std::string secret_, int64_t created = 0)
-      : id(std::move(id_)), secret(std::move(secret_)), created_unix(created) {}
+  Key(std::string id_, std::string secret_, int64_t created = 0, KeyType type_ = KeyType::kSm4)
+      : id(std::move(id_)), secret(std::move(secret_)), created_unix(created), type(type_) {}
   Key(const Key&) = default;
   Key(Key&&) noexcept = default;
   Key& operator=(const Key&) = default;
@@ -41,8 +53,9 @@ struct Key {
 
 // Ids are 1..64 characters of [A-Za-z0-9._-], not starting with '.' or '-'.
 Status validate_key_id(std::string_view id);
-// A fresh key with a random secret; a random id ("key-<8 hex>") when id is empty.
-Result<Key> generate_key(const std::string& id = "");
+// A fresh key with a random secret (sm4) or a new SM2 key pair (sm2); a random
+// id ("key-<8 hex>") when id is empty.
+Result<Key> generate_key(const std::string& id = "", KeyType type = KeyType::kSm4);
 
 // Finds keys by id. Implementations are safe to call from several threads.
 class KeyResolver {
@@ -71,9 +84,10 @@ class KeyStore : public KeyResolver {
   std::string describe() const override { return "key store " + path_; }
 
   // Adds a new random key (random id when empty) and saves the store.
-  Result<Key> create(const std::string& id);
-  // Adds a new key "<base>-N" (next free N >= 2) for a key; the old one stays
-  // so existing packages still open. Saves the store.
+  Result<Key> create(const std::string& id, KeyType type = KeyType::kSm4);
+  // Adds a new key "<base>-N" (next free N >= 2) of the same type for a key;
+  // the old one stays so existing packages still open (and existing signatures
+  // still verify). Saves the store.
   Result<Key> rotate(const std::string& id);
   // Writes the store atomically (temporary file in the same folder, mode 0600, rename).
   Status save() const;
@@ -117,7 +131,7 @@ class KeyStoreFileResolver : public KeyResolver {
   std::string path_;
 };
 
-// Parses "<id>:<base64 secret>" (the HEARTH_MODEL_KEY format).
+// Parses "<id>:<base64 secret>" (the HEARTH_MODEL_KEY format; always an sm4 key).
 Result<Key> parse_key_spec(std::string_view spec);
 // The key in environment variable `var`; NOT_FOUND when it is unset.
 Result<std::unique_ptr<KeyResolver>> key_from_env(const char* var = kModelKeyEnv);

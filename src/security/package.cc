@@ -69,6 +69,8 @@ struct PackageKeys {
 };
 
 Result<PackageKeys> derive_keys(const Key& key, std::string_view nonce) {
+  if (key.type != KeyType::kSm4)
+    return invalid_argument("key '", key.id, "' is an SM2 signing key; packages are encrypted with SM4 keys");
   if (key.secret.size() != kKeySecretSize) {
     return invalid_argument("key '", key.id, "' has a ", key.secret.size(), "-byte secret, expected ", kKeySecretSize);
   }

@@ -29,7 +29,7 @@ expect_error() {
   || fail "keys rotate"
 if "$hearth" keys list | grep -q "$(cut -d' ' -f2 <"$HEARTH_KEY_STORE" | tail -1)"; then fail "list shows secrets"; \
   else pass "list hides secrets"; fi
-expect_error "export-public unsupported" "signing keys are not supported yet" "$hearth" keys export-public --id prod
+expect_error "export-public of an sm4 key" "only SM2 signing keys have a public half" "$hearth" keys export-public --id prod
 
 # A single-file model round trip, and --check loads it.
 "$hearth" encrypt "$zoo/mlp.onnx" --key prod -o "$work/mlp.sm4" >/dev/null && pass "encrypt file" || fail "encrypt file"
