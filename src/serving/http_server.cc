@@ -1,6 +1,10 @@
 // Boost.Beast transport for the KServe v2 REST API: accept loop, one
 // Connection per socket (header, optional 100-continue, body, reply, repeat
 // while keep-alive), and the thread pool running the io_context.
+// Connection is a template over the stream: beast::tcp_stream for plain HTTP
+// (the benchmarked path, unchanged) or beast::ssl_stream over it for HTTPS,
+// which adds the handshake, the TLS close and a disconnect watch that cannot
+// peek at encrypted bytes.
 #include "serving/http_server.h"
 
 #include <algorithm>
@@ -9,21 +13,27 @@
 #include <chrono>
 #include <condition_variable>
 #include <cerrno>
+#include <poll.h>
 #include <sys/socket.h>
 #include <exception>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "serving/json_codec.h"
+#include "telemetry/log.h"
 
 namespace hearth::serving {
 
@@ -33,37 +43,98 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 struct Shared {
   HttpHandler handler;
   HttpServerOptions options;
   std::atomic<size_t> connections{0};
+  std::unique_ptr<net::ssl::context> tls;  // set when options.tls is enabled
 };
 
-class Connection : public std::enable_shared_from_this<Connection> {
+// The peer's IP without the port; an IPv4-mapped IPv6 address as plain IPv4.
+std::string peer_ip(const tcp::socket& socket) {
+  beast::error_code ec;
+  tcp::endpoint peer = socket.remote_endpoint(ec);
+  if (ec) return "";
+  net::ip::address a = peer.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) return net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6()).to_string();
+  return a.to_string(ec);
+}
+
+template <class Stream>
+class Connection : public std::enable_shared_from_this<Connection<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
  public:
-  Connection(tcp::socket socket, std::shared_ptr<Shared> shared)
-      : stream_(std::move(socket)), shared_(std::move(shared)), options_(shared_->options) {
+  Connection(tcp::socket socket, std::string remote, std::shared_ptr<Shared> shared)
+      : stream_(make_stream(std::move(socket), *shared)),
+        shared_(std::move(shared)),
+        options_(shared_->options),
+        remote_(std::move(remote)) {
     over_limit_ = shared_->connections.fetch_add(1) >= options_.max_connections;
   }
   ~Connection() { shared_->connections.fetch_sub(1); }
 
   void start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
-      if (self->over_limit_)
-        return self->reply_and_close(503, str_cat("too many connections (limit ", self->options_.max_connections, ")"));
-      self->read();
+    net::dispatch(tcp_layer().get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        self->handshake();
+      } else {
+        self->begin();
+      }
     });
   }
 
  private:
+  static Stream make_stream(tcp::socket socket, Shared& shared) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *shared.tls);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+
+  beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(stream_); }
+  tcp::socket& socket() { return tcp_layer().socket(); }
+
+  void begin() {
+    if (over_limit_)
+      return reply_and_close(503, str_cat("too many connections (limit ", options_.max_connections, ")"));
+    read();
+  }
+
+  // TLS only: the handshake, bounded like a request header.
+  void handshake() {
+    tcp_layer().expires_after(std::chrono::seconds(options_.header_timeout_seconds));
+    stream_.async_handshake(net::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+      self->on_handshake(ec);
+    });
+  }
+
+  void on_handshake(beast::error_code ec) {
+    if constexpr (kTls) {
+      if (ec) {
+        auto& log = telemetry::Logger::global();
+        if (log.enabled(telemetry::LogLevel::kDebug))
+          log.log(telemetry::LogLevel::kDebug, "tls_handshake_failed",
+                  {telemetry::field("server", options_.name), telemetry::field("remote", remote_),
+                   telemetry::field("reason", ec.message())});
+        return close();
+      }
+      if (!options_.tls.client_ca_file.empty()) client_subject_ = verified_peer_subject(stream_.native_handle());
+      begin();
+    }
+  }
+
   void read() {
     parser_.emplace();
     parser_->body_limit(options_.body_limit);
     parser_->header_limit(static_cast<std::uint32_t>(std::min<size_t>(options_.header_limit, UINT32_MAX)));
-    stream_.expires_after(std::chrono::seconds(options_.header_timeout_seconds));
+    tcp_layer().expires_after(std::chrono::seconds(options_.header_timeout_seconds));
     http::async_read_header(stream_, buffer_, *parser_,
-                            beast::bind_front_handler(&Connection::on_header, shared_from_this()));
+                            beast::bind_front_handler(&Connection::on_header, this->shared_from_this()));
   }
 
   // Turns a read error into a reply (413, 431, 400) or a quiet close.
@@ -81,10 +152,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_header(beast::error_code ec, size_t) {
     if (ec) return on_read_error(ec);
     auto& req = parser_->get();
-    stream_.expires_after(std::chrono::seconds(options_.body_timeout_seconds));
+    tcp_layer().expires_after(std::chrono::seconds(options_.body_timeout_seconds));
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       continue_ = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
-      http::async_write(stream_, *continue_, [self = shared_from_this()](beast::error_code wec, size_t) {
+      http::async_write(stream_, *continue_, [self = this->shared_from_this()](beast::error_code wec, size_t) {
         if (wec) return self->close();
         self->read_body();
       });
@@ -94,7 +165,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void read_body() {
-    http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Connection::on_read, shared_from_this()));
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Connection::on_read, this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, size_t) {
@@ -108,12 +180,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (const auto& f : req) request.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     request.body = std::move(req.body());
     request.cancelled = std::make_shared<std::atomic<bool>>(false);
+    request.remote_address = remote_;
+    if constexpr (kTls) request.client_cert_subject = client_subject_;
     cancelled_ = request.cancelled;
     busy_ = true;
-    stream_.expires_never();
+    tcp_layer().expires_never();
     watch();
-    auto responder = [self = shared_from_this()](HttpReply reply) {
-      net::post(self->stream_.get_executor(),
+    auto responder = [self = this->shared_from_this()](HttpReply reply) {
+      net::post(self->tcp_layer().get_executor(),
                 [self, reply = std::move(reply)]() mutable { self->on_reply(std::move(reply)); });
     };
     try {
@@ -126,15 +200,34 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // While the handler works, wait for the socket to become readable: end of
   // stream then means the client went away, and its queued work is cancelled.
   void watch() {
-    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+    socket().async_wait(tcp::socket::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
       if (ec || !self->busy_) return;
-      char c;
-      ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        if (self->cancelled_) self->cancelled_->store(true);
+      if constexpr (kTls) {
+        self->check_tls_peer();
+      } else {
+        char c;
+        ssize_t n = ::recv(self->socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) self->cancel_request();
+        // n > 0: a pipelined request waits; it is read after this reply.
       }
-      // n > 0: a pipelined request waits; it is read after this reply.
     });
+  }
+
+  // TLS: the readable bytes may be a close_notify alert or a pipelined
+  // request (both encrypted), so ask the kernel whether the peer has also
+  // shut its side; if not yet, look again shortly while the request runs.
+  void check_tls_peer() {
+    pollfd p{socket().native_handle(), POLLIN | POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) return cancel_request();
+    if (!recheck_) recheck_.emplace(tcp_layer().get_executor());
+    recheck_->expires_after(std::chrono::milliseconds(50));
+    recheck_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (!ec && self->busy_) self->check_tls_peer();
+    });
+  }
+
+  void cancel_request() {
+    if (cancelled_) cancelled_->store(true);
   }
 
   void on_reply(HttpReply reply) {
@@ -142,7 +235,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     busy_ = false;
     cancelled_.reset();
     beast::error_code ec;
-    stream_.socket().cancel(ec);  // ends the watch
+    socket().cancel(ec);  // ends the watch
+    if (recheck_) recheck_->cancel();
     send(std::move(reply), version_, keep_alive_);
   }
 
@@ -156,8 +250,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     res->body() = std::move(reply.body);
     res->keep_alive(keep_alive);
     res->prepare_payload();
-    stream_.expires_after(std::chrono::seconds(options_.body_timeout_seconds));
-    http::async_write(stream_, *res, [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
+    tcp_layer().expires_after(std::chrono::seconds(options_.body_timeout_seconds));
+    http::async_write(stream_, *res, [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
       if (ec) return self->close();
       if (!keep_alive) return self->linger_close();
       self->read();
@@ -170,34 +264,44 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Half-closes, then discards what the client still sends (e.g. the rest of
   // an oversized body) for a moment, so it reads our reply instead of a reset.
+  // TLS: sends close_notify; OpenSSL discards application data that arrives
+  // while it waits for the client's close_notify.
   void linger_close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.expires_after(std::chrono::seconds(5));
-    drain();
+    tcp_layer().expires_after(std::chrono::seconds(5));
+    if constexpr (kTls) {
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->close(); });
+    } else {
+      beast::error_code ec;
+      socket().shutdown(tcp::socket::shutdown_send, ec);
+      drain();
+    }
   }
 
   void drain() {
     if (!drain_buffer_) drain_buffer_ = std::make_unique<std::array<char, 65536>>();
-    stream_.async_read_some(net::buffer(*drain_buffer_), [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return self->close();
-      self->drain();
-    });
+    stream_.async_read_some(net::buffer(*drain_buffer_),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) return self->close();
+                              self->drain();
+                            });
   }
 
   void close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    socket().shutdown(tcp::socket::shutdown_both, ec);
+    socket().close(ec);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<http::response<http::empty_body>> continue_;
   std::unique_ptr<std::array<char, 65536>> drain_buffer_;
   std::shared_ptr<Shared> shared_;
   const HttpServerOptions& options_;
+  std::string remote_;          // peer IP
+  std::string client_subject_;  // TLS with client CA: verified client certificate subject
+  std::optional<net::steady_timer> recheck_;  // TLS disconnect watch
   std::shared_ptr<std::atomic<bool>> cancelled_;
   unsigned version_ = 11;
   bool keep_alive_ = true;
@@ -229,10 +333,33 @@ struct HttpServer::Impl {
       if (!ec) {
         beast::error_code opt_ec;  // replies go out at once, not held back by Nagle
         socket.set_option(tcp::no_delay(true), opt_ec);
-        std::make_shared<Connection>(std::move(socket), shared)->start();
+        std::string remote = peer_ip(socket);
+        if (shared->tls)
+          std::make_shared<Connection<TlsStream>>(std::move(socket), std::move(remote), shared)->start();
+        else
+          std::make_shared<Connection<PlainStream>>(std::move(socket), std::move(remote), shared)->start();
       }
       accept();
     });
+  }
+
+  // With options.tls: the server's TLS context (files checked, errors name them).
+  Status make_tls_context() {
+    const TlsOptions& tls = shared->options.tls;
+    if (!tls.enabled()) {
+      if (!tls.key_file.empty() || !tls.client_ca_file.empty())
+        return invalid_argument(shared->options.name, " server: TLS key or client CA given without a certificate");
+      return ok_status();
+    }
+    try {
+      auto context = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+      if (Status s = configure_tls_context(context->native_handle(), tls); !s.ok())
+        return Status(s.code(), str_cat(shared->options.name, " server: ", s.message()));
+      shared->tls = std::move(context);
+    } catch (const std::exception& e) {
+      return internal_error(shared->options.name, " server: cannot create the TLS context: ", e.what());
+    }
+    return ok_status();
   }
 
   std::shared_ptr<Shared> shared;
@@ -259,6 +386,7 @@ Status HttpServer::start() {
   if (ec) return invalid_argument("bad ", o.name, " address '", o.address, "': ", ec.message());
   tcp::endpoint endpoint(address, o.port);
   auto where = str_cat(o.address, ":", o.port);
+  HEARTH_RETURN_IF_ERROR(s.make_tls_context());
   tcp::acceptor& acceptor = *s.acceptor;
   if (acceptor.open(endpoint.protocol(), ec); ec) return internal_error("cannot open socket: ", ec.message());
   if (acceptor.set_option(net::socket_base::reuse_address(true), ec); ec)

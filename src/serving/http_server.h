@@ -7,6 +7,10 @@
 // within header_timeout (slow client: closed), open connections (503).
 // While a request is being served the connection watches its socket: a client
 // that closes sets HttpRequest::cancelled so queued work can be dropped.
+// With options.tls enabled every connection speaks HTTPS (TLS 1.2+; the
+// handshake must finish within header_timeout; a failed handshake closes that
+// connection only), and with tls.client_ca_file only clients presenting a
+// certificate issued by that CA get through (mutual TLS).
 // Boost types stay in http_server.cc; no exception leaves this class.
 #pragma once
 
@@ -20,6 +24,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "serving/tls_options.h"
 
 namespace hearth::serving {
 
@@ -29,6 +34,9 @@ struct HttpRequest {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::shared_ptr<std::atomic<bool>> cancelled;  // set when the client disconnects mid-request
+  std::string remote_address;       // the peer's IP address, no port (IPv4-mapped IPv6 as plain IPv4)
+  std::string client_cert_subject;  // mutual TLS: the verified client certificate's subject
+                                    // (RFC 2253, e.g. "CN=alice"); "" otherwise
 
   // Case-insensitive header lookup; "" when absent.
   std::string header(std::string_view name) const;
@@ -59,6 +67,7 @@ struct HttpServerOptions {
   int body_timeout_seconds = 120;      // reading the body and writing the reply
   size_t max_connections = 1024;       // more get 503 and a close
   std::string name = "http";           // for logs
+  TlsOptions tls;                      // enabled(): HTTPS (and mutual TLS with tls.client_ca_file)
 };
 
 class HttpServer {
@@ -68,7 +77,9 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds, listens and starts the worker threads; returns at once.
+  // Binds, listens and starts the worker threads; returns at once. With TLS,
+  // an unreadable, malformed or mismatched certificate / key / client CA file
+  // fails here with a Status naming that file.
   Status start();
   // The bound port (useful after start() with port 0).
   uint16_t port() const;
