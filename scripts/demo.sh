@@ -37,7 +37,9 @@ Try, from another terminal (README.md "Serving" has more, including a Python gRP
   /usr/bin/python3 -c "import json; print(json.dumps({'inputs':[{'name':'input','shape':[1,64],'datatype':'FP32','data':[0.5]*64}]}))" \\
     | curl -s -X POST 127.0.0.1:$http/v2/models/mlp/infer -H 'Content-Type: application/json' -d @-
   curl -s 127.0.0.1:$metrics/metrics | grep hearth_inference_request_success
+The demo listens on loopback only and runs with --insecure-no-auth. A real
+deployment uses tokens and TLS: see docs/SECURITY.md ("Access control", "TLS").
 Ctrl-C stops the server (queued requests finish first).
 EOT
-exec "$hearth" serve --model-repository "$repo" --http-address 127.0.0.1 --http-port "$http" \
+exec "$hearth" serve --insecure-no-auth --model-repository "$repo" --http-address 127.0.0.1 --http-port "$http" \
   --grpc-address 127.0.0.1 --grpc-port "$grpc" --metrics-address 127.0.0.1 --metrics-port "$metrics"

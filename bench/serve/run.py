@@ -64,7 +64,7 @@ class Server:
         self.log_path, self.ports = log_path, {}
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(
-            [hearth, "serve", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
+            [hearth, "serve", "--insecure-no-auth", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
              "--metrics-port", "0", "--http-thread-count", str(http_threads)],
             stdout=subprocess.DEVNULL, stderr=self.log)
 

@@ -10,7 +10,9 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/serve_access.h"
 #include "security/model_source.h"
+#include "security/signing.h"
 #include "serving/grpc_server.h"
 #include "serving/http_server.h"
 #include "serving/rest_api.h"
@@ -48,6 +50,9 @@ struct ServeOptions {
   bool access_log = false;
   std::string model_key_store;
   std::string model_key_file;
+  serving::TlsOptions tls;  // --tls-cert / --tls-key / --tls-client-ca: all listeners
+  AccessFlags access;
+  std::string trusted_signers;
 };
 
 Status check_port(int port, const char* flag) {
@@ -64,13 +69,34 @@ Status check_options(const ServeOptions& o) {
   if (o.header_timeout_secs <= 0) return invalid_argument("--http-header-timeout-secs must be positive");
   if (o.max_connections <= 0) return invalid_argument("--http-max-connections must be positive");
   if (o.poll_secs <= 0) return invalid_argument("--repository-poll-secs must be positive");
+  if (o.tls.cert_file.empty() != o.tls.key_file.empty())
+    return invalid_argument(o.tls.cert_file.empty() ? "--tls-key needs --tls-cert" : "--tls-cert needs --tls-key");
+  if (!o.tls.client_ca_file.empty() && o.tls.cert_file.empty())
+    return invalid_argument("--tls-client-ca needs --tls-cert and --tls-key");
   return ok_status();
 }
 
 // The metrics port: GET /metrics in Prometheus text format.
-serving::HttpHandler metrics_handler(telemetry::Registry& registry) {
-  return [&registry](serving::HttpRequest request, serving::HttpResponder respond) {
+// Reading metrics needs system_config:read (Prometheus sends a bearer token
+// with `authorization: {credentials_file: ...}` in its scrape config).
+serving::HttpHandler metrics_handler(telemetry::Registry& registry, serving::AccessControl& access) {
+  return [&registry, &access](serving::HttpRequest request, serving::HttpResponder respond) {
     std::string path = request.target.substr(0, request.target.find('?'));
+    if (!access.pass_through()) {
+      serving::AccessNeed need;  // system_config read
+      const std::string authorization = request.header("Authorization");
+      int retry_after = 0;
+      auto who = access.check({authorization, request.remote_address, request.client_cert_subject, ""}, need,
+                              &retry_after);
+      if (!who.ok()) {
+        serving::HttpReply reply = serving::error_reply(who.status());
+        if (retry_after > 0) {
+          reply.status = 429;
+          reply.headers.emplace_back("Retry-After", std::to_string(retry_after));
+        }
+        return respond(std::move(reply));
+      }
+    }
     if (path != "/metrics") return respond(serving::HttpReply{404, "{\"error\":\"only /metrics is served here\"}"});
     if (request.method != "GET") return respond(serving::HttpReply{405, "{\"error\":\"use GET\"}"});
     serving::HttpReply reply{200, registry.render(), "text/plain; version=0.0.4; charset=utf-8"};
@@ -78,9 +104,11 @@ serving::HttpHandler metrics_handler(telemetry::Registry& registry) {
   };
 }
 
-void log_listening(const char* protocol, const std::string& address, uint16_t port) {
+void log_listening(const char* protocol, const std::string& address, uint16_t port, const serving::TlsOptions& tls) {
   telemetry::log_info("listening", {telemetry::field("protocol", protocol), telemetry::field("address", address),
-                                    telemetry::field("port", static_cast<int64_t>(port))});
+                                    telemetry::field("port", static_cast<int64_t>(port)),
+                                    telemetry::field("tls", tls.enabled()),
+                                    telemetry::field("mtls", tls.enabled() && !tls.client_ca_file.empty())});
 }
 
 Status serve(const ServeOptions& o) {
@@ -101,6 +129,12 @@ Status serve(const ServeOptions& o) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Access control first: a misconfiguration fails before models load.
+  std::vector<std::string> addresses{o.http_address};
+  if (o.allow_grpc) addresses.push_back(o.grpc_address);
+  if (o.allow_metrics) addresses.push_back(o.metrics_address);
+  HEARTH_ASSIGN_OR_RETURN(auto access, make_access_control(o.access, addresses));
+
   serving::ServerOptions so;
   so.model_repository = o.model_repository;
   HEARTH_ASSIGN_OR_RETURN(so.control_mode, serving::parse_model_control_mode(o.control_mode));
@@ -111,12 +145,19 @@ Status serve(const ServeOptions& o) {
   so.exit_on_error = o.exit_on_error;
   HEARTH_ASSIGN_OR_RETURN(auto keys, security::make_server_key_resolver(o.model_key_store, o.model_key_file));
   so.model_keys = std::move(keys);
+  if (!o.trusted_signers.empty()) {
+    HEARTH_ASSIGN_OR_RETURN(security::TrustedSigners signers, security::TrustedSigners::load(o.trusted_signers));
+    telemetry::log_info("trusted_signers", {telemetry::field("path", o.trusted_signers),
+                                            telemetry::field("signers", signers.ids())});
+    so.trusted_signers = std::make_shared<const security::TrustedSigners>(std::move(signers));
+  }
   HEARTH_ASSIGN_OR_RETURN(auto server, serving::InferenceServer::create(so));
   for (const auto& e : server->repository_index(false))
     telemetry::log_info("model_state", {telemetry::field("model", e.name), telemetry::field("version", e.version),
                                         telemetry::field("state", e.state), telemetry::field("reason", e.reason)});
 
-  serving::RestApi api(*server, serving::RestApiOptions{o.access_log});
+  access->attach_metrics(server->metrics());
+  serving::RestApi api(*server, serving::RestApiOptions{o.access_log, access.get()});
   serving::HttpServerOptions ho;
   ho.address = o.http_address;
   ho.port = static_cast<uint16_t>(o.http_port);
@@ -125,13 +166,14 @@ Status serve(const ServeOptions& o) {
   ho.header_limit = static_cast<size_t>(o.max_header_kb) << 10;
   ho.header_timeout_seconds = o.header_timeout_secs;
   ho.max_connections = static_cast<size_t>(o.max_connections);
+  ho.tls = o.tls;
   serving::HttpServer http(
       [&api](serving::HttpRequest request, serving::HttpResponder respond) {
         api.handle(std::move(request), std::move(respond));
       },
       ho);
   HEARTH_RETURN_IF_ERROR(http.start());
-  log_listening("http", o.http_address, http.port());
+  log_listening("http", o.http_address, http.port(), o.tls);
 
   std::unique_ptr<serving::GrpcServer> grpc;
   if (o.allow_grpc) {
@@ -139,8 +181,10 @@ Status serve(const ServeOptions& o) {
     go.address = o.grpc_address;
     go.port = static_cast<uint16_t>(o.grpc_port);
     go.max_message_mb = static_cast<int>(o.max_body_mb);
+    go.tls = o.tls;
+    go.access = access.get();
     HEARTH_ASSIGN_OR_RETURN(grpc, serving::GrpcServer::start(*server, go));
-    log_listening("grpc", o.grpc_address, grpc->port());
+    log_listening("grpc", o.grpc_address, grpc->port(), o.tls);
   }
   std::unique_ptr<serving::HttpServer> metrics;
   if (o.allow_metrics) {
@@ -151,9 +195,10 @@ Status serve(const ServeOptions& o) {
     mo.body_limit = 1 << 16;
     mo.max_connections = 64;
     mo.name = "metrics";
-    metrics = std::make_unique<serving::HttpServer>(metrics_handler(server->metrics()), mo);
+    mo.tls = o.tls;
+    metrics = std::make_unique<serving::HttpServer>(metrics_handler(server->metrics(), *access), mo);
     HEARTH_RETURN_IF_ERROR(metrics->start());
-    log_listening("metrics", o.metrics_address, metrics->port());
+    log_listening("metrics", o.metrics_address, metrics->port(), o.tls);
   }
 
   int sig = 0;
@@ -208,6 +253,18 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--model-key-store", o->model_key_store,
                   "key store for encrypted models (<version>/model.onnx.sm4); see `hearth keys`");
   cmd->add_option("--model-key-file", o->model_key_file, "a single key file for encrypted models");
+  auto* tls_cert = cmd->add_option("--tls-cert", o->tls.cert_file,
+                                   "PEM server certificate (chain): HTTP, gRPC and metrics speak TLS 1.2+ "
+                                   "(see `hearth certs self-signed`)");
+  auto* tls_key = cmd->add_option("--tls-key", o->tls.key_file, "PEM private key of --tls-cert (unencrypted)");
+  auto* tls_ca = cmd->add_option("--tls-client-ca", o->tls.client_ca_file,
+                                 "PEM CA: mutual TLS, every client must present a certificate it issued");
+  tls_cert->needs(tls_key);
+  tls_key->needs(tls_cert);
+  tls_ca->needs(tls_cert);
+  add_access_flags(cmd, o->access);
+  cmd->add_option("--trusted-signers", o->trusted_signers,
+                  "SM2 public key (PEM) or folder of them: load only models signed by one (see `hearth sign`)");
   cmd->callback([o] {
     Status s = serve(*o);
     if (!s.ok()) report_error(s);

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
+#include <grpcpp/security/server_credentials.h>
 
 #include <algorithm>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include <utility>
 
 #include "grpc_service.grpc.pb.h"
+#include "serving/access_control.h"
 #include "serving/grpc_codec.h"
 #include "serving/grpc_stream.h"
 #include "telemetry/log.h"
@@ -56,9 +58,67 @@ grpc::Status guarded(F&& f) {
   }
 }
 
+// The peer's IP address from gRPC's "ipv4:1.2.3.4:5678" / "ipv6:[::1]:5678".
+std::string peer_address(const std::string& peer) {
+  std::string rest = peer.substr(peer.find(':') + 1);
+  if (!rest.empty() && rest.front() == '[') return rest.substr(1, rest.find(']') - 1);
+  size_t colon = rest.rfind(':');
+  return colon == std::string::npos ? rest : rest.substr(0, colon);
+}
+
+std::string metadata_value(const grpc::ServerContext& context, const char* key) {
+  const auto& md = context.client_metadata();
+  auto it = md.find(key);
+  return it == md.end() ? std::string() : std::string(it->second.data(), it->second.size());
+}
+
+// Who sent a call, as gRPC saw it; the strings live as long as the call.
+struct CallCaller {
+  std::string authorization, client, subject, request_id;
+
+  explicit CallCaller(const grpc::ServerContext& context)
+      : authorization(metadata_value(context, "authorization")),
+        client(peer_address(context.peer())),
+        subject(grpc_client_cert_subject(context)),
+        request_id(metadata_value(context, "x-request-id")) {
+    if (request_id.empty() || request_id.size() > 128) request_id = telemetry::new_request_id();
+  }
+  Caller view() const { return Caller{authorization, client, subject, request_id}; }
+};
+
+AccessNeed model_need(const std::string& model, const std::string& version, bool inference_allows = true) {
+  AccessNeed need;
+  need.resource = security::Resource::kModels;
+  need.model = model;
+  need.version = version;
+  if (inference_allows) need.alternative = std::make_pair(security::Resource::kInference, security::Action::kInfer);
+  return need;
+}
+
+AccessNeed infer_need(const std::string& model, const std::string& version) {
+  AccessNeed need = model_need(model, version, false);
+  need.resource = security::Resource::kInference;
+  need.action = security::Action::kInfer;
+  return need;
+}
+
+AccessNeed control_need(const std::string& model, const char* event) {
+  AccessNeed need = model_need(model, "", false);
+  need.action = security::Action::kDeploy;
+  need.event = event;
+  return need;
+}
+
+AccessNeed plain_need(security::Resource resource) {
+  AccessNeed need;
+  need.resource = resource;
+  return need;
+}
+
 class InferenceService final : public inference::GRPCInferenceService::Service {
  public:
-  explicit InferenceService(InferenceServer& server) : server_(server) {}
+  InferenceService(InferenceServer& server, AccessControl* access)
+      : server_(server), access_(access), checks_(access && !access->pass_through()) {}
 
   grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
                           inference::ServerLiveResponse* out) override {
@@ -76,18 +136,20 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
     });
   }
 
-  grpc::Status ModelReady(grpc::ServerContext*, const inference::ModelReadyRequest* in,
+  grpc::Status ModelReady(grpc::ServerContext* context, const inference::ModelReadyRequest* in,
                           inference::ModelReadyResponse* out) override {
     return guarded([&]() -> Status {
+      HEARTH_RETURN_IF_ERROR(admit(context, model_need(in->name(), in->version())));
       HEARTH_ASSIGN_OR_RETURN(bool ready, server_.model_ready(in->name(), in->version()));
       out->set_ready(ready);
       return ok_status();
     });
   }
 
-  grpc::Status ServerMetadata(grpc::ServerContext*, const inference::ServerMetadataRequest*,
+  grpc::Status ServerMetadata(grpc::ServerContext* context, const inference::ServerMetadataRequest*,
                               inference::ServerMetadataResponse* out) override {
-    return guarded([&] {
+    return guarded([&]() -> Status {
+      HEARTH_RETURN_IF_ERROR(admit(context, plain_need(security::Resource::kSystemConfig)));
       serving::ServerMetadata m = server_.server_metadata();
       out->set_name(m.name);
       out->set_version(m.version);
@@ -96,18 +158,20 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
     });
   }
 
-  grpc::Status ModelMetadata(grpc::ServerContext*, const inference::ModelMetadataRequest* in,
+  grpc::Status ModelMetadata(grpc::ServerContext* context, const inference::ModelMetadataRequest* in,
                              inference::ModelMetadataResponse* out) override {
     return guarded([&]() -> Status {
+      HEARTH_RETURN_IF_ERROR(admit(context, model_need(in->name(), in->version())));
       HEARTH_ASSIGN_OR_RETURN(serving::ModelMetadata m, server_.model_metadata(in->name(), in->version()));
       encode_model_metadata(m, out);
       return ok_status();
     });
   }
 
-  grpc::Status ModelConfig(grpc::ServerContext*, const inference::ModelConfigRequest* in,
+  grpc::Status ModelConfig(grpc::ServerContext* context, const inference::ModelConfigRequest* in,
                            inference::ModelConfigResponse* out) override {
     return guarded([&]() -> Status {
+      HEARTH_RETURN_IF_ERROR(admit(context, model_need(in->name(), in->version())));
       HEARTH_ASSIGN_OR_RETURN(*out->mutable_config(), server_.model_config(in->name(), in->version()));
       return ok_status();
     });
@@ -115,27 +179,51 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* in,
                           inference::ModelInferResponse* out) override {
-    return guarded([&] { return infer_unary(server_, context, *in, out); });
+    return guarded([&]() -> Status {
+      if (!checks_) return infer_unary(server_, context, *in, out);
+      CallCaller caller(*context);
+      AccessNeed need = infer_need(in->model_name(), in->model_version());
+      HEARTH_ASSIGN_OR_RETURN(security::Principal who, check(context, caller, need));
+      Status s = infer_unary(server_, context, *in, out);
+      access_->record(who, caller.view(), need, s);
+      return s;
+    });
   }
 
   grpc::Status ModelStreamInfer(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>* stream) override {
-    return guarded([&] { return serve_infer_stream(server_, context, stream); });
+    return guarded([&]() -> Status {
+      if (!checks_) return serve_infer_stream(server_, context, stream);
+      // Authenticated once for the stream; each request is authorized for its model.
+      auto caller = std::make_shared<CallCaller>(*context);
+      HEARTH_ASSIGN_OR_RETURN(security::Principal who,
+                              access_->authenticate(caller->view(), infer_need("", ""), nullptr));
+      AccessControl* access = access_;
+      return serve_infer_stream(server_, context, stream,
+                                [access, caller, who](const inference::ModelInferRequest& request) {
+                                  AccessNeed need = infer_need(request.model_name(), request.model_version());
+                                  Status s = access->authorize(who, caller->view(), need);
+                                  if (s.ok()) access->record(who, caller->view(), need, s);
+                                  return s;
+                                });
+    });
   }
 
-  grpc::Status ModelStatistics(grpc::ServerContext*, const inference::ModelStatisticsRequest* in,
+  grpc::Status ModelStatistics(grpc::ServerContext* context, const inference::ModelStatisticsRequest* in,
                                inference::ModelStatisticsResponse* out) override {
     return guarded([&]() -> Status {
+      HEARTH_RETURN_IF_ERROR(admit(context, model_need(in->name(), in->version(), false)));
       HEARTH_ASSIGN_OR_RETURN(auto stats, server_.model_statistics(in->name(), in->version()));
       for (const serving::ModelStatistics& s : stats) encode_model_statistics(s, out->add_model_stats());
       return ok_status();
     });
   }
 
-  grpc::Status RepositoryIndex(grpc::ServerContext*, const inference::RepositoryIndexRequest* in,
+  grpc::Status RepositoryIndex(grpc::ServerContext* context, const inference::RepositoryIndexRequest* in,
                                inference::RepositoryIndexResponse* out) override {
-    return guarded([&] {
+    return guarded([&]() -> Status {
+      HEARTH_RETURN_IF_ERROR(admit(context, plain_need(security::Resource::kRepository)));
       for (const ModelIndexEntry& e : server_.repository_index(in->ready())) {
         auto* m = out->add_models();
         m->set_name(e.name);
@@ -147,23 +235,52 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
     });
   }
 
-  grpc::Status RepositoryModelLoad(grpc::ServerContext*, const inference::RepositoryModelLoadRequest* in,
+  grpc::Status RepositoryModelLoad(grpc::ServerContext* context, const inference::RepositoryModelLoadRequest* in,
                                    inference::RepositoryModelLoadResponse*) override {
     return guarded([&]() -> Status {
-      HEARTH_RETURN_IF_ERROR(check_no_parameters(in->parameters(), "RepositoryModelLoad"));
-      return server_.load_model(in->model_name());
+      return control(context, control_need(in->model_name(), "model.load"), [&]() -> Status {
+        HEARTH_RETURN_IF_ERROR(check_no_parameters(in->parameters(), "RepositoryModelLoad"));
+        return server_.load_model(in->model_name());
+      });
     });
   }
 
-  grpc::Status RepositoryModelUnload(grpc::ServerContext*, const inference::RepositoryModelUnloadRequest* in,
+  grpc::Status RepositoryModelUnload(grpc::ServerContext* context, const inference::RepositoryModelUnloadRequest* in,
                                      inference::RepositoryModelUnloadResponse*) override {
     return guarded([&]() -> Status {
-      HEARTH_RETURN_IF_ERROR(check_no_parameters(in->parameters(), "RepositoryModelUnload"));
-      return server_.unload_model(in->model_name());
+      return control(context, control_need(in->model_name(), "model.unload"), [&]() -> Status {
+        HEARTH_RETURN_IF_ERROR(check_no_parameters(in->parameters(), "RepositoryModelUnload"));
+        return server_.unload_model(in->model_name());
+      });
     });
   }
 
  private:
+  // Authenticates and authorizes a call (nothing to do without access control).
+  Status admit(grpc::ServerContext* context, const AccessNeed& need) {
+    if (!checks_) return ok_status();
+    CallCaller caller(*context);
+    return check(context, caller, need).status();
+  }
+
+  Result<security::Principal> check(grpc::ServerContext* context, const CallCaller& caller, const AccessNeed& need) {
+    int retry_after = 0;
+    auto who = access_->check(caller.view(), need, &retry_after);
+    if (!who.ok() && retry_after > 0) context->AddTrailingMetadata("retry-after", std::to_string(retry_after));
+    return who;
+  }
+
+  // A control-plane call: checked, run, and audited with its outcome.
+  template <typename F>
+  Status control(grpc::ServerContext* context, const AccessNeed& need, F&& run) {
+    if (!access_) return run();
+    CallCaller caller(*context);
+    HEARTH_ASSIGN_OR_RETURN(security::Principal who, check(context, caller, need));
+    Status s = run();
+    access_->record(who, caller.view(), need, s);
+    return s;
+  }
+
   // Triton's load/unload parameters ("config", "file:...", "unload_dependents")
   // are not supported; say so rather than silently ignoring them.
   template <typename Map>
@@ -173,6 +290,8 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   }
 
   InferenceServer& server_;
+  AccessControl* access_;  // nullptr: every call allowed, nothing audited
+  bool checks_;            // calls are checked (auth on, or inference audited)
 };
 
 std::string host_port(const std::string& address, uint16_t port) {
@@ -218,6 +337,41 @@ GrpcServer::~GrpcServer() { stop(); }
 
 uint16_t GrpcServer::port() const { return impl_->port; }
 
+namespace {
+
+// Plain, TLS, or mutual TLS (client certificate required, verified against
+// the client CA). The files are checked with OpenSSL first so that a bad one
+// is named, instead of gRPC failing to bind with a vague log line.
+Result<std::shared_ptr<grpc::ServerCredentials>> server_credentials(const TlsOptions& tls) {
+  if (!tls.enabled()) {
+    if (!tls.key_file.empty() || !tls.client_ca_file.empty())
+      return invalid_argument("gRPC server: TLS key or client CA given without a certificate");
+    return grpc::InsecureServerCredentials();
+  }
+  if (Status s = check_tls_files(tls); !s.ok()) return s.with_context("gRPC server");
+  grpc::SslServerCredentialsOptions ssl(tls.client_ca_file.empty()
+                                            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  HEARTH_ASSIGN_OR_RETURN(pair.cert_chain, read_tls_file(tls.cert_file, "TLS certificate"));
+  HEARTH_ASSIGN_OR_RETURN(pair.private_key, read_tls_file(tls.key_file, "TLS key"));
+  if (!tls.client_ca_file.empty()) {
+    HEARTH_ASSIGN_OR_RETURN(ssl.pem_root_certs, read_tls_file(tls.client_ca_file, "TLS client CA"));
+  }
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+std::string grpc_client_cert_subject(const grpc::ServerContext& ctx) {
+  std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  if (!auth || !auth->IsPeerAuthenticated()) return "";
+  std::vector<grpc::string_ref> values = auth->FindPropertyValues(GRPC_X509_SUBJECT_PROPERTY_NAME);
+  if (values.empty()) return "";
+  return std::string(values.front().data(), values.front().size());
+}
+
 Result<std::unique_ptr<GrpcServer>> GrpcServer::start(InferenceServer& server, const GrpcServerOptions& options) {
   if (options.max_message_mb < 1 || options.max_message_mb > 4096)
     return invalid_argument("gRPC max message size must be 1..4096 MiB, got ", options.max_message_mb);
@@ -230,14 +384,15 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::start(InferenceServer& server, c
     std::unique_ptr<GrpcServer> self(new GrpcServer());
     Impl& impl = *self->impl_;
     impl.server = &server;
-    impl.service = std::make_unique<InferenceService>(server);
+    impl.service = std::make_unique<InferenceService>(server, options.access);
 
     static std::once_flag log_once;
     std::call_once(log_once, [] { gpr_set_log_function(log_grpc_message); });
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     int bound_port = 0;
-    builder.AddListeningPort(where, grpc::InsecureServerCredentials(), &bound_port);
+    HEARTH_ASSIGN_OR_RETURN(auto credentials, server_credentials(options.tls));
+    builder.AddListeningPort(where, credentials, &bound_port);
     // gRPC sets SO_REUSEPORT by default, which would let a second server share
     // a busy port silently; a taken port must be an error instead.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -14,6 +14,8 @@
 // Errors map InvalidArgument/Unimplemented/OutOfRange -> INVALID_ARGUMENT,
 // NotFound -> NOT_FOUND, Unavailable -> UNAVAILABLE, and so on (grpc_codec.h).
 // A client that disconnects or whose deadline passes cancels its queued work.
+// With options.tls enabled the listener speaks TLS (mutual TLS with a client
+// CA: a verified client certificate is required).
 #pragma once
 
 #include <cstdint>
@@ -22,8 +24,15 @@
 
 #include "core/status.h"
 #include "serving/server.h"
+#include "serving/tls_options.h"
+
+namespace grpc {
+class ServerContext;
+}
 
 namespace hearth::serving {
+
+class AccessControl;
 
 struct GrpcServerOptions {
   std::string address = "127.0.0.1";
@@ -32,7 +41,15 @@ struct GrpcServerOptions {
   // Most threads gRPC may use for calls; each in-flight ModelInfer holds one
   // while it waits for its result.
   int max_threads = 64;
+  TlsOptions tls;  // enabled(): TLS; with tls.client_ca_file, client certificates required and verified
+  // Authentication, RBAC and audit (access_control.h); nullptr = everything allowed.
+  AccessControl* access = nullptr;
 };
+
+// The subject of the call's verified client certificate, RFC 2253 text as
+// gRPC's "x509_subject" auth property gives it (e.g. "CN=alice"; the same
+// text HttpRequest::client_cert_subject holds); "" without mutual TLS.
+std::string grpc_client_cert_subject(const grpc::ServerContext& ctx);
 
 class GrpcServer {
  public:

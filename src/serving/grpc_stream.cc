@@ -54,7 +54,8 @@ struct StreamState {
 
 // Reads requests until the client half-closes (or the call dies) and queues
 // each one; never throws.
-void read_stream(InferenceServer& server, Stream* stream, const std::shared_ptr<StreamState>& state) {
+void read_stream(InferenceServer& server, Stream* stream, const std::shared_ptr<StreamState>& state,
+                 const StreamAdmit& admit) {
   try {
     inference::ModelInferRequest request;
     for (;;) {
@@ -71,6 +72,13 @@ void read_stream(InferenceServer& server, Stream* stream, const std::shared_ptr<
       {
         std::lock_guard<std::mutex> lock(state->mu);
         state->entries.push_back(entry);
+      }
+      if (admit) {
+        Status admitted = admit(request);
+        if (!admitted.ok()) {
+          state->finish(entry, admitted);
+          continue;
+        }
       }
       Result<InferRequest> decoded = decode_infer_request(request);
       if (!decoded.ok()) {
@@ -155,9 +163,9 @@ Status infer_unary(InferenceServer& server, grpc::ServerContext* context, const 
   return ok_status();
 }
 
-Status serve_infer_stream(InferenceServer& server, grpc::ServerContext* context, Stream* stream) {
+Status serve_infer_stream(InferenceServer& server, grpc::ServerContext* context, Stream* stream, StreamAdmit admit) {
   auto state = std::make_shared<StreamState>();
-  std::thread reader([&server, stream, state] { read_stream(server, stream, state); });
+  std::thread reader([&server, stream, state, &admit] { read_stream(server, stream, state, admit); });
   bool completed = false;
   try {
     completed = write_answers(context, stream, *state);

@@ -3,6 +3,8 @@
 // ModelStreamInfer pipeline. Internal to GrpcServer (grpc_server.cc).
 #pragma once
 
+#include <functional>
+
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/sync_stream.h>
 
@@ -24,9 +26,13 @@ Status infer_unary(InferenceServer& server, grpc::ServerContext* context, const 
 // request is answered with error_message (plus its model name, version and id)
 // and the stream goes on. Returns when the client half-closes and every
 // answer is written, or when the call is cancelled.
+// `admit`, when set, is asked about each request before it runs (access
+// control per model); a refusal is that request's error_message.
 constexpr size_t kMaxStreamInFlight = 64;
+using StreamAdmit = std::function<Status(const inference::ModelInferRequest&)>;
 Status serve_infer_stream(
     InferenceServer& server, grpc::ServerContext* context,
-    grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>* stream);
+    grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>* stream,
+    StreamAdmit admit = nullptr);
 
 }  // namespace hearth::serving

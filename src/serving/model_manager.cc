@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "security/model_source.h"
+#include "security/signing.h"
 #include "serving/model_config.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
@@ -100,6 +101,32 @@ Result<ModelManager::Decrypted> ModelManager::decrypt_model(const std::string& p
   out.external = std::make_shared<std::map<std::string, std::string>>();
   for (size_t i = 1; i < package.files.size(); ++i)
     (*out.external)[package.files[i].name] = std::move(package.files[i].data);
+  return out;
+}
+
+Result<ModelManager::Decrypted> ModelManager::read_signed_model(const std::string& path, bool encrypted) const {
+  HEARTH_ASSIGN_OR_RETURN(std::string bytes, security::read_file_bytes(path));
+  const std::string sig_path = path + security::kSignatureSuffix;
+  auto signature = security::read_file_bytes(sig_path);
+  if (!signature.ok() && signature.status().code() == StatusCode::kNotFound)
+    return Status(StatusCode::kPermissionDenied, str_cat("model ", path, " is not signed (no ", sig_path,
+                                                         ") and this server loads signed models only"));
+  if (!signature.ok()) return signature.status();
+  HEARTH_RETURN_IF_ERROR(options_.trusted_signers->verify(bytes, *signature, path));
+  Decrypted out;
+  if (!encrypted) {
+    out.model = std::make_shared<std::string>(std::move(bytes));
+    return out;
+  }
+  if (!options_.model_keys)
+    return failed_precondition("an encrypted model needs a key: start the server with --model-key-store, "
+                               "--model-key-file or HEARTH_MODEL_KEY");
+  auto package = security::open_package(bytes, *options_.model_keys);
+  if (!package.ok()) return Status(package.status().code(), str_cat(path, ": ", package.status().message()));
+  out.model = std::make_shared<std::string>(std::move(package->files[0].data));
+  out.external = std::make_shared<std::map<std::string, std::string>>();
+  for (size_t i = 1; i < package->files.size(); ++i)
+    (*out.external)[package->files[i].name] = std::move(package->files[i].data);
   return out;
 }
 
@@ -265,9 +292,16 @@ Status ModelManager::load_locked(const std::string& name) {
     } else if (!is_inside(fs::path(root_), real)) {
       problem = invalid_argument(name, "/", v, "/", file.filename().string(), " resolves outside the model repository");
     } else {
-      VersionSpec spec{name, v, real.string(), nullptr, nullptr, config, config_file, options_.total_threads, 1024, registry_};
+      VersionSpec spec{name, v, real.string(), nullptr, nullptr, "", config, config_file, options_.total_threads, 1024, registry_};
       Decrypted plain;
-      if (encrypted) {
+      if (options_.trusted_signers) {
+        auto opened = read_signed_model(real.string(), encrypted);
+        if (!opened.ok()) problem = opened.status();
+        else plain = std::move(opened).value();
+        spec.model_bytes = plain.model;
+        spec.external_files = plain.external;
+        if (!encrypted) spec.external_base_dir = real.parent_path().string();
+      } else if (encrypted) {
         auto opened = decrypt_model(real.string());
         if (!opened.ok()) problem = opened.status();
         else plain = std::move(opened).value();

@@ -77,6 +77,9 @@ class ModelManager {
     std::shared_ptr<std::map<std::string, std::string>> external;
   };
   Result<Decrypted> decrypt_model(const std::string& path) const;
+  // The model file's bytes, read once and checked against its signature
+  // (only with trusted signers); encrypted packages are opened from them.
+  Result<Decrypted> read_signed_model(const std::string& path, bool encrypted) const;
   std::string relative_to_repository(std::string message) const;
 
   ServerOptions options_;

@@ -43,7 +43,7 @@ Status ModelVersion::start_instances(VersionSpec& spec) {
     // may not refer to files on disk.
     auto session = spec.model_bytes
                        ? Session::load_bytes(spec.model_bytes->data(), spec.model_bytes->size(),
-                                             ExternalData{"", spec.external_files.get()}, options)
+                                             ExternalData{spec.external_base_dir, spec.external_files.get()}, options)
                        : Session::load_file(spec.model_file, options);
     if (!session.ok()) return session.status();
     sessions_.push_back(std::move(session).value());

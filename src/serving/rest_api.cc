@@ -135,7 +135,7 @@ void RestApi::handle(HttpRequest request, HttpResponder respond) {
     };
   }
   try {
-    route(request, reply_with_id);
+    route(request, id, reply_with_id);
   } catch (const std::exception& e) {  // e.g. std::bad_alloc on a huge shape
     reply_with_id(error_reply(internal_error("internal error: ", e.what())));
   } catch (...) {
@@ -145,19 +145,101 @@ void RestApi::handle(HttpRequest request, HttpResponder respond) {
 
 HttpReply RestApi::handle_sync(const std::string& method, const std::string& target, const std::string& body,
                                std::vector<std::pair<std::string, std::string>> headers) {
-  HttpRequest request{method, target, body, std::move(headers), nullptr};
+  HttpRequest request{method, target, body, std::move(headers), nullptr, "127.0.0.1", ""};
   auto promise = std::make_shared<std::promise<HttpReply>>();
   auto future = promise->get_future();
   handle(std::move(request), [promise](HttpReply r) { promise->set_value(std::move(r)); });
   return future.get();
 }
 
-void RestApi::route(HttpRequest& request, const HttpResponder& respond) {
+AccessNeed rest_access_need(const std::string& method, const std::vector<std::string>& seg) {
+  using security::Action;
+  using security::Resource;
+  AccessNeed need;
+  need.any_authenticated = true;  // unknown paths: authenticated callers get their 404
+  if (seg.empty() || seg[0] != "v2") return need;
+  need.any_authenticated = false;
+  if (seg.size() == 1) return need;  // server metadata: system_config read
+  if (seg[1] == "health") {
+    need.open = true;
+    return need;
+  }
+  if (seg[1] == "repository") {
+    if (seg.size() == 3 && seg[2] == "index") {
+      need.resource = Resource::kRepository;
+      return need;
+    }
+    if (seg.size() == 5 && seg[2] == "models" && (seg[4] == "load" || seg[4] == "unload")) {
+      need.resource = Resource::kModels;
+      need.action = Action::kDeploy;
+      need.model = seg[3];
+      need.event = "model." + seg[4];
+      return need;
+    }
+    need.any_authenticated = true;
+    return need;
+  }
+  if (seg[1] != "models" || seg.size() < 3) {
+    need.any_authenticated = true;
+    return need;
+  }
+  need.resource = Resource::kModels;
+  if (seg.size() == 3 && seg[2] == "stats") return need;  // every model's statistics
+  need.model = seg[2];
+  size_t next = 3;
+  if (seg.size() >= 5 && seg[3] == "versions") {
+    need.version = seg[4];
+    next = 5;
+  }
+  const std::string what = next < seg.size() ? seg[next] : "";
+  if (what == "infer") {
+    need.resource = Resource::kInference;
+    need.action = Action::kInfer;
+  } else if (what != "stats") {  // metadata, ready, config
+    need.alternative = std::make_pair(Resource::kInference, Action::kInfer);
+  }
+  (void)method;
+  return need;
+}
+
+void RestApi::route(HttpRequest& request, const std::string& request_id, const HttpResponder& respond) {
+  auto parsed = split_path(request.target);
+  if (!parsed.ok()) return respond(error_reply(parsed.status()));
+  AccessControl* access = options_.access;
+  // Without authentication only control-plane requests (audited) need a look.
+  const bool control_plane = parsed->size() >= 2 && (*parsed)[1] == "repository";
+  if (!access || (access->pass_through() && !control_plane)) return dispatch(request, *parsed, respond);
+
+  AccessNeed need = rest_access_need(request.method, *parsed);
+  const std::string authorization = request.header("Authorization");
+  Caller caller{authorization, request.remote_address, request.client_cert_subject, request_id};
+  int retry_after = 0;
+  auto principal = access->check(caller, need, &retry_after);
+  if (!principal.ok()) {
+    HttpReply reply = error_reply(principal.status());
+    if (principal.status().code() == StatusCode::kUnauthenticated) {
+      reply.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"hearth\"");
+    } else if (principal.status().code() == StatusCode::kResourceExhausted) {
+      reply.status = 429;
+      reply.headers.emplace_back("Retry-After", std::to_string(retry_after));
+    }
+    return respond(std::move(reply));
+  }
+  if (need.event.empty() && need.action != security::Action::kInfer) return dispatch(request, *parsed, respond);
+  // Control-plane actions (and inference, when asked) are audited with their outcome.
+  HttpResponder audited = [access, respond, who = std::move(principal).value(), need = std::move(need),
+                           client = request.remote_address, request_id](HttpReply reply) {
+    Status outcome = reply.status == 200 ? ok_status()
+                                         : Status(StatusCode::kInternal, str_cat("HTTP ", reply.status, " ", reply.body));
+    access->record(who, Caller{"", client, "", request_id}, need, outcome);
+    respond(std::move(reply));
+  };
+  dispatch(request, *parsed, audited);
+}
+
+void RestApi::dispatch(HttpRequest& request, const std::vector<std::string>& seg, const HttpResponder& respond) {
   const std::string& method = request.method;
   const std::string& target = request.target;
-  auto parsed = split_path(target);
-  if (!parsed.ok()) return respond(error_reply(parsed.status()));
-  const std::vector<std::string>& seg = *parsed;
   const bool get = method == "GET";
   if (seg.empty() || seg[0] != "v2") return respond(not_found_reply(target));
   if (seg.size() == 1)

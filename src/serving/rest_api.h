@@ -14,7 +14,9 @@
 //   POST /v2/repository/models/{m}/load|unload  explicit model control
 //
 // Errors are {"error": "..."}: 400 bad request, 404 unknown, 405 method,
-// 413 body too large, 503 unavailable or queue full (with Retry-After),
+// 401 unauthenticated (WWW-Authenticate: Bearer), 403 denied by the access
+// policy, 413 body too large, 429 too many failed authentications (with
+// Retry-After), 503 unavailable or queue full (with Retry-After),
 // 504 queue timeout, 500 internal. Every reply carries X-Request-Id (the
 // client's, or a new one).
 // Thread safety: handle() may be called from many threads at once.
@@ -24,6 +26,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "serving/access_control.h"
 #include "serving/http_server.h"
 #include "serving/server.h"
 
@@ -35,8 +38,12 @@ int http_status_for(const Status& status);
 HttpReply error_reply(const Status& status);
 
 struct RestApiOptions {
-  bool access_log = false;  // one JSON log line per request
+  bool access_log = false;          // one JSON log line per request
+  AccessControl* access = nullptr;  // authentication, RBAC, audit; nullptr = everything allowed
 };
+
+// What a REST request needs from the access policy (see docs/SECURITY.md for the table).
+AccessNeed rest_access_need(const std::string& method, const std::vector<std::string>& segments);
 
 class RestApi {
  public:
@@ -50,7 +57,8 @@ class RestApi {
                         std::vector<std::pair<std::string, std::string>> headers = {});
 
  private:
-  void route(HttpRequest& request, const HttpResponder& respond);
+  void route(HttpRequest& request, const std::string& request_id, const HttpResponder& respond);
+  void dispatch(HttpRequest& request, const std::vector<std::string>& seg, const HttpResponder& respond);
   void model_route(HttpRequest& request, const std::vector<std::string>& seg, const HttpResponder& respond);
   void infer(HttpRequest& request, const std::string& name, const std::string& version, const HttpResponder& respond);
   HttpReply repository(const HttpRequest& request, const std::vector<std::string>& seg);

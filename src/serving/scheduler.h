@@ -56,6 +56,8 @@ struct VersionSpec {
   std::shared_ptr<std::string> model_bytes;
   // The package's external-data files, by relative name (same lifetime rules).
   std::shared_ptr<std::map<std::string, std::string>> external_files;
+  // With model_bytes of a plain (verified) model: its external data folder.
+  std::string external_base_dir;
   inference::ModelConfig config;     // checked (check_model_config), not yet completed
   std::string config_file;           // for messages ("mlp/config.pbtxt" or "mlp (derived config)")
   int cores = 0;                     // cores for this version's instances; 0 = every core

@@ -32,6 +32,7 @@ class Registry;
 }
 namespace hearth::security {
 class KeyResolver;
+class TrustedSigners;
 }
 
 namespace hearth::serving {
@@ -53,6 +54,10 @@ struct ServerOptions {
   // Keys for encrypted models (<version>/model.onnx.sm4); null: such models
   // fail to load with a reason saying no key source is configured.
   std::shared_ptr<const security::KeyResolver> model_keys;
+  // When set, every model file (model.onnx or model.onnx.sm4) must carry a
+  // valid SM2 signature "<file>.sig" by one of these signers; the file is read
+  // once, verified, and loaded from those same bytes.
+  std::shared_ptr<const security::TrustedSigners> trusted_signers;
 };
 
 struct ServerMetadata {

@@ -61,7 +61,7 @@ def run(cmd, **kw):
 
 
 def start(hearth, repo, *extra):
-    proc = subprocess.Popen([hearth, "serve", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
+    proc = subprocess.Popen([hearth, "serve", "--insecure-no-auth", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
                              "--metrics-port", "0", "--model-control-mode", "poll", "--repository-poll-secs", "1",
                              "--strict-readiness", "false", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -182,7 +182,7 @@ def main():
         # No key source at all: the reason says how to give one.
         shutil.rmtree(os.path.join(repo, "mlp", "2"))
         env = {k: v for k, v in os.environ.items() if k not in ("HEARTH_MODEL_KEY", "HEARTH_KEY_STORE")}
-        proc = subprocess.Popen([hearth, "serve", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
+        proc = subprocess.Popen([hearth, "serve", "--insecure-no-auth", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
                                  "--metrics-port", "0", "--strict-readiness", "false"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         out_lines = []

@@ -88,7 +88,7 @@ def make_repository(root, zoo):
 
 def start_server(hearth, repo, extra=()):
     """Starts `hearth serve`; returns (process, grpc port or None, log lines)."""
-    proc = subprocess.Popen([hearth, "serve", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
+    proc = subprocess.Popen([hearth, "serve", "--insecure-no-auth", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
                              "--metrics-port", "0"] + list(extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     port, lines = [], []

@@ -69,7 +69,7 @@ def rel_l2(a, b):
 def start_server(hearth, repo, *extra):
     """Starts `hearth serve` on free ports; returns (proc, {protocol: port}, output lines).
     The ports come from the server's JSON log lines ({"event": "listening", ...})."""
-    proc = subprocess.Popen([hearth, "serve", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
+    proc = subprocess.Popen([hearth, "serve", "--insecure-no-auth", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
                              "--metrics-port", "0", "--http-address", "127.0.0.1", "--threads", "2",
                              "--http-max-body-mb", "1", "--http-header-timeout-secs", "2", "--access-log", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,0 +1,375 @@
+#!/usr/bin/python3
+"""Access control of `hearth serve`, end to end: every endpoint x every
+built-in role (and no credentials), over REST and gRPC, allowed or denied.
+
+Sets up an auth store with the hearth CLI (`hearth users add`, `hearth tokens
+issue`), a policy file with a custom model-scoped role, starts the server with
+authentication on (the default) and an audit log, and checks:
+  - health endpoints are open, everything else needs a token (401 / UNAUTHENTICATED);
+  - the REST and gRPC matrices of allowed (2xx / OK) and denied (403 / PERMISSION_DENIED);
+  - a custom role scoped to "fraud-*" may infer on fraud-mlp and not on mlp;
+  - a revoked token stops working while the server runs;
+  - control-plane actions and refusals land in the audit log, whose chain verifies;
+  - repeated failures from one client are slowed down (429 + Retry-After), then recover;
+  - --insecure-no-auth is refused on a non-loopback address.
+
+usage: auth_e2e_test.py HEARTH_BINARY ZOO_DIR SOURCE_DIR
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_util import stop_server  # noqa: E402
+from grpc_e2e_test import generate_stubs  # noqa: E402
+
+FAILURES = []
+ROLES = ("admin", "operator", "viewer")
+
+POLICY = """# custom roles for the test
+roles:
+  fraud-analyst:
+    description: runs the fraud models only
+    rules:
+      - resource: inference
+        actions: [infer]
+        models: ["fraud-*"]
+      - resource: models
+        actions: [read]
+        models: ["fraud-*"]
+"""
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        FAILURES.append(what)
+
+
+def run_cli(hearth, *args):
+    return subprocess.run([hearth] + list(args), capture_output=True, text=True, timeout=60)
+
+
+def setup_auth(hearth, tmp):
+    """Users admin / operator / viewer / analyst, one token each; returns {user: token}."""
+    store = os.path.join(tmp, "auth.json")
+    policy = os.path.join(tmp, "policy.yaml")
+    with open(policy, "w") as f:
+        f.write(POLICY)
+    tokens = {}
+    for user, role in (("alice", "admin"), ("oscar", "operator"), ("vera", "viewer"), ("fiona", "fraud-analyst")):
+        r = run_cli(hearth, "users", "add", user, "--role", role, "--auth-store", store, "--policy", policy)
+        check(r.returncode == 0, f"hearth users add {user} --role {role} ({r.stderr.strip()})")
+        r = run_cli(hearth, "tokens", "issue", user, "--expires", "1h", "--json", "--auth-store", store)
+        check(r.returncode == 0, f"hearth tokens issue {user} ({r.stderr.strip()})")
+        tokens[role] = json.loads(r.stdout)["token"]
+    return store, policy, tokens
+
+
+def make_repository(root, zoo):
+    for name in ("mlp", "fraud-mlp"):
+        os.makedirs(os.path.join(root, name, "1"))
+        shutil.copy(os.path.join(zoo, "mlp.onnx"), os.path.join(root, name, "1", "model.onnx"))
+        with open(os.path.join(root, name, "config.pbtxt"), "w") as f:
+            f.write("max_batch_size: 8\n")
+
+
+def start_server(hearth, repo, extra):
+    proc = subprocess.Popen([hearth, "serve", "--model-repository", repo, "--model-control-mode", "explicit",
+                             "--load-model", "*", "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
+                            + list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ports, lines = {}, []
+
+    def reader():
+        for line in proc.stderr:
+            lines.append(line.rstrip())
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("event") == "listening":
+                ports[event["protocol"]] = int(event["port"])
+
+    threading.Thread(target=reader, daemon=True).start()
+    deadline = time.time() + 120
+    while len(ports) < 3 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    return proc, ports, lines
+
+
+def http(port, method, path, token=None, body=None, bearer=True):
+    """(status, headers, body text) of one request."""
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}" if bearer else token)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+
+
+INFER = json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.5] * 64}]})
+
+# (method, path, body, roles allowed). Health: open to everyone, no token needed.
+REST_MATRIX = [
+    ("GET", "/v2", None, ROLES),
+    ("GET", "/v2/models/mlp", None, ROLES),
+    ("GET", "/v2/models/mlp/versions/1", None, ROLES),
+    ("GET", "/v2/models/mlp/ready", None, ROLES),
+    ("GET", "/v2/models/mlp/config", None, ROLES),
+    ("GET", "/v2/models/mlp/stats", None, ROLES),
+    ("GET", "/v2/models/stats", None, ROLES),
+    ("POST", "/v2/models/mlp/infer", INFER, ("admin", "operator")),
+    ("POST", "/v2/models/mlp/versions/1/infer", INFER, ("admin", "operator")),
+    ("POST", "/v2/repository/index", "{}", ROLES),
+    ("POST", "/v2/repository/models/mlp/unload", "{}", ("admin", "operator")),
+    ("POST", "/v2/repository/models/mlp/load", "{}", ("admin", "operator")),
+]
+
+
+def check_rest_matrix(port, tokens):
+    for path in ("/v2/health/live", "/v2/health/ready"):
+        status, _, _ = http(port, "GET", path)
+        check(status == 200, f"REST GET {path} without a token: 200 (got {status})")
+    for method, path, body, allowed in REST_MATRIX:
+        status, headers, text = http(port, method, path, None, body)
+        check(status == 401 and "Bearer" in headers.get("WWW-Authenticate", ""),
+              f"REST {method} {path} without a token: 401 + WWW-Authenticate (got {status})")
+        for role in ROLES:
+            status, _, text = http(port, method, path, tokens[role], body)
+            if role in allowed:
+                check(status == 200, f"REST {method} {path} as {role}: allowed (got {status} {text[:120]})")
+            else:
+                check(status == 403 and "may not" in text,
+                      f"REST {method} {path} as {role}: 403 naming the refusal (got {status} {text[:160]})")
+
+
+def check_rest_credentials(port, tokens):
+    status, _, text = http(port, "GET", "/v2", "hth_000000000000_" + "A" * 43)
+    check(status == 401 and "invalid" in text, f"REST: an unknown token is 401 'invalid token' (got {status} {text})")
+    status, _, text = http(port, "GET", "/v2", "Basic dXNlcjpwYXNz", bearer=False)
+    check(status == 401, f"REST: a Basic Authorization header is 401 (got {status} {text})")
+    status, _, text = http(port, "GET", "/v2/no/such/path", tokens["viewer"])
+    check(status == 404, f"REST: unknown path with a token: 404 (got {status})")
+    status, _, text = http(port, "GET", "/v2/no/such/path")
+    check(status == 401, f"REST: unknown path without a token: 401, nothing revealed (got {status})")
+
+
+def check_custom_role(port, tokens):
+    t = tokens["fraud-analyst"]
+    status, _, text = http(port, "POST", "/v2/models/fraud-mlp/infer", t, INFER)
+    check(status == 200, f"custom role fraud-analyst infers on fraud-mlp (got {status} {text[:120]})")
+    status, _, text = http(port, "POST", "/v2/models/mlp/infer", t, INFER)
+    check(status == 403, f"custom role fraud-analyst may not infer on mlp: 403 (got {status} {text[:160]})")
+    status, _, _ = http(port, "GET", "/v2/models/fraud-mlp", t)
+    check(status == 200, f"custom role fraud-analyst reads fraud-mlp metadata (got {status})")
+    status, _, _ = http(port, "POST", "/v2/repository/index", t, "{}")
+    check(status == 403, f"custom role fraud-analyst may not read the repository index (got {status})")
+
+
+def check_metrics(port, tokens):
+    status, _, _ = http(port, "GET", "/metrics")
+    check(status == 401, f"metrics without a token: 401 (got {status})")
+    status, _, text = http(port, "GET", "/metrics", tokens["viewer"])
+    check(status == 200 and "hearth_access_denied_total" in text and "hearth_auth_failures_total" in text,
+          f"metrics as viewer: 200 with the auth counters (got {status})")
+
+
+def check_grpc_matrix(grpc_mod, port, tokens):
+    import grpc_service_pb2 as pb
+    import grpc_service_pb2_grpc as pb_grpc
+    channel = grpc_mod.insecure_channel(f"127.0.0.1:{port}")
+    stub = pb_grpc.GRPCInferenceServiceStub(channel)
+
+    def infer_request(model="mlp"):
+        req = pb.ModelInferRequest(model_name=model)
+        inp = req.inputs.add(name="input", datatype="FP32", shape=[1, 64])
+        inp.contents.fp32_contents.extend([0.5] * 64)
+        return req
+
+    calls = [
+        ("ServerMetadata", lambda md: stub.ServerMetadata(pb.ServerMetadataRequest(), metadata=md), ROLES),
+        ("ModelMetadata", lambda md: stub.ModelMetadata(pb.ModelMetadataRequest(name="mlp"), metadata=md), ROLES),
+        ("ModelReady", lambda md: stub.ModelReady(pb.ModelReadyRequest(name="mlp"), metadata=md), ROLES),
+        ("ModelConfig", lambda md: stub.ModelConfig(pb.ModelConfigRequest(name="mlp"), metadata=md), ROLES),
+        ("ModelStatistics", lambda md: stub.ModelStatistics(pb.ModelStatisticsRequest(name="mlp"), metadata=md),
+         ROLES),
+        ("RepositoryIndex", lambda md: stub.RepositoryIndex(pb.RepositoryIndexRequest(), metadata=md), ROLES),
+        ("ModelInfer", lambda md: stub.ModelInfer(infer_request(), metadata=md), ("admin", "operator")),
+        ("RepositoryModelUnload",
+         lambda md: stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="mlp"), metadata=md),
+         ("admin", "operator")),
+        ("RepositoryModelLoad",
+         lambda md: stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="mlp"), metadata=md),
+         ("admin", "operator")),
+    ]
+    for name, health in (("ServerLive", lambda: stub.ServerLive(pb.ServerLiveRequest())),
+                         ("ServerReady", lambda: stub.ServerReady(pb.ServerReadyRequest()))):
+        try:
+            health()
+            check(True, f"gRPC {name} without a token: OK")
+        except grpc_mod.RpcError as e:
+            check(False, f"gRPC {name} without a token: OK (got {e.code()})")
+
+    def outcome(call, md):
+        try:
+            call(md)
+            return "OK", ""
+        except grpc_mod.RpcError as e:
+            return e.code().name, e.details()
+
+    for name, call, allowed in calls:
+        code, _ = outcome(call, None)
+        check(code == "UNAUTHENTICATED", f"gRPC {name} without a token: UNAUTHENTICATED (got {code})")
+        for role in ROLES:
+            code, details = outcome(call, [("authorization", f"Bearer {tokens[role]}")])
+            want = "OK" if role in allowed else "PERMISSION_DENIED"
+            check(code == want, f"gRPC {name} as {role}: {want} (got {code} {details[:120]})")
+
+    # A stream authenticates once and authorizes each request for its model.
+    def stream(role, models):
+        md = [("authorization", f"Bearer {tokens[role]}")]
+        return list(stub.ModelStreamInfer(iter([infer_request(m) for m in models]), metadata=md, timeout=30))
+
+    answers = stream("fraud-analyst", ["fraud-mlp", "mlp"])
+    check(len(answers) == 2 and not answers[0].error_message and "may not" in answers[1].error_message,
+          "gRPC stream as fraud-analyst: fraud-mlp answered, mlp refused in error_message "
+          f"({[a.error_message[:80] for a in answers]})")
+    answers = stream("viewer", ["mlp"])
+    check(len(answers) == 1 and "may not" in answers[0].error_message, "gRPC stream as viewer: infer refused")
+    try:
+        list(stub.ModelStreamInfer(iter([infer_request()]), timeout=30))
+        check(False, "gRPC stream without a token: UNAUTHENTICATED")
+    except grpc_mod.RpcError as e:
+        check(e.code().name == "UNAUTHENTICATED", f"gRPC stream without a token: UNAUTHENTICATED (got {e.code()})")
+    channel.close()
+
+
+def check_revocation(hearth, store, port, tokens):
+    r = run_cli(hearth, "tokens", "list", "--user", "vera", "--json", "--auth-store", store)
+    check(r.returncode == 0, f"hearth tokens list --user vera ({r.stderr.strip()})")
+    try:
+        ids = [t["id"] for t in json.loads(r.stdout)]
+    except (ValueError, TypeError, KeyError):
+        ids = []
+    check(len(ids) == 1, f"vera has one token ({r.stdout.strip()[:200]})")
+    if not ids:
+        return
+    r = run_cli(hearth, "tokens", "revoke", ids[0], "--auth-store", store)
+    check(r.returncode == 0, f"hearth tokens revoke ({r.stderr.strip()})")
+    deadline = time.time() + 5
+    status = 200
+    while time.time() < deadline:
+        status, _, _ = http(port, "GET", "/v2", tokens["viewer"])
+        if status == 401:
+            break
+        time.sleep(0.2)
+    check(status == 401, f"a revoked token stops working without a restart (got {status})")
+
+
+def check_audit(hearth, audit):
+    r = run_cli(hearth, "audit", "list", "--audit-log", audit, "--json")
+    check(r.returncode == 0, f"hearth audit list ({r.stderr.strip()})")
+    records = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def has(**want):
+        return any(all(str(rec.get(k, "")) == v for k, v in want.items()) for rec in records)
+
+    check(has(user="oscar", action="model.load", outcome="ok", model="mlp"), "audit: operator loaded mlp (ok)")
+    check(has(user="alice", action="model.unload", outcome="ok", model="mlp"), "audit: admin unloaded mlp (ok)")
+    check(has(user="vera", action="model.load", outcome="denied"), "audit: viewer's load was denied")
+    check(has(user="vera", action="access.denied", outcome="denied"), "audit: viewer's inference was denied")
+    check(has(action="auth.failed", outcome="denied"), "audit: failed authentication recorded")
+    check(not has(action="infer"), "audit: inference is not recorded one by one by default")
+    r = run_cli(hearth, "audit", "verify", "--audit-log", audit)
+    check(r.returncode == 0, f"hearth audit verify: chain OK ({r.stdout.strip()} {r.stderr.strip()})")
+
+
+def check_lockout(port, tokens):
+    """Last: it locks this client (127.0.0.1) out for a while."""
+    status, _, _ = http(port, "GET", "/v2", tokens["admin"])  # a success resets the count
+    check(status == 200, f"a good token before the lockout test (got {status})")
+    statuses = [http(port, "GET", "/v2", "hth_000000000000_" + "B" * 43)[0] for _ in range(8)]
+    check(statuses[:5] == [401] * 5, f"the first failed attempts are 401 ({statuses})")
+    check(429 in statuses, f"repeated failures from one client are slowed down with 429 ({statuses})")
+    status, headers, _ = http(port, "GET", "/v2", tokens["admin"])
+    retry = int(headers.get("Retry-After", "0") or 0)
+    check(status == 429 and retry >= 1, f"while locked out even a good token waits: 429 + Retry-After ({status}, {retry})")
+    time.sleep(min(retry, 60) + 0.5)
+    status, _, _ = http(port, "GET", "/v2", tokens["admin"])
+    check(status == 200, f"after Retry-After a good token works again (got {status})")
+    status, _, _ = http(port, "GET", "/v2/health/live")
+    check(status == 200, "health stays open during a lockout")
+
+
+def check_refusals(hearth, repo, store):
+    r = subprocess.run([hearth, "serve", "--insecure-no-auth", "--model-repository", repo, "--http-address", "0.0.0.0",
+                        "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode != 0 and "loopback" in r.stderr,
+          f"--insecure-no-auth on 0.0.0.0 is refused naming loopback (rc {r.returncode}: {r.stderr.strip()[-200:]})")
+    r = subprocess.run([hearth, "serve", "--model-repository", repo, "--auth-store", store + ".missing",
+                        "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode != 0 and "insecure-no-auth" in r.stderr,
+          f"auth on with no auth store: refused with a hint (rc {r.returncode}: {r.stderr.strip()[-200:]})")
+
+
+def main():
+    if len(sys.argv) != 4:
+        print(__doc__)
+        return 2
+    hearth, zoo, source = sys.argv[1:4]
+    import grpc
+    tmp = tempfile.mkdtemp(prefix="hearth_auth_")
+    proc, lines = None, []
+    try:
+        generate_stubs(source, tmp)
+        store, policy, tokens = setup_auth(hearth, tmp)
+        repo = os.path.join(tmp, "repo")
+        make_repository(repo, zoo)
+        audit = os.path.join(tmp, "audit.db")
+        check_refusals(hearth, repo, store)
+        proc, ports, lines = start_server(hearth, repo, ["--auth-store", store, "--policy", policy,
+                                                         "--audit-log", audit])
+        check(len(ports) == 3, f"server listens on http, grpc and metrics ({ports})")
+        if len(ports) < 3:
+            return 1
+        for step in (lambda: check_rest_matrix(ports["http"], tokens),
+                     lambda: check_rest_credentials(ports["http"], tokens),
+                     lambda: check_custom_role(ports["http"], tokens),
+                     lambda: check_metrics(ports["metrics"], tokens),
+                     lambda: check_grpc_matrix(grpc, ports["grpc"], tokens),
+                     lambda: check_revocation(hearth, store, ports["http"], tokens),
+                     lambda: check_lockout(ports["http"], tokens)):
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001 - report and go on
+                check(False, f"step raised {type(e).__name__}: {e}")
+        rc = stop_server(proc)
+        check(rc == 0, f"server exits 0 on SIGTERM (rc {rc})")
+        check_audit(hearth, audit)
+    finally:
+        if proc is not None:
+            stop_server(proc)
+            if FAILURES:
+                print("---- server output (last 40 lines) ----")
+                print("\n".join(lines[-40:]))
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{len(FAILURES)} failure(s)" if FAILURES else "all access-control checks passed")
+    return 1 if FAILURES else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
