@@ -175,30 +175,38 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Opens the package in memory and loads the model with the engine; writes nothing.
-Status check(const Package& p, double read_ms, double open_ms, const CryptOptions& o) {
-  nlohmann::json j{{"package", o.input}, {"key", p.key_id}, {"files", p.files.size()}, {"read_ms", read_ms},
+// Opens the package in memory exactly as the server does (in place, no
+// plaintext digest: the HMAC covers every byte) and loads the model with the
+// engine; writes nothing.
+Status check(security::FileBuffer& bytes, const security::KeyResolver& keys, double read_ms, const CryptOptions& o) {
+  security::OpenOptions oo;
+  oo.threads = o.threads;
+  oo.check_plaintext_digest = false;
+  auto t0 = std::chrono::steady_clock::now();
+  Result<security::PackageView> p = security::open_package_in_place(bytes.data.get(), bytes.size, keys, oo);
+  if (!p.ok()) return p.status().with_context(o.input);
+  const double open_ms = ms_since(t0);
+  nlohmann::json j{{"package", o.input}, {"key", p->key_id}, {"files", p->files.size()}, {"read_ms", read_ms},
                    {"open_ms", open_ms}};
   // External-data files stay in memory too (ExternalData::files).
-  std::map<std::string, std::string> external;
-  for (size_t i = 1; i < p.files.size(); ++i) external[p.files[i].name] = p.files[i].data;
+  std::map<std::string, std::string_view> external;
+  for (size_t i = 1; i < p->files.size(); ++i) external[p->files[i].first] = p->files[i].second;
   SessionOptions so;
   so.intra_op_threads = o.threads;
-  auto t0 = std::chrono::steady_clock::now();
-  HEARTH_ASSIGN_OR_RETURN(auto session, Session::load_bytes(p.files[0].data.data(), p.files[0].data.size(),
-                                                            ExternalData{"", &external}, so));
+  t0 = std::chrono::steady_clock::now();
+  auto session = Session::load_bytes(p->files[0].second.data(), p->files[0].second.size(), ExternalData{"", &external}, so);
+  security::cleanse(bytes.data.get(), bytes.size);
+  if (!session.ok()) return session.status().with_context(o.input);
   j["load_ms"] = ms_since(t0);
   j["total_ms"] = read_ms + open_ms + j["load_ms"].get<double>();
-  j["inputs"] = session->inputs().size();
-  j["outputs"] = session->outputs().size();
-  for (auto& f : external) security::cleanse(f.second);
+  j["inputs"] = (*session)->inputs().size();
+  j["outputs"] = (*session)->outputs().size();
   if (o.json) {
     std::cout << j.dump() << "\n";
   } else {
-    std::cout << "package " << o.input << " is authentic (key " << p.key_id << ", " << p.files.size()
-              << " file(s)); read " << read_ms << " ms, open " << open_ms << " ms";
-    if (!j["load_ms"].is_null()) std::cout << ", model loaded in " << j["load_ms"].get<double>() << " ms";
-    std::cout << "\n";
+    std::cout << "package " << o.input << " is authentic (key " << p->key_id << ", " << p->files.size()
+              << " file(s)); read " << read_ms << " ms, open " << open_ms << " ms, model loaded in "
+              << j["load_ms"].get<double>() << " ms\n";
   }
   return ok_status();
 }
@@ -206,16 +214,14 @@ Status check(const Package& p, double read_ms, double open_ms, const CryptOption
 Status decrypt(const CryptOptions& o) {
   if (o.output.empty() == !o.check) return invalid_argument("decrypt needs exactly one of -o OUT_DIR and --check");
   HEARTH_ASSIGN_OR_RETURN(auto keys, cli_key_resolver(o));
-  security::OpenOptions oo;
-  oo.threads = o.threads;
   auto t0 = std::chrono::steady_clock::now();
   HEARTH_ASSIGN_OR_RETURN(security::FileBuffer bytes, security::read_file_buffer(o.input));
-  double read_ms = ms_since(t0);
-  t0 = std::chrono::steady_clock::now();
+  const double read_ms = ms_since(t0);
+  if (o.check) return check(bytes, *keys, read_ms, o);
+  security::OpenOptions oo;
+  oo.threads = o.threads;  // and the plaintext digest is checked before anything is written
   Result<Package> p = security::open_package(bytes.view(), *keys, oo);
   if (!p.ok()) return p.status().with_context(o.input);
-  double open_ms = ms_since(t0);
-  if (o.check) return check(*p, read_ms, open_ms, o);
   HEARTH_RETURN_IF_ERROR(write_package(*p, o.output, o.force));
   std::cout << "decrypted " << p->files.size() << " file(s) into " << o.output << "\n";
   return ok_status();

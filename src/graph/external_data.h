@@ -6,12 +6,14 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 
 namespace hearth {
 
 struct ExternalData {
   std::string base_dir;                                  // "" = not from disk
-  const std::map<std::string, std::string>* files = nullptr;  // not owned; null = not from memory
+  // Not owned (nor the bytes the views point to); null = not from memory.
+  const std::map<std::string, std::string_view>* files = nullptr;
 };
 
 }  // namespace hearth

@@ -47,7 +47,7 @@ Result<fs::path> resolve_external(const std::string& location, const std::string
 
 // Reads external data into a new tensor; every check runs before memory is allocated.
 // Copies an in-memory external file's bytes [offset, offset + want).
-Result<Tensor> read_external_memory(const onnx::TensorProto& tp, const std::map<std::string, std::string>& files,
+Result<Tensor> read_external_memory(const onnx::TensorProto& tp, const std::map<std::string, std::string_view>& files,
                                     const std::string& location, int64_t offset, DataType dt, const Shape& shape,
                                     int64_t want) {
   fs::path loc(location);
@@ -57,7 +57,7 @@ Result<Tensor> read_external_memory(const onnx::TensorProto& tp, const std::map<
   auto it = files.find(loc.lexically_normal().generic_string());
   if (it == files.end())
     return not_found("tensor '", tp.name(), "': external data file '", location, "' is not in the package");
-  const std::string& bytes = it->second;
+  std::string_view bytes = it->second;
   if (offset < 0 || static_cast<uint64_t>(offset) > bytes.size() ||
       static_cast<uint64_t>(want) > bytes.size() - static_cast<uint64_t>(offset))
     return invalid_argument("tensor '", tp.name(), "': external data file '", location, "' is ", bytes.size(),

@@ -466,7 +466,21 @@ Result<std::string> seal_package(const Package& plain, const Key& key, const Sea
   return out;
 }
 
-Result<Package> open_package(std::string_view bytes, const KeyResolver& keys, const OpenOptions& options) {
+namespace {
+
+// What opening decided: the file table, or why not.
+struct Opened {
+  std::string key_id;
+  std::vector<PackageFileEntry> files;
+};
+
+// Authenticates and decrypts `bytes`; file f's plaintext goes to
+// plain(f, entry) (a writable buffer of the entry's size, chosen by the caller:
+// fresh memory, or the ciphertext itself for an in-place open). One pass per
+// group of chunks: its MAC and its decryption run while the ciphertext is in
+// cache. On a bad tag the plaintext is wiped before returning.
+template <typename Plain>
+Result<Opened> open_into(std::string_view bytes, const KeyResolver& keys, const OpenOptions& options, Plain plain) {
   HEARTH_ASSIGN_OR_RETURN(PackageHeader h, parse_package_header(bytes));
   HEARTH_ASSIGN_OR_RETURN(Key key, keys.find(h.key_id));
   HEARTH_ASSIGN_OR_RETURN(PackageKeys pk, derive_keys(key, h.nonce));
@@ -474,27 +488,20 @@ Result<Package> open_package(std::string_view bytes, const KeyResolver& keys, co
   const char* cipher = bytes.data() + hs;
   const size_t chunks = chunk_count(h), groups = group_count(chunks);
   const int threads = thread_count(options.threads, groups);
-  // Authenticate everything before decrypting anything.
-  std::vector<std::string> tags(chunks);
-  HEARTH_RETURN_IF_ERROR(parallel_for(groups, threads, [&](size_t g) -> Status {
-    chunk_tags(pk, h, cipher, chunks, g, tags);
-    return ok_status();
-  }));
-  HEARTH_ASSIGN_OR_RETURN(std::string tag, package_tag(pk.mac, bytes.substr(0, hs), tags));
-  if (!equal_constant_time(tag, bytes.substr(hs + ps, kPackageTagSize))) {
-    return Status(StatusCode::kUnauthenticated, "authentication failed: wrong key or tampered package");
-  }
-  Package out;
-  out.key_id = h.key_id;
-  try {
-    for (const auto& e : h.files) out.files.emplace_back(e.name, std::string(static_cast<size_t>(e.size), '\0'));
-  } catch (const std::exception&) {
-    return resource_exhausted("not enough memory to decrypt a ", ps, "-byte package");
+  std::vector<char*> dst;
+  for (size_t f = 0; f < h.files.size(); ++f) {
+    char* p = plain(f);
+    if (p == nullptr) return resource_exhausted("not enough memory to decrypt a ", ps, "-byte package");
+    dst.push_back(p);
   }
   const std::vector<uint64_t> off = file_offsets(entry_sizes(h));
-  std::vector<std::string> digests(chunks);
-  auto file_data = [&](size_t f) { return out.files[f].data.data(); };
-  HEARTH_RETURN_IF_ERROR(parallel_for(groups, threads, [&](size_t g) -> Status {
+  std::vector<std::string> tags(chunks), digests(options.check_plaintext_digest ? chunks : 0);
+  auto file_data = [&](size_t f) { return dst[f]; };
+  auto wipe = [&] {
+    for (size_t f = 0; f < dst.size(); ++f) cleanse(dst[f], static_cast<size_t>(h.files[f].size));
+  };
+  Status pass = parallel_for(groups, threads, [&](size_t g) -> Status {
+    chunk_tags(pk, h, cipher, chunks, g, tags);  // before an in-place decryption overwrites the chunks
     ChunkGroup grp = chunk_group(h, chunks, g);
     for (size_t c = grp.first; c < grp.last; ++c) {
       HEARTH_RETURN_IF_ERROR(crypt_chunk(pk, h, off, c, [&](Sm4Ctr& ctr, size_t f, uint64_t at, uint64_t n,
@@ -502,11 +509,56 @@ Result<Package> open_package(std::string_view bytes, const KeyResolver& keys, co
         return ctr.apply(cipher + pos, file_data(f) + at, n);
       }));
     }
+    if (!options.check_plaintext_digest) return ok_status();
     return chunk_digests(h, off, chunks, g, file_data, digests);
-  }));
-  HEARTH_ASSIGN_OR_RETURN(std::string digest, plaintext_digest(ps, h.chunk_size, digests));
-  if (!equal_constant_time(digest, h.plaintext_digest)) return data_loss("plaintext digest mismatch");
+  });
+  if (!pass.ok()) {
+    wipe();
+    return pass;
+  }
+  HEARTH_ASSIGN_OR_RETURN(std::string tag, package_tag(pk.mac, bytes.substr(0, hs), tags));
+  if (!equal_constant_time(tag, bytes.substr(hs + ps, kPackageTagSize))) {
+    wipe();
+    return Status(StatusCode::kUnauthenticated, "authentication failed: wrong key or tampered package");
+  }
+  if (options.check_plaintext_digest) {
+    HEARTH_ASSIGN_OR_RETURN(std::string digest, plaintext_digest(ps, h.chunk_size, digests));
+    if (!equal_constant_time(digest, h.plaintext_digest)) {
+      wipe();
+      return data_loss("plaintext digest mismatch");
+    }
+  }
+  return Opened{h.key_id, h.files};
+}
+
+}  // namespace
+
+Result<Package> open_package(std::string_view bytes, const KeyResolver& keys, const OpenOptions& options) {
+  Package out;
+  HEARTH_ASSIGN_OR_RETURN(PackageHeader h, parse_package_header(bytes));
+  try {
+    for (const auto& e : h.files) out.files.emplace_back(e.name, std::string(static_cast<size_t>(e.size), '\0'));
+  } catch (const std::exception&) {
+    return resource_exhausted("not enough memory to decrypt a ", h.payload_size, "-byte package");
+  }
+  HEARTH_ASSIGN_OR_RETURN(Opened opened,
+                          open_into(bytes, keys, options, [&](size_t f) { return out.files[f].data.data(); }));
+  out.key_id = std::move(opened.key_id);
   return out;
+}
+
+Result<PackageView> open_package_in_place(char* data, size_t size, const KeyResolver& keys,
+                                          const OpenOptions& options) {
+  std::string_view bytes(data, size);
+  HEARTH_ASSIGN_OR_RETURN(PackageHeader h, parse_package_header(bytes));
+  const std::vector<uint64_t> off = file_offsets(entry_sizes(h));
+  char* payload = data + h.header_size;
+  HEARTH_ASSIGN_OR_RETURN(Opened opened, open_into(bytes, keys, options, [&](size_t f) { return payload + off[f]; }));
+  PackageView view;
+  view.key_id = std::move(opened.key_id);
+  for (size_t f = 0; f < opened.files.size(); ++f)
+    view.files.emplace_back(opened.files[f].name, std::string_view(payload + off[f], opened.files[f].size));
+  return view;
 }
 
 }  // namespace hearth::security

@@ -75,6 +75,11 @@ struct SealOptions {
 
 struct OpenOptions {
   int threads = 0;  // 0: one per core, at most 16
+  // Also recompute the SM3 digest of the plaintext and compare it with the
+  // header's. The HMAC already authenticates the header and every ciphertext
+  // byte, so this only catches a package whose sealer (a key holder) wrote a
+  // wrong digest; `hearth decrypt -o` checks it, the server's load does not.
+  bool check_plaintext_digest = true;
 };
 
 // Relative names only: no absolute paths, no "." or ".." components, no
@@ -85,10 +90,26 @@ Status validate_package_file_name(std::string_view name);
 // equal key.id). Returns the package bytes to write.
 Result<std::string> seal_package(const Package& plain, const Key& key, const SealOptions& options = {});
 
-// Parses the header, finds the key, checks the tag over header and ciphertext
-// and only then decrypts in memory and checks the plaintext digest. Any bytes
-// give either a Package or a Status that names the problem; never a crash.
+// Parses the header, finds the key, and in one pass per group of chunks
+// computes the chunk MACs and decrypts in memory; the plaintext is returned
+// only when the tag over header and all chunk MACs verifies (else it is
+// wiped), and, with check_plaintext_digest, when the plaintext digest matches.
+// Any bytes give either a Package or a Status that names the problem; never a
+// crash.
 Result<Package> open_package(std::string_view bytes, const KeyResolver& keys, const OpenOptions& options = {});
+
+// A package opened in place: the file names, and views of the plaintext,
+// which now sits where the ciphertext was in the caller's buffer (the buffer
+// must outlive the views; cleanse it when done). Avoids allocating and
+// faulting in a second copy of a large model. Same checks as open_package; on
+// failure the buffer may hold partly decrypted (unauthenticated) bytes, which
+// are wiped.
+struct PackageView {
+  std::string key_id;
+  std::vector<std::pair<std::string, std::string_view>> files;  // files[0] is the model
+};
+Result<PackageView> open_package_in_place(char* data, size_t size, const KeyResolver& keys,
+                                          const OpenOptions& options = {});
 
 // The header alone (no key needed); checks structure and sizes, not the tag.
 Result<PackageHeader> parse_package_header(std::string_view bytes);

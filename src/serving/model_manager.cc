@@ -90,43 +90,36 @@ std::string ModelManager::relative_to_repository(std::string message) const {
   return message;
 }
 
-// Opens an encrypted package in memory; the plaintext never touches disk.
-Result<ModelManager::Decrypted> ModelManager::decrypt_model(const std::string& path) const {
-  if (!options_.model_keys)
+// Opens an encrypted package in memory (decrypted in place in the buffer it
+// was read into); the plaintext never touches disk. With trusted signers the
+// bytes read are first checked against the signature, so what is verified is
+// exactly what loads.
+Result<ModelManager::Decrypted> ModelManager::open_model(const std::string& path, bool encrypted) const {
+  if (encrypted && !options_.model_keys)
     return failed_precondition("an encrypted model needs a key: start the server with --model-key-store, "
                                "--model-key-file or HEARTH_MODEL_KEY");
-  HEARTH_ASSIGN_OR_RETURN(security::Package package, security::load_encrypted_model(path, *options_.model_keys));
   Decrypted out;
-  out.model = std::make_shared<std::string>(std::move(package.files[0].data));
-  out.external = std::make_shared<std::map<std::string, std::string>>();
-  for (size_t i = 1; i < package.files.size(); ++i)
-    (*out.external)[package.files[i].name] = std::move(package.files[i].data);
-  return out;
-}
-
-Result<ModelManager::Decrypted> ModelManager::read_signed_model(const std::string& path, bool encrypted) const {
-  HEARTH_ASSIGN_OR_RETURN(std::string bytes, security::read_file_bytes(path));
-  const std::string sig_path = path + security::kSignatureSuffix;
-  auto signature = security::read_file_bytes(sig_path);
-  if (!signature.ok() && signature.status().code() == StatusCode::kNotFound)
-    return Status(StatusCode::kPermissionDenied, str_cat("model ", path, " is not signed (no ", sig_path,
-                                                         ") and this server loads signed models only"));
-  if (!signature.ok()) return signature.status();
-  HEARTH_RETURN_IF_ERROR(options_.trusted_signers->verify(bytes, *signature, path));
-  Decrypted out;
+  HEARTH_ASSIGN_OR_RETURN(security::FileBuffer bytes, security::read_file_buffer(path));
+  out.buffer = std::make_shared<security::FileBuffer>(std::move(bytes));
+  if (options_.trusted_signers) {
+    const std::string sig_path = path + security::kSignatureSuffix;
+    auto signature = security::read_file_bytes(sig_path);
+    if (!signature.ok() && signature.status().code() == StatusCode::kNotFound)
+      return Status(StatusCode::kPermissionDenied, str_cat("model ", path, " is not signed (no ", sig_path,
+                                                           ") and this server loads signed models only"));
+    if (!signature.ok()) return signature.status();
+    HEARTH_RETURN_IF_ERROR(options_.trusted_signers->verify(out.buffer->view(), *signature, path));
+  }
   if (!encrypted) {
-    out.model = std::make_shared<std::string>(std::move(bytes));
+    out.model = out.buffer->view();
     return out;
   }
-  if (!options_.model_keys)
-    return failed_precondition("an encrypted model needs a key: start the server with --model-key-store, "
-                               "--model-key-file or HEARTH_MODEL_KEY");
-  auto package = security::open_package(bytes, *options_.model_keys);
+  security::OpenOptions open;
+  open.check_plaintext_digest = false;  // the HMAC authenticates every byte (see package.h)
+  auto package = security::open_package_in_place(out.buffer->data.get(), out.buffer->size, *options_.model_keys, open);
   if (!package.ok()) return Status(package.status().code(), str_cat(path, ": ", package.status().message()));
-  out.model = std::make_shared<std::string>(std::move(package->files[0].data));
-  out.external = std::make_shared<std::map<std::string, std::string>>();
-  for (size_t i = 1; i < package->files.size(); ++i)
-    (*out.external)[package->files[i].name] = std::move(package->files[i].data);
+  out.model = package->files[0].second;
+  for (size_t i = 1; i < package->files.size(); ++i) out.external[package->files[i].first] = package->files[i].second;
   return out;
 }
 
@@ -292,27 +285,21 @@ Status ModelManager::load_locked(const std::string& name) {
     } else if (!is_inside(fs::path(root_), real)) {
       problem = invalid_argument(name, "/", v, "/", file.filename().string(), " resolves outside the model repository");
     } else {
-      VersionSpec spec{name, v, real.string(), nullptr, nullptr, "", config, config_file, options_.total_threads, 1024, registry_};
+      VersionSpec spec{name, v, real.string(), {}, nullptr, "", config, config_file, options_.total_threads, 1024, registry_};
+      // Encrypted packages, and every model when signatures are required, load
+      // from the bytes read (and checked) once.
       Decrypted plain;
-      if (options_.trusted_signers) {
-        auto opened = read_signed_model(real.string(), encrypted);
+      if (encrypted || options_.trusted_signers) {
+        auto opened = open_model(real.string(), encrypted);
         if (!opened.ok()) problem = opened.status();
         else plain = std::move(opened).value();
         spec.model_bytes = plain.model;
-        spec.external_files = plain.external;
-        if (!encrypted) spec.external_base_dir = real.parent_path().string();
-      } else if (encrypted) {
-        auto opened = decrypt_model(real.string());
-        if (!opened.ok()) problem = opened.status();
-        else plain = std::move(opened).value();
-        spec.model_bytes = plain.model;
-        spec.external_files = plain.external;
+        if (encrypted) spec.external_files = &plain.external;  // a package carries its external data
+        else spec.external_base_dir = real.parent_path().string();
       }
       auto loaded = problem.ok() ? ModelVersion::load(std::move(spec)) : Result<std::shared_ptr<ModelVersion>>(problem);
       // The sessions hold their own copy of the weights; wipe the plaintext.
-      if (plain.model) OPENSSL_cleanse(plain.model->data(), plain.model->size());
-      if (plain.external)
-        for (auto& f : *plain.external) OPENSSL_cleanse(f.second.data(), f.second.size());
+      if (plain.buffer) OPENSSL_cleanse(plain.buffer->data.get(), plain.buffer->size);
       if (loaded.ok()) {
         next[v] = std::move(loaded).value();
         prints[v] = print;

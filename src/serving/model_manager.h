@@ -20,10 +20,12 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "core/status.h"
+#include "security/model_source.h"
 #include "serving/scheduler.h"
 #include "serving/server.h"
 
@@ -72,14 +74,17 @@ class ModelManager {
   std::vector<std::string> list_model_folders() const;
   void background();
   void reap();
+  // A model loaded from memory: the file read once (a package is decrypted
+  // in place in the same buffer) and views of the model and its external
+  // data. The buffer is wiped once the sessions hold their own copies.
   struct Decrypted {
-    std::shared_ptr<std::string> model;
-    std::shared_ptr<std::map<std::string, std::string>> external;
+    std::shared_ptr<security::FileBuffer> buffer;
+    std::string_view model;
+    std::map<std::string, std::string_view> external;
   };
-  Result<Decrypted> decrypt_model(const std::string& path) const;
-  // The model file's bytes, read once and checked against its signature
-  // (only with trusted signers); encrypted packages are opened from them.
-  Result<Decrypted> read_signed_model(const std::string& path, bool encrypted) const;
+  // The model file read once, checked against its signature (with trusted
+  // signers), and, for a package, decrypted in place.
+  Result<Decrypted> open_model(const std::string& path, bool encrypted) const;
   std::string relative_to_repository(std::string message) const;
 
   ServerOptions options_;

@@ -41,9 +41,9 @@ Status ModelVersion::start_instances(VersionSpec& spec) {
   for (int i = 0; i < instances; ++i) {
     // An encrypted package's model and external data come from memory; it
     // may not refer to files on disk.
-    auto session = spec.model_bytes
-                       ? Session::load_bytes(spec.model_bytes->data(), spec.model_bytes->size(),
-                                             ExternalData{spec.external_base_dir, spec.external_files.get()}, options)
+    auto session = spec.model_bytes.data() != nullptr
+                       ? Session::load_bytes(spec.model_bytes.data(), spec.model_bytes.size(),
+                                             ExternalData{spec.external_base_dir, spec.external_files}, options)
                        : Session::load_file(spec.model_file, options);
     if (!session.ok()) return session.status();
     sessions_.push_back(std::move(session).value());

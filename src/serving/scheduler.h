@@ -53,9 +53,9 @@ struct VersionSpec {
   std::string model_file;            // absolute path of the .onnx file (or of the package)
   // Decrypted model bytes when the version is an encrypted package; the
   // plaintext lives only here, in memory, and is wiped after the load.
-  std::shared_ptr<std::string> model_bytes;
+  std::string_view model_bytes;  // data() == nullptr: load model_file from disk
   // The package's external-data files, by relative name (same lifetime rules).
-  std::shared_ptr<std::map<std::string, std::string>> external_files;
+  const std::map<std::string, std::string_view>* external_files = nullptr;
   // With model_bytes of a plain (verified) model: its external data folder.
   std::string external_base_dir;
   inference::ModelConfig config;     // checked (check_model_config), not yet completed

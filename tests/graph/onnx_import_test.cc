@@ -139,8 +139,9 @@ TEST(OnnxImport, reads_external_data_beside_the_model) {
 // An opened encrypted package hands its external-data files over in memory.
 TEST(OnnxImport, reads_external_data_from_memory) {
   const std::vector<float> values = {1.5f, -2.0f, 3.25f};
-  std::map<std::string, std::string> files;
-  files["data/weights.bin"] = std::string("pad!") + std::string(reinterpret_cast<const char*>(values.data()), 12);
+  const std::string weights = std::string("pad!") + std::string(reinterpret_cast<const char*>(values.data()), 12);
+  std::map<std::string, std::string_view> files;
+  files["data/weights.bin"] = weights;
   auto mp = relu_model();
   auto* t = mp.mutable_graph()->add_initializer();
   t->set_name("w");

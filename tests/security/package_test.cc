@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <set>
 
@@ -72,6 +74,44 @@ TEST(Package, RoundTripsAMultiMegabyteModelWithDefaultChunks) {
   Result<Package> out = open_package(*bytes, SingleKeyResolver(k, "test"));
   ASSERT_TRUE(out.ok()) << out.status().message();
   expect_same(p, *out);
+}
+
+// The server opens packages in place, in the buffer they were read into.
+TEST(Package, OpensInPlaceWithTheSameResult) {
+  Key k = test_key();
+  Package p = sample(300000, 500000);
+  std::string bytes = seal(p, k);
+  SingleKeyResolver keys(k, "test");
+  for (bool digest : {false, true}) {
+    std::string buffer = bytes;
+    OpenOptions o;
+    o.check_plaintext_digest = digest;
+    Result<PackageView> view = open_package_in_place(buffer.data(), buffer.size(), keys, o);
+    ASSERT_TRUE(view.ok()) << view.status().message();
+    ASSERT_EQ(view->files.size(), p.files.size());
+    for (size_t i = 0; i < p.files.size(); ++i) {
+      EXPECT_EQ(view->files[i].first, p.files[i].name);
+      EXPECT_TRUE(view->files[i].second == p.files[i].data) << p.files[i].name;
+      // The views point into the caller's buffer.
+      EXPECT_TRUE(view->files[i].second.empty() || (view->files[i].second.data() >= buffer.data() &&
+                                                     view->files[i].second.data() < buffer.data() + buffer.size()));
+    }
+  }
+}
+
+TEST(Package, InPlaceOpenOfATamperedPackageFailsAndWipesThePayload) {
+  Key k = test_key();
+  Package p = sample(300000, 500000);
+  std::string bytes = seal(p, k);
+  bytes[bytes.size() / 2] ^= 0x01;
+  auto header = parse_package_header(bytes);
+  ASSERT_TRUE(header.ok());
+  Result<PackageView> view = open_package_in_place(bytes.data(), bytes.size(), SingleKeyResolver(k, "test"));
+  ASSERT_FALSE(view.ok());
+  EXPECT_EQ(view.status().code(), StatusCode::kUnauthenticated);
+  // No decrypted (unauthenticated) byte is left behind.
+  const std::string_view payload(bytes.data() + header->header_size, static_cast<size_t>(header->payload_size));
+  EXPECT_EQ(payload.find_first_not_of('\0'), std::string_view::npos);
 }
 
 TEST(Package, CiphertextHidesPlaintextAndNoncesDiffer) {
@@ -351,12 +391,21 @@ TEST(Package, SealAndOpenCreateNoFiles) {
   }
   ASSERT_TRUE(out.ok());
   EXPECT_TRUE(list(dir).empty()) << "files appeared in the working directory / TMPDIR";
-  EXPECT_EQ(shm_before, shm_after);
-  // Other processes may create files in /tmp meanwhile; none of ours may hold plaintext-sized data.
-  for (const auto& f : tmp_after) {
-    std::error_code ec;
-    if (!tmp_before.count(f) && f.find(dir.string()) != 0) {
-      EXPECT_FALSE(fs::is_regular_file(f, ec) && fs::file_size(f, ec) >= 200000) << "new file " << f;
+  // Other tests may create files in /tmp or /dev/shm meanwhile; none of the
+  // new files may hold plaintext.
+  const std::string marker = p.files[0].data.substr(p.files[0].data.size() / 2, 256);
+  auto holds_plaintext = [&](const std::string& f) {
+    std::ifstream in(f, std::ios::binary);
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return content.find(marker) != std::string::npos;
+  };
+  for (const auto* pair : {&tmp_before, &shm_before}) {
+    const auto& after = pair == &tmp_before ? tmp_after : shm_after;
+    for (const auto& f : after) {
+      std::error_code ec;
+      if (!pair->count(f) && f.find(dir.string()) != 0 && fs::is_regular_file(f, ec)) {
+        EXPECT_FALSE(holds_plaintext(f)) << "new file " << f << " holds plaintext";
+      }
     }
   }
   fs::remove_all(dir);

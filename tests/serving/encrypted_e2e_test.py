@@ -56,6 +56,15 @@ def files_under(*roots):
     return seen
 
 
+def holds(path, marker):
+    """True when the file (if still there and readable) contains `marker`."""
+    try:
+        with open(path, "rb") as f:
+            return marker in f.read()
+    except OSError:
+        return False
+
+
 def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
 
@@ -157,8 +166,15 @@ def main():
         y = np.array(out["outputs"][0]["data"]).reshape(ref.shape) if ok else None
         check(ok and float(np.linalg.norm(y - ref) / np.linalg.norm(ref)) <= 1e-4,
               f"encrypted MLP with external data serves PyTorch's outputs ({status} {out if not ok else ''})")
+        # Other tests may run beside this one and create files in /tmp: what
+        # must not appear is a file holding the model's plaintext.
+        with open(os.path.join(zoo, "mlp.onnx"), "rb") as f:
+            plain = f.read()
+        marker = plain[len(plain) // 2:len(plain) // 2 + 256]
         new = {f for f in files_under(repo, *tmp_roots) - before if "hearth_enc_e2e_" not in f or f.startswith(repo)}
-        check(not new, f"no file appeared under the repository or temp folders during the load: {sorted(new)[:5]}")
+        check(not {f for f in new if f.startswith(repo)}, f"no file appeared in the repository: {sorted(new)[:5]}")
+        check(not [f for f in new if holds(f, marker)],
+              f"no new file under the temp folders holds plaintext: {[f for f in new if holds(f, marker)][:5]}")
 
         reasons = index_reasons(base)
         st, why = reasons.get(("tampered", "1"), ("", ""))
