@@ -108,6 +108,66 @@ def wait_for(cond, seconds=8):
     return cond()
 
 
+def check_signed(hearth, zoo, work, store):
+    """--trusted-signers: signed plain and encrypted models load; unsigned,
+    tampered-after-signing and untrusted-signer models are refused by reason."""
+    repo = os.path.join(work, "signed-repo")
+    trusted = os.path.join(work, "trusted")
+    os.makedirs(trusted)
+    for key in ("release", "stranger"):
+        r = run([hearth, "keys", "create", key, "--type", "sm2", "--key-store", store])
+        check(r.returncode == 0, f"sm2 key {key} created: {r.stderr.strip()}")
+    r = run([hearth, "keys", "export-public", "release", "-o", os.path.join(trusted, "release.pub.pem"),
+             "--key-store", store])
+    check(r.returncode == 0, f"public half of 'release' exported: {r.stderr.strip()}")
+
+    def version(model, filename="model.onnx"):
+        d = os.path.join(repo, model, "1")
+        os.makedirs(d)
+        return os.path.join(d, filename)
+
+    def sign(path, key="release"):
+        r = run([hearth, "sign", path, "--key", key, "--key-store", store])
+        check(r.returncode == 0, f"signed {os.path.relpath(path, repo)} with {key}: {r.stderr.strip()}")
+
+    src = os.path.join(zoo, "mlp.onnx")
+    for model in ("signed", "unsigned", "tampered", "stranger"):
+        shutil.copy(src, version(model))
+    sign(os.path.join(repo, "signed", "1", "model.onnx"))
+    sign(os.path.join(repo, "tampered", "1", "model.onnx"))
+    with open(os.path.join(repo, "tampered", "1", "model.onnx"), "ab") as f:
+        f.write(b"\0")  # changed after signing (a trailing byte is still a valid ONNX file)
+    sign(os.path.join(repo, "stranger", "1", "model.onnx"), "stranger")
+    pkg = version("encrypted", "model.onnx.sm4")
+    r = run([hearth, "encrypt", src, "--key", "prod", "--key-store", store, "-o", pkg])
+    check(r.returncode == 0, f"encrypted package for the signed repository: {r.stderr.strip()}")
+    sign(pkg)
+
+    proc, port, lines = start(hearth, repo, "--model-key-store", store, "--trusted-signers", trusted)
+    try:
+        check(port is not None, "server with --trusted-signers started")
+        if port is None:
+            print("".join(lines[-20:]))
+            return
+        base = f"http://127.0.0.1:{port}"
+        reasons = index_reasons(base)
+        for model in ("signed", "encrypted"):
+            st, why = reasons.get((model, "1"), ("", ""))
+            check(st == "READY", f"{model} model with a trusted signature loads ({st} {why})")
+        for model, want in (("unsigned", "not signed"), ("tampered", "digest mismatch"),
+                            ("stranger", "unknown signer")):
+            st, why = reasons.get((model, "1"), ("", ""))
+            check(st == "UNAVAILABLE" and want in why, f"{model} model refused naming '{want}': {why}")
+        x = np.load(os.path.join(zoo, "mlp.in.npy"))
+        body = {"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
+                            "data": x.reshape(-1).tolist()}]}
+        for model in ("signed", "encrypted"):
+            status, _ = call(base, "POST", f"/v2/models/{model}/infer", body)
+            check(status == 200, f"signed {model} model serves ({status})")
+    finally:
+        stop_server(proc)
+
+
 def main():
     hearth, zoo = sys.argv[1], sys.argv[2]
     work = tempfile.mkdtemp(prefix="hearth_enc_e2e_")
@@ -210,6 +270,9 @@ def main():
         mlp = [s for s in states if s["model"] == "mlp"]
         check(mlp and mlp[0]["state"] == "UNAVAILABLE" and "--model-key-store" in mlp[0]["reason"],
               f"without a key the reason names the flags: {mlp}")
+        stop_server(proc)
+        proc = None
+        check_signed(hearth, zoo, work, store)
     finally:
         if proc is not None:
             stop_server(proc)

@@ -72,11 +72,11 @@ def make_certs(hearth, out):
 
 # ---- the server ----
 
-def start_server(hearth, repo, extra):
+def start_server(hearth, repo, extra, auth=False):
     """Starts `hearth serve`; returns (proc, {protocol: listening event}, output lines)."""
     args = [hearth, "serve"]
-    if "--insecure-no-auth" in run([hearth, "serve", "--help"]).stdout:
-        args.append("--insecure-no-auth")  # this test is about transport security only
+    if not auth:
+        args.append("--insecure-no-auth")  # transport security only; `auth` runs give --auth-store
     args += ["--model-repository", repo, "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0",
              "--threads", "2", "--http-header-timeout-secs", "3"] + list(extra)
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -234,8 +234,8 @@ def check_mtls_grpc(grpc, port, certs):
     channel.close()
 
 
-def serve_and_check(hearth, repo, certs, extra, checks, label):
-    proc, events, lines = start_server(hearth, repo, extra)
+def serve_and_check(hearth, repo, certs, extra, checks, label, auth=False):
+    proc, events, lines = start_server(hearth, repo, extra, auth)
     try:
         check(len(events) == 3 and all(e.get("tls") is True for e in events.values()),
               f"{label}: every listener logs tls:true ({ {p: e.get('tls') for p, e in events.items()} })")
@@ -254,6 +254,53 @@ def serve_and_check(hearth, repo, certs, extra, checks, label):
         if FAILURES:
             print("---- server output (last 30 lines) ----")
             print("\n".join(lines[-30:]))
+
+
+def setup_cert_users(hearth, work):
+    """Certificates for alice, bob and carol; alice -> operator, bob -> viewer by
+    certificate subject, carol has no user. Returns (certs folder, auth store)."""
+    certs = os.path.join(work, "certs-users")
+    r = run([hearth, "certs", "self-signed", "-o", certs, "--client", "alice", "--client", "bob", "--client", "carol"])
+    check(r.returncode == 0, f"certificates for alice, bob and carol ({r.stderr.strip()})")
+    store = os.path.join(work, "auth.json")
+    for user, role in (("alice", "operator"), ("bob", "viewer")):
+        r = run([hearth, "users", "add", user, "--role", role, "--cert-subject", f"CN={user}", "--auth-store", store])
+        check(r.returncode == 0, f"users add {user} --cert-subject CN={user} ({r.stderr.strip()})")
+    return certs, store
+
+
+def check_cert_users(grpc, ports, certs, zoo):
+    """mTLS with authentication on: the certificate subject is the user, no token needed."""
+    import grpc_service_pb2 as pb
+    import grpc_service_pb2_grpc as pb_grpc
+    ca = os.path.join(certs, "ca.pem")
+    who = {n: (os.path.join(certs, f"client-{n}.pem"), os.path.join(certs, f"client-{n}.key"))
+           for n in ("alice", "bob", "carol")}
+    x = np.load(os.path.join(zoo, "mlp.in.npy")).astype(np.float32)
+    body = infer_body(x)
+    status, _ = https(ports["http"], "/v2/models/mlp/infer", https_context(ca, who["alice"]), body)
+    check(status == 200, f"mTLS user alice (operator, by subject) infers without a token: {status}")
+    status, text = https(ports["http"], "/v2/models/mlp/infer", https_context(ca, who["bob"]), body)
+    check(status == 403, f"mTLS user bob (viewer, by subject) may not infer: {status} {text[:120]}")
+    status, _ = https(ports["http"], "/v2/models/mlp", https_context(ca, who["bob"]))
+    check(status == 200, f"mTLS user bob reads model metadata: {status}")
+    status, text = https(ports["http"], "/v2/models/mlp", https_context(ca, who["carol"]))
+    check(status == 401, f"a valid certificate that maps to no user is 401: {status} {text[:120]}")
+    status, _ = https(ports["http"], "/v2/health/ready", https_context(ca, who["carol"]))
+    check(status == 200, f"health stays open with auth on: {status}")
+    for name, want in (("alice", "OK"), ("bob", "PERMISSION_DENIED")):
+        channel = grpc_channel(grpc, ports["grpc"], certs, who[name])
+        req = pb.ModelInferRequest(model_name="mlp")
+        t = req.inputs.add(name="input", datatype="FP32")
+        t.shape.extend(x.shape)
+        req.raw_input_contents.append(x.tobytes())
+        try:
+            pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(req, timeout=60)
+            code = "OK"
+        except grpc.RpcError as e:
+            code = e.code().name
+        check(code == want, f"gRPC mTLS user {name}: ModelInfer {want} (got {code})")
+        channel.close()
 
 
 def check_usage_errors(hearth, repo, certs):
@@ -308,6 +355,13 @@ def main():
             lambda ev: check_mtls_https(ev["http"]["port"], ev["metrics"]["port"], certs),
             lambda ev: check_mtls_grpc(grpc, ev["grpc"]["port"], certs),
         ], "mTLS")
+        ucerts, store = setup_cert_users(hearth, work)
+        serve_and_check(hearth, repo, ucerts,
+                        ["--tls-cert", os.path.join(ucerts, "server.pem"), "--tls-key", os.path.join(ucerts, "server.key"),
+                         "--tls-client-ca", os.path.join(ucerts, "ca.pem"), "--auth-store", store,
+                         "--audit-log", os.path.join(work, "audit.db")],
+                        [lambda ev: check_cert_users(grpc, {p: e["port"] for p, e in ev.items()}, ucerts, zoo)],
+                        "mTLS users", auth=True)
         check_usage_errors(hearth, repo, certs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
