@@ -15,6 +15,7 @@
 #include <exception>
 #include <limits>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -22,6 +23,7 @@
 #include "serving/access_control.h"
 #include "serving/grpc_codec.h"
 #include "serving/grpc_stream.h"
+#include "serving/model_upload.h"
 #include "telemetry/log.h"
 
 namespace hearth::serving {
@@ -39,6 +41,10 @@ void log_grpc_message(gpr_log_func_args* args) {
   telemetry::LogLevel level = telemetry::LogLevel::kError;
   if (args->severity == GPR_LOG_SEVERITY_DEBUG) level = telemetry::LogLevel::kDebug;
   if (args->severity == GPR_LOG_SEVERITY_INFO) level = telemetry::LogLevel::kInfo;
+  // A failed TLS handshake (a port scanner, a plain-text client, a bad client
+  // certificate) is the client's problem, logged at debug as on the HTTP side.
+  if (args->message && std::string_view(args->message).find("Handshake failed") != std::string_view::npos)
+    level = telemetry::LogLevel::kDebug;
   telemetry::Logger::global().log(level, "grpc_core",
                                   {telemetry::field("message", args->message ? args->message : ""),
                                    telemetry::field("file", args->file ? args->file : ""),
@@ -107,6 +113,45 @@ AccessNeed control_need(const std::string& model, const char* event) {
   need.action = security::Action::kDeploy;
   need.event = event;
   return need;
+}
+
+// A load that uploads needs models:create (files) or models:update (a config
+// alone) besides models:deploy; decided from the parameter names only.
+template <typename Map>
+bool add_upload_need(AccessNeed& need, const Map& parameters) {
+  bool files = false, config = false;
+  for (const auto& kv : parameters) {
+    LoadParameterKind kind = load_parameter_kind(kv.first);
+    files = files || kind == LoadParameterKind::kFile;
+    config = config || kind == LoadParameterKind::kConfig;
+  }
+  if (!files && !config) return false;
+  need.action = files ? security::Action::kCreate : security::Action::kUpdate;
+  need.event = "model.upload";
+  return true;
+}
+
+// Triton's load parameters: "config" (string_param, the model config as JSON)
+// and "file:<path>" (bytes_param); anything else is refused.
+template <typename Map>
+Result<ModelUpload> upload_from_parameters(const Map& parameters) {
+  ModelUpload upload;
+  for (const auto& [name, p] : parameters) {
+    switch (load_parameter_kind(name)) {
+      case LoadParameterKind::kConfig:
+        if (p.parameter_choice_case() != inference::ModelRepositoryParameter::kStringParam)
+          return invalid_argument("parameter 'config' must be a string_param holding the model config as JSON");
+        upload.config_json = p.string_param();
+        break;
+      case LoadParameterKind::kFile:
+        if (p.parameter_choice_case() != inference::ModelRepositoryParameter::kBytesParam)
+          return invalid_argument("parameter '", name, "' must be a bytes_param holding the file");
+        upload.files.push_back({name.substr(kUploadFilePrefix.size()), p.bytes_param()});
+        break;
+      case LoadParameterKind::kUnknown: return unsupported_load_parameter(name);
+    }
+  }
+  return upload;
 }
 
 AccessNeed plain_need(security::Resource resource) {
@@ -238,10 +283,22 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   grpc::Status RepositoryModelLoad(grpc::ServerContext* context, const inference::RepositoryModelLoadRequest* in,
                                    inference::RepositoryModelLoadResponse*) override {
     return guarded([&]() -> Status {
-      return control(context, control_need(in->model_name(), "model.load"), [&]() -> Status {
-        HEARTH_RETURN_IF_ERROR(check_no_parameters(in->parameters(), "RepositoryModelLoad"));
-        return server_.load_model(in->model_name());
-      });
+      AccessNeed need = control_need(in->model_name(), "model.load");
+      const bool uploads = add_upload_need(need, in->parameters());
+      auto run = [&]() -> Status {
+        HEARTH_ASSIGN_OR_RETURN(ModelUpload upload, upload_from_parameters(in->parameters()));
+        return server_.load_model(in->model_name(), upload);
+      };
+      if (!uploads || !access_) return control(context, need, run);
+      // An upload also deploys: models:deploy is needed as well.
+      CallCaller caller(*context);
+      HEARTH_ASSIGN_OR_RETURN(security::Principal who, check(context, caller, need));
+      AccessNeed deploy = need;
+      deploy.action = security::Action::kDeploy;
+      HEARTH_RETURN_IF_ERROR(access_->authorize(who, caller.view(), deploy));
+      Status s = run();
+      access_->record(who, caller.view(), need, s);
+      return s;
     });
   }
 

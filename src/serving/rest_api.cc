@@ -6,10 +6,13 @@
 #include <exception>
 #include <future>
 #include <memory>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
+#include "security/crypto.h"
 #include "serving/json_codec.h"
+#include "serving/model_upload.h"
 #include "serving/rest_documents.h"
 #include "telemetry/log.h"
 
@@ -70,6 +73,76 @@ nlohmann::json parse_control_body(const std::string& body) {
   auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_object()) return nlohmann::json::value_t::discarded;
   return doc;
+}
+
+bool is_load(const std::string& method, const std::vector<std::string>& seg) {
+  return method == "POST" && seg.size() == 5 && seg[0] == "v2" && seg[1] == "repository" && seg[2] == "models" &&
+         seg[4] == "load";
+}
+
+// A load's body: {} when empty, discarded when not a JSON object.
+nlohmann::json load_body(const std::string& body) {
+  return body.empty() ? nlohmann::json::object() : parse_control_body(body);
+}
+
+// A load that uploads ("file:..." or "config" parameters) needs more than
+// models:deploy: models:create with files, models:update for a config alone
+// (models:deploy is checked as well, see route()). Looks at names only, so
+// that nothing is decoded before the caller is authenticated.
+void add_upload_need(AccessNeed& need, const nlohmann::json& doc) {
+  if (!doc.is_object()) return;
+  auto params = doc.find("parameters");
+  if (params == doc.end() || !params->is_object()) return;
+  bool files = false, config = false;
+  for (const auto& item : params->items()) {
+    LoadParameterKind kind = load_parameter_kind(item.key());
+    files = files || kind == LoadParameterKind::kFile;
+    config = config || kind == LoadParameterKind::kConfig;
+  }
+  if (!files && !config) return;
+  need.action = files ? security::Action::kCreate : security::Action::kUpdate;
+  need.event = "model.upload";
+}
+
+// The upload a load body carries: "config" (a JSON string, or the object
+// itself) and "file:<path>" (base64 strings). Unknown parameters are refused.
+Result<ModelUpload> upload_from_body(const nlohmann::json& doc) {
+  ModelUpload upload;
+  auto params = doc.find("parameters");
+  if (params == doc.end()) return upload;
+  if (!params->is_object()) return invalid_argument("\"parameters\" of a load must be a JSON object");
+  for (const auto& item : params->items()) {
+    const std::string& name = item.key();
+    const nlohmann::json& value = item.value();
+    switch (load_parameter_kind(name)) {
+      case LoadParameterKind::kConfig:
+        if (value.is_object()) {
+          upload.config_json = value.dump();
+        } else if (value.is_string()) {
+          upload.config_json = value.get<std::string>();
+        } else {
+          return invalid_argument("parameter 'config' must be the model config as a JSON string");
+        }
+        break;
+      case LoadParameterKind::kFile: {
+        if (!value.is_string()) return invalid_argument("parameter '", name, "' must be a base64 string");
+        auto bytes = security::base64_decode(value.get_ref<const std::string&>());
+        if (!bytes.ok()) return invalid_argument("parameter '", name, "' is not valid base64: ", bytes.status().message());
+        upload.files.push_back({name.substr(kUploadFilePrefix.size()), std::move(bytes).value()});
+        break;
+      }
+      case LoadParameterKind::kUnknown: return unsupported_load_parameter(name);
+    }
+  }
+  return upload;
+}
+
+HttpReply load_reply(InferenceServer& server, const std::string& model, const nlohmann::json& doc) {
+  if (doc.is_discarded()) return error_reply(invalid_argument("repository load body is not a JSON object"));
+  auto upload = upload_from_body(doc);
+  if (!upload.ok()) return error_reply(upload.status());
+  Status s = server.load_model(model, *upload);
+  return s.ok() ? HttpReply{200, ""} : error_reply(s);
 }
 
 Result<std::optional<size_t>> header_length(const HttpRequest& request) {
@@ -205,12 +278,20 @@ AccessNeed rest_access_need(const std::string& method, const std::vector<std::st
 void RestApi::route(HttpRequest& request, const std::string& request_id, const HttpResponder& respond) {
   auto parsed = split_path(request.target);
   if (!parsed.ok()) return respond(error_reply(parsed.status()));
+  // A load's body is parsed once, here: its upload parameters decide what it needs.
+  std::optional<nlohmann::json> load;
+  if (is_load(request.method, *parsed)) load = load_body(request.body);
+  auto run = [&](const HttpResponder& reply) {
+    if (load) return reply(load_reply(server_, (*parsed)[3], *load));
+    dispatch(request, *parsed, reply);
+  };
   AccessControl* access = options_.access;
   // Without authentication only control-plane requests (audited) need a look.
   const bool control_plane = parsed->size() >= 2 && (*parsed)[1] == "repository";
-  if (!access || (access->pass_through() && !control_plane)) return dispatch(request, *parsed, respond);
+  if (!access || (access->pass_through() && !control_plane)) return run(respond);
 
   AccessNeed need = rest_access_need(request.method, *parsed);
+  if (load) add_upload_need(need, *load);
   const std::string authorization = request.header("Authorization");
   Caller caller{authorization, request.remote_address, request.client_cert_subject, request_id};
   int retry_after = 0;
@@ -225,7 +306,12 @@ void RestApi::route(HttpRequest& request, const std::string& request_id, const H
     }
     return respond(std::move(reply));
   }
-  if (need.event.empty() && need.action != security::Action::kInfer) return dispatch(request, *parsed, respond);
+  if (need.event == "model.upload") {  // an upload also deploys: models:deploy too
+    AccessNeed deploy = need;
+    deploy.action = security::Action::kDeploy;
+    if (Status s = access->authorize(*principal, caller, deploy); !s.ok()) return respond(error_reply(s));
+  }
+  if (need.event.empty() && need.action != security::Action::kInfer) return run(respond);
   // Control-plane actions (and inference, when asked) are audited with their outcome.
   HttpResponder audited = [access, respond, who = std::move(principal).value(), need = std::move(need),
                            client = request.remote_address, request_id](HttpReply reply) {
@@ -234,7 +320,7 @@ void RestApi::route(HttpRequest& request, const std::string& request_id, const H
     access->record(who, Caller{"", client, "", request_id}, need, outcome);
     respond(std::move(reply));
   };
-  dispatch(request, *parsed, audited);
+  run(audited);
 }
 
 void RestApi::dispatch(HttpRequest& request, const std::vector<std::string>& seg, const HttpResponder& respond) {
@@ -336,12 +422,11 @@ HttpReply RestApi::repository(const HttpRequest& request, const std::vector<std:
     }
     return ok_reply(repository_index_json(server_.repository_index(ready_only)));
   }
-  if (seg.size() == 5 && seg[2] == "models" && (seg[4] == "load" || seg[4] == "unload")) {
-    if (!request.body.empty()) {
-      if (parse_control_body(request.body).is_discarded())
-        return error_reply(invalid_argument("repository ", seg[4], " body is not a JSON object"));
-    }
-    Status s = seg[4] == "load" ? server_.load_model(seg[3]) : server_.unload_model(seg[3]);
+  if (seg.size() == 5 && seg[2] == "models" && seg[4] == "load") return load_reply(server_, seg[3], load_body(request.body));
+  if (seg.size() == 5 && seg[2] == "models" && seg[4] == "unload") {
+    if (!request.body.empty() && parse_control_body(request.body).is_discarded())
+      return error_reply(invalid_argument("repository unload body is not a JSON object"));
+    Status s = server_.unload_model(seg[3]);
     return s.ok() ? ok_reply() : error_reply(s);
   }
   return not_found_reply(request.target);

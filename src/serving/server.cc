@@ -3,9 +3,11 @@
 #include "serving/server.h"
 
 #include <future>
+#include <mutex>
 
 #include "serving/model_config.h"
 #include "serving/model_manager.h"
+#include "serving/model_upload.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
 #include "telemetry/process_metrics.h"
@@ -44,6 +46,7 @@ struct InferenceServer::Impl {
   ServerOptions options;
   telemetry::Registry registry;
   std::unique_ptr<ModelManager> models;
+  std::mutex upload_mu;  // one upload writes to the repository at a time
 };
 
 InferenceServer::InferenceServer() : impl_(std::make_unique<Impl>()) {}
@@ -130,6 +133,34 @@ Status InferenceServer::load_model(const std::string& name) {
     return Status(StatusCode::kFailedPrecondition,
                   "explicit model load / unload is not allowed: start with --model-control-mode=explicit");
   return impl_->models->load(name);
+}
+
+Status InferenceServer::load_model(const std::string& name, const ModelUpload& upload) {
+  if (upload.empty()) return load_model(name);
+  if (impl_->options.control_mode != ModelControlMode::kExplicit)
+    return Status(StatusCode::kFailedPrecondition,
+                  "model upload is not allowed: start with --model-control-mode=explicit");
+  std::lock_guard<std::mutex> lock(impl_->upload_mu);
+  HEARTH_ASSIGN_OR_RETURN(UploadReceipt receipt, write_upload(impl_->options.model_repository, name, upload));
+  telemetry::log_info("model_uploaded", {telemetry::field("model", name),
+                                         telemetry::field("versions", static_cast<int64_t>(receipt.versions.size())),
+                                         telemetry::field("config", receipt.config_written ? "written" : "kept")});
+  Status loaded = impl_->models->load(name);
+  if (loaded.ok()) return loaded;
+  bool uploaded_failed = receipt.versions.empty();  // a config alone: its load failed
+  for (int64_t v : receipt.versions)
+    uploaded_failed = uploaded_failed || !impl_->models->find(name, std::to_string(v)).ok();
+  if (!uploaded_failed) return loaded;  // an older version's problem; the upload itself serves
+  Status undone = undo_upload(receipt);
+  telemetry::log_warn("model_upload_rolled_back",
+                      {telemetry::field("model", name), telemetry::field("error", loaded.message()),
+                       telemetry::field("rollback", undone.ok() ? "ok" : undone.message())});
+  // What serves goes back to the previous config (versions loaded with the
+  // uploaded one reload); a new model's folder is gone, its failure stays in the index.
+  if (receipt.config_written && !receipt.created_model) (void)impl_->models->load(name);
+  // The uploaded files are what failed: a bad request (HTTP 400), not "try again later".
+  return Status(StatusCode::kInvalidArgument, str_cat(loaded.message(), " (the upload was rolled back",
+                                       undone.ok() ? "" : ": " + undone.message(), ")"));
 }
 
 Status InferenceServer::unload_model(const std::string& name) {

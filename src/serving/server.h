@@ -111,6 +111,7 @@ struct ModelStatistics {
 using InferCallback = std::function<void(Result<InferResponse>)>;
 
 class ModelManager;
+struct ModelUpload;
 
 class InferenceServer {
  public:
@@ -140,6 +141,13 @@ class InferenceServer {
   // model's versions from disk: new versions warm up before they take
   // traffic; versions no longer wanted drain in-flight requests, then unload.
   Status load_model(const std::string& name);
+  // Triton's load with parameters (model_upload.h): writes the uploaded config
+  // and version folders into the repository atomically, then loads as above.
+  // When that load fails for an uploaded version, the upload is taken back
+  // out of the repository (so the same version number may be sent again) and
+  // the reason returned as InvalidArgument. An empty upload is a plain
+  // load_model(name). Uploads are serialized with each other.
+  Status load_model(const std::string& name, const ModelUpload& upload);
   Status unload_model(const std::string& name);
 
   // Queues `request`; `done` runs exactly once, on a scheduler thread or (for
