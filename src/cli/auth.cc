@@ -2,7 +2,10 @@
 // the users and API tokens the server checks (see docs/security/access_control.md).
 // Roles are checked against the built-in roles or a policy file (--policy). A
 // token is printed once, by `tokens issue`; lists never show secrets or hashes.
+#include <unistd.h>
+
 #include <charconv>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <memory>
@@ -10,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "security/audit_log.h"
 #include "security/auth_store.h"
 #include "security/crypto.h"
 #include "security/policy.h"
@@ -30,6 +34,7 @@ struct AuthOptions {
   std::string token_id;
   std::string expires = "90d";
   std::string description;
+  std::string audit_log;
   bool json = false;
 };
 
@@ -45,6 +50,29 @@ std::string iso_time(int64_t unix_seconds) {
 }
 
 int64_t now_unix() { return static_cast<int64_t>(std::time(nullptr)); }
+
+// Records a change to users or tokens in the audit log (--audit-log, else the
+// default one, created if needed) as the local account that made it. The
+// change is already saved; a log that cannot be written is a warning.
+void audit_change(const AuthOptions& o, const std::string& action, const std::string& user,
+                  const std::string& detail) {
+  const std::string path = o.audit_log.empty() ? security::AuditLog::default_path() : o.audit_log;
+  if (path.empty()) return;
+  auto log = security::AuditLog::open(path);
+  Status s = log.status();
+  if (log.ok()) {
+    const char* who = std::getenv("USER");
+    security::AuditEvent e;
+    e.user = str_cat(who && *who ? who : "uid-" + std::to_string(::getuid()), "@cli");
+    e.action = action;
+    e.resource = "users";
+    e.client = "cli";
+    e.outcome = "ok";
+    e.detail = str_cat("user '", user, "'", detail.empty() ? "" : ": ", detail);
+    s = (*log)->append(e);
+  }
+  if (!s.ok()) std::cerr << "warning: the change is saved but not recorded in the audit log: " << s.message() << "\n";
+}
 
 Result<security::Policy> load_policy(const AuthOptions& o) {
   if (o.policy.empty()) return security::Policy::builtin();
@@ -98,6 +126,7 @@ Status users_add(const AuthOptions& o) {
   HEARTH_RETURN_IF_ERROR(store.add_user(o.name, o.roles));
   for (const std::string& subject : o.cert_subjects) HEARTH_RETURN_IF_ERROR(store.add_subject(o.name, subject));
   HEARTH_RETURN_IF_ERROR(store.save());
+  audit_change(o, "user.add", o.name, "roles " + join(o.roles));
   std::cout << "added user " << o.name << " with roles " << join(o.roles) << " to " << store.path() << "\n";
   return ok_status();
 }
@@ -108,6 +137,7 @@ Status users_remove(const AuthOptions& o) {
   for (const auto& t : store.tokens()) tokens += t.user == o.name;
   HEARTH_RETURN_IF_ERROR(store.remove_user(o.name));
   HEARTH_RETURN_IF_ERROR(store.save());
+  audit_change(o, "user.remove", o.name, str_cat(tokens, " token(s) removed"));
   std::cout << "removed user " << o.name << " and " << tokens << " token(s) from " << store.path() << "\n";
   return ok_status();
 }
@@ -118,6 +148,7 @@ Status users_grant(const AuthOptions& o) {
   HEARTH_ASSIGN_OR_RETURN(AuthStore store, open_store(o));
   HEARTH_RETURN_IF_ERROR(store.grant(o.name, o.role));
   HEARTH_RETURN_IF_ERROR(store.save());
+  audit_change(o, "user.grant", o.name, "role " + o.role);
   std::cout << "granted role " << o.role << " to user " << o.name << "\n";
   return ok_status();
 }
@@ -126,6 +157,7 @@ Status users_revoke(const AuthOptions& o) {
   HEARTH_ASSIGN_OR_RETURN(AuthStore store, open_store(o));
   HEARTH_RETURN_IF_ERROR(store.revoke(o.name, o.role));
   HEARTH_RETURN_IF_ERROR(store.save());
+  audit_change(o, "user.revoke", o.name, "role " + o.role);
   std::cout << "revoked role " << o.role << " from user " << o.name << "\n";
   return ok_status();
 }
@@ -157,6 +189,7 @@ Status tokens_issue(const AuthOptions& o) {
   HEARTH_RETURN_IF_ERROR(store.save());
   const auto& r = issued.record;
   std::string expires = r.expires_unix ? iso_time(r.expires_unix) : "never";
+  audit_change(o, "token.issue", r.user, str_cat("token ", r.id, ", expires ", expires));
   if (o.json) {
     nlohmann::json j = {{"token", issued.token}, {"id", r.id}, {"user", r.user}, {"created", iso_time(r.created_unix)},
                         {"expires", r.expires_unix ? nlohmann::json(expires) : nlohmann::json(nullptr)},
@@ -173,8 +206,12 @@ Status tokens_issue(const AuthOptions& o) {
 
 Status tokens_revoke(const AuthOptions& o) {
   HEARTH_ASSIGN_OR_RETURN(AuthStore store, open_store(o));
+  std::string owner = "-";
+  for (const auto& t : store.tokens())
+    if (t.id == o.token_id) owner = t.user;
   HEARTH_RETURN_IF_ERROR(store.revoke_token(o.token_id));
   HEARTH_RETURN_IF_ERROR(store.save());
+  audit_change(o, "token.revoke", owner, "token " + o.token_id);
   std::cout << "revoked token " << o.token_id << " (a running server stops accepting it within a second)\n";
   return ok_status();
 }
@@ -211,6 +248,8 @@ void add_common_options(CLI::App* cmd, AuthOptions& o) {
   cmd->add_option("--auth-store", o.auth_store,
                   "users and tokens file (default $HEARTH_AUTH_STORE or ~/.config/hearth/auth.json)");
   cmd->add_option("--policy", o.policy, "policy file defining custom roles (default: built-in roles only)");
+  cmd->add_option("--audit-log", o.audit_log,
+                  "where changes are recorded (default $HEARTH_AUDIT_LOG, else ~/.config/hearth/audit.db)");
 }
 
 template <typename Fn>

@@ -5,6 +5,7 @@
 set -uo pipefail
 hearth=$(realpath "$1")
 work=$(mktemp -d "${2:-/tmp}/auth_cli.XXXXXX")
+export HEARTH_AUDIT_LOG="$work/audit.db"  # changes are audited; never into the real HOME
 trap 'rm -rf "$work"' EXIT
 export HEARTH_AUTH_STORE=$work/cfg/auth.json
 store=$HEARTH_AUTH_STORE

@@ -15,6 +15,7 @@ authentication on (the default) and an audit log, and checks:
 
 usage: auth_e2e_test.py HEARTH_BINARY ZOO_DIR SOURCE_DIR
 """
+import base64
 import json
 import os
 import shutil
@@ -53,8 +54,12 @@ def check(cond, what):
         FAILURES.append(what)
 
 
+AUDIT_ENV = {}  # HEARTH_AUDIT_LOG for the CLI: the server's log, never one in the real HOME
+
+
 def run_cli(hearth, *args):
-    return subprocess.run([hearth] + list(args), capture_output=True, text=True, timeout=60)
+    return subprocess.run([hearth] + list(args), capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, **AUDIT_ENV))
 
 
 def setup_auth(hearth, tmp):
@@ -153,6 +158,20 @@ def check_rest_matrix(port, tokens):
             else:
                 check(status == 403 and "may not" in text,
                       f"REST {method} {path} as {role}: 403 naming the refusal (got {status} {text[:160]})")
+
+
+def check_rest_upload(port, tokens, zoo, repo):
+    """A load with "file:" parameters (a model upload) needs models:create as well: viewer 403, operator 200."""
+    with open(os.path.join(zoo, "mlp.onnx"), "rb") as f:
+        body = json.dumps({"parameters": {"config": json.dumps({"max_batch_size": 8}),
+                                          "file:1/model.onnx": base64.b64encode(f.read()).decode()}})
+    path = "/v2/repository/models/uploaded/load"
+    status, _, text = http(port, "POST", path, tokens["viewer"], body)
+    check(status == 403 and "may not" in text and not os.path.exists(os.path.join(repo, "uploaded")),
+          f"REST upload as viewer: 403 naming the refusal, nothing written (got {status} {text[:160]})")
+    status, _, text = http(port, "POST", path, tokens["operator"], body)
+    check(status == 200 and os.path.isfile(os.path.join(repo, "uploaded", "1", "model.onnx")),
+          f"REST upload as operator: allowed and written (got {status} {text[:160]})")
 
 
 def check_rest_credentials(port, tokens):
@@ -289,9 +308,13 @@ def check_audit(hearth, audit):
     check(has(user="oscar", action="model.load", outcome="ok", model="mlp"), "audit: operator loaded mlp (ok)")
     check(has(user="alice", action="model.unload", outcome="ok", model="mlp"), "audit: admin unloaded mlp (ok)")
     check(has(user="vera", action="model.load", outcome="denied"), "audit: viewer's load was denied")
+    check(has(user="oscar", action="model.upload", outcome="ok", model="uploaded"), "audit: operator uploaded a model (ok)")
+    check(has(user="vera", action="model.upload", outcome="denied"), "audit: viewer's upload was denied")
     check(has(user="vera", action="access.denied", outcome="denied"), "audit: viewer's inference was denied")
     check(has(action="auth.failed", outcome="denied"), "audit: failed authentication recorded")
     check(not has(action="infer"), "audit: inference is not recorded one by one by default")
+    check(has(action="user.add", client="cli", outcome="ok"), "audit: `hearth users add` is recorded")
+    check(has(action="token.revoke", client="cli"), "audit: `hearth tokens revoke` is recorded")
     r = run_cli(hearth, "audit", "verify", "--audit-log", audit)
     check(r.returncode == 0, f"hearth audit verify: chain OK ({r.stdout.strip()} {r.stderr.strip()})")
 
@@ -336,10 +359,11 @@ def main():
     proc, lines = None, []
     try:
         generate_stubs(source, tmp)
+        audit = os.path.join(tmp, "audit.db")
+        AUDIT_ENV["HEARTH_AUDIT_LOG"] = audit
         store, policy, tokens = setup_auth(hearth, tmp)
         repo = os.path.join(tmp, "repo")
         make_repository(repo, zoo)
-        audit = os.path.join(tmp, "audit.db")
         check_refusals(hearth, repo, store)
         proc, ports, lines = start_server(hearth, repo, ["--auth-store", store, "--policy", policy,
                                                          "--audit-log", audit])
@@ -347,6 +371,7 @@ def main():
         if len(ports) < 3:
             return 1
         for step in (lambda: check_rest_matrix(ports["http"], tokens),
+                     lambda: check_rest_upload(ports["http"], tokens, zoo, repo),
                      lambda: check_rest_credentials(ports["http"], tokens),
                      lambda: check_custom_role(ports["http"], tokens),
                      lambda: check_metrics(ports["metrics"], tokens),

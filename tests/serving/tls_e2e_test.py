@@ -264,7 +264,8 @@ def setup_cert_users(hearth, work):
     check(r.returncode == 0, f"certificates for alice, bob and carol ({r.stderr.strip()})")
     store = os.path.join(work, "auth.json")
     for user, role in (("alice", "operator"), ("bob", "viewer")):
-        r = run([hearth, "users", "add", user, "--role", role, "--cert-subject", f"CN={user}", "--auth-store", store])
+        r = run([hearth, "users", "add", user, "--role", role, "--cert-subject", f"CN={user}", "--auth-store", store,
+                 "--audit-log", os.path.join(work, "audit.db")])
         check(r.returncode == 0, f"users add {user} --cert-subject CN={user} ({r.stderr.strip()})")
     return certs, store
 
