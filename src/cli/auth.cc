@@ -2,10 +2,7 @@
 // the users and API tokens the server checks (see docs/security/access_control.md).
 // Roles are checked against the built-in roles or a policy file (--policy). A
 // token is printed once, by `tokens issue`; lists never show secrets or hashes.
-#include <unistd.h>
-
 #include <charconv>
-#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <memory>
@@ -13,7 +10,6 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "security/audit_log.h"
 #include "security/auth_store.h"
 #include "security/crypto.h"
 #include "security/policy.h"
@@ -51,27 +47,10 @@ std::string iso_time(int64_t unix_seconds) {
 
 int64_t now_unix() { return static_cast<int64_t>(std::time(nullptr)); }
 
-// Records a change to users or tokens in the audit log (--audit-log, else the
-// default one, created if needed) as the local account that made it. The
-// change is already saved; a log that cannot be written is a warning.
+// Records a change to users or tokens in the audit log (see audit_cli_change).
 void audit_change(const AuthOptions& o, const std::string& action, const std::string& user,
                   const std::string& detail) {
-  const std::string path = o.audit_log.empty() ? security::AuditLog::default_path() : o.audit_log;
-  if (path.empty()) return;
-  auto log = security::AuditLog::open(path);
-  Status s = log.status();
-  if (log.ok()) {
-    const char* who = std::getenv("USER");
-    security::AuditEvent e;
-    e.user = str_cat(who && *who ? who : "uid-" + std::to_string(::getuid()), "@cli");
-    e.action = action;
-    e.resource = "users";
-    e.client = "cli";
-    e.outcome = "ok";
-    e.detail = str_cat("user '", user, "'", detail.empty() ? "" : ": ", detail);
-    s = (*log)->append(e);
-  }
-  if (!s.ok()) std::cerr << "warning: the change is saved but not recorded in the audit log: " << s.message() << "\n";
+  audit_cli_change(o.audit_log, action, "users", str_cat("user '", user, "'", detail.empty() ? "" : ": ", detail));
 }
 
 Result<security::Policy> load_policy(const AuthOptions& o) {

@@ -1,6 +1,8 @@
 // Subcommand registration for the hearth CLI. Exit codes: 0 ok, 1 runtime error, 2 usage error.
 #pragma once
 
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 #include "core/status.h"
@@ -16,6 +18,12 @@ int exit_code();
 void set_exit_code(int code);
 // Prints "error: <message>" to stderr and records exit code 1.
 void report_error(const Status& s);
+// Records a local control-plane change (users, tokens, keys) in the audit log
+// (`audit_log`, else $HEARTH_AUDIT_LOG or ~/.config/hearth/audit.db, created
+// if needed) as <login>@cli. The change is already made: a log that cannot be
+// written is a warning on stderr.
+void audit_cli_change(const std::string& audit_log, const std::string& action, const std::string& resource,
+                      const std::string& detail);
 
 void add_conformance_command(CLI::App& app);
 void add_run_command(CLI::App& app);

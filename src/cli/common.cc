@@ -1,6 +1,10 @@
+#include <unistd.h>
+
+#include <cstdlib>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "security/audit_log.h"
 
 namespace hearth::cli {
 
@@ -14,6 +18,26 @@ void set_exit_code(int code) { g_exit_code = code; }
 void report_error(const Status& s) {
   std::cerr << "error: " << s.message() << "\n";
   g_exit_code = kExitRuntime;  // usage errors are CLI11's, mapped to kExitUsage in main()
+}
+
+void audit_cli_change(const std::string& audit_log, const std::string& action, const std::string& resource,
+                      const std::string& detail) {
+  const std::string path = audit_log.empty() ? security::AuditLog::default_path() : audit_log;
+  if (path.empty()) return;
+  auto log = security::AuditLog::open(path);
+  Status s = log.status();
+  if (log.ok()) {
+    const char* who = std::getenv("USER");
+    security::AuditEvent e;
+    e.user = str_cat(who && *who ? who : "uid-" + std::to_string(::getuid()), "@cli");
+    e.action = action;
+    e.resource = resource;
+    e.client = "cli";
+    e.outcome = "ok";
+    e.detail = detail;
+    s = (*log)->append(e);
+  }
+  if (!s.ok()) std::cerr << "warning: the change is made but not recorded in the audit log: " << s.message() << "\n";
 }
 
 }  // namespace hearth::cli

@@ -27,6 +27,7 @@ struct KeysOptions {
   std::string output;  // export-public: PEM file ("-" for stdout)
   bool force = false;
   bool json = false;
+  std::string audit_log;
 };
 
 std::string store_path(const KeysOptions& o) {
@@ -48,11 +49,13 @@ Status keys_create(const KeysOptions& o) {
   if (!o.key_file.empty()) {
     HEARTH_ASSIGN_OR_RETURN(security::Key key, security::generate_key(o.id, type));
     HEARTH_RETURN_IF_ERROR(security::write_key_file(o.key_file, key));
+    audit_cli_change(o.audit_log, "key.create", "keys", str_cat(kind, " key '", key.id, "' in key file ", o.key_file));
     std::cout << "created " << kind << " key " << key.id << " in key file " << o.key_file << "\n";
     return ok_status();
   }
   HEARTH_ASSIGN_OR_RETURN(security::KeyStore store, security::KeyStore::open_or_empty(store_path(o)));
   HEARTH_ASSIGN_OR_RETURN(security::Key key, store.create(o.id, type));
+  audit_cli_change(o.audit_log, "key.create", "keys", str_cat(kind, " key '", key.id, "' in ", store.path()));
   std::cout << "created " << kind << " key " << key.id << " in " << store.path() << "\n";
   if (type == security::KeyType::kSm2) {
     std::cout << "export its public half for servers with: hearth keys export-public " << key.id << "\n";
@@ -84,6 +87,7 @@ Status keys_list(const KeysOptions& o) {
 Status keys_rotate(const KeysOptions& o) {
   HEARTH_ASSIGN_OR_RETURN(security::KeyStore store, security::KeyStore::open(store_path(o)));
   HEARTH_ASSIGN_OR_RETURN(security::Key key, store.rotate(o.id));
+  audit_cli_change(o.audit_log, "key.rotate", "keys", str_cat("key '", o.id, "' to '", key.id, "' in ", store.path()));
   std::cout << "rotated key " << o.id << " to " << key.id << " in " << store.path() << " (" << o.id;
   if (key.type == security::KeyType::kSm2) {
     std::cout << " is kept; re-sign models with --key " << key.id << " and export its public half)\n";
@@ -114,12 +118,15 @@ Status keys_export_public(const KeysOptions& o) {
   }
   std::string path = o.output.empty() ? key.id + ".pub.pem" : o.output;
   HEARTH_RETURN_IF_ERROR(write_public_file(path, pem, o.force));
+  audit_cli_change(o.audit_log, "key.export_public", "keys", str_cat("public half of '", key.id, "' to ", path));
   std::cout << "wrote the public key of " << key.id << " to " << path << " (give it to servers: --trusted-signers)\n";
   return ok_status();
 }
 
 void add_store_option(CLI::App* cmd, KeysOptions& o) {
   cmd->add_option("--key-store", o.key_store, "key store file (default $HEARTH_KEY_STORE or ~/.config/hearth/keys)");
+  cmd->add_option("--audit-log", o.audit_log,
+                  "where changes are recorded (default $HEARTH_AUDIT_LOG, else ~/.config/hearth/audit.db)");
 }
 
 template <typename Fn>

@@ -6,6 +6,7 @@ hearth=$(realpath "$1")
 build=$(realpath "${2:-build}")
 zoo=$build/zoo
 work=$(mktemp -d)
+export HEARTH_AUDIT_LOG="$work/audit.db"  # key changes are audited; never into the real HOME
 trap 'rm -rf "$work"' EXIT
 export HEARTH_KEY_STORE=$work/store/keys
 unset HEARTH_MODEL_KEY
@@ -84,6 +85,11 @@ echo config >"$work/model/config.pbtxt"
 ln -s /etc/hostname "$work/model/leak.bin"
 expect_error "symlink out refused" "symlink leading out" "$hearth" encrypt "$work/model" --key prod -o "$work/x.sm4"
 rm "$work/model/leak.bin"
+
+# Key management is a control-plane action: it lands in the audit log.
+"$hearth" audit list --action 'key.*' --json | grep -q '"action":"key.create"' \
+  && "$hearth" audit list --action 'key.*' --json | grep -q '"action":"key.rotate"' \
+  && "$hearth" audit verify >/dev/null && pass "key create / rotate audited" || fail "key changes audited"
 
 [ $fails -eq 0 ] && echo "crypt cli: all passed" || echo "crypt cli: $fails failed"
 exit $((fails > 0))

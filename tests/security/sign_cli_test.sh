@@ -7,6 +7,7 @@ set -uo pipefail
 hearth=$(realpath "$1")
 mkdir -p "${2:-/tmp}"
 work=$(mktemp -d "$(realpath "${2:-/tmp}")/sign_cli.XXXXXX")
+export HEARTH_AUDIT_LOG="$work/audit.db"  # key changes are audited; never into the real HOME
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
 export HEARTH_KEY_STORE=$work/store/keys

@@ -171,6 +171,7 @@ def check_signed(hearth, zoo, work, store):
 def main():
     hearth, zoo = sys.argv[1], sys.argv[2]
     work = tempfile.mkdtemp(prefix="hearth_enc_e2e_")
+    os.environ["HEARTH_AUDIT_LOG"] = os.path.join(work, "audit.db")  # key changes are audited; not into HOME
     proc = None
     try:
         store, other = os.path.join(work, "keys"), os.path.join(work, "other-keys")
