@@ -156,6 +156,7 @@ Result<std::unique_ptr<ModelManager>> ModelManager::open(const ServerOptions& op
   m->options_ = options;
   m->root_ = root.string();
   m->registry_ = registry;
+  m->remove_stale_uploads();
 
   std::vector<std::string> names;
   if (options.control_mode != ModelControlMode::kExplicit) {
@@ -184,6 +185,24 @@ Result<std::unique_ptr<ModelManager>> ModelManager::open(const ServerOptions& op
 }
 
 ModelManager::~ModelManager() { shutdown(); }
+
+// An upload stages its files in <repo>/.upload-<model>-<random> and renames
+// them into place; a server that died mid-upload leaves the staging folder
+// behind. Folders older than an hour go at start (younger ones may belong to
+// another server sharing the repository, still uploading).
+void ModelManager::remove_stale_uploads() const {
+  std::error_code ec;
+  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(1);
+  for (fs::directory_iterator it(root_, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code e;
+    const std::string name = it->path().filename().string();
+    if (name.rfind(".upload-", 0) != 0 || !it->is_directory(e) || it->is_symlink(e)) continue;
+    if (fs::last_write_time(it->path(), e) > cutoff || e) continue;
+    fs::remove_all(it->path(), e);
+    telemetry::log_info("stale_upload_removed", {telemetry::field("folder", name),
+                                                 telemetry::field("ok", e ? "no" : "yes")});
+  }
+}
 
 std::vector<std::string> ModelManager::list_model_folders() const {
   std::vector<std::string> names;

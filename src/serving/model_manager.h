@@ -72,6 +72,7 @@ class ModelManager {
   Status load_locked(const std::string& name);
   void unload_locked(Entry& entry, const std::string& reason);
   std::vector<std::string> list_model_folders() const;
+  void remove_stale_uploads() const;
   void background();
   void reap();
   // A model loaded from memory: the file read once (a package is decrypted

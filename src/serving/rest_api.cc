@@ -278,11 +278,15 @@ AccessNeed rest_access_need(const std::string& method, const std::vector<std::st
 void RestApi::route(HttpRequest& request, const std::string& request_id, const HttpResponder& respond) {
   auto parsed = split_path(request.target);
   if (!parsed.ok()) return respond(error_reply(parsed.status()));
-  // A load's body is parsed once, here: its upload parameters decide what it needs.
+  // A load's body is parsed once; with access control only after the caller
+  // is known to hold models:deploy (a large upload is not parsed for strangers).
   std::optional<nlohmann::json> load;
-  if (is_load(request.method, *parsed)) load = load_body(request.body);
+  const bool loading = is_load(request.method, *parsed);
   auto run = [&](const HttpResponder& reply) {
-    if (load) return reply(load_reply(server_, (*parsed)[3], *load));
+    if (loading) {
+      if (!load) load = load_body(request.body);
+      return reply(load_reply(server_, (*parsed)[3], *load));
+    }
     dispatch(request, *parsed, reply);
   };
   AccessControl* access = options_.access;
@@ -291,7 +295,6 @@ void RestApi::route(HttpRequest& request, const std::string& request_id, const H
   if (!access || (access->pass_through() && !control_plane)) return run(respond);
 
   AccessNeed need = rest_access_need(request.method, *parsed);
-  if (load) add_upload_need(need, *load);
   const std::string authorization = request.header("Authorization");
   Caller caller{authorization, request.remote_address, request.client_cert_subject, request_id};
   int retry_after = 0;
@@ -306,10 +309,12 @@ void RestApi::route(HttpRequest& request, const std::string& request_id, const H
     }
     return respond(std::move(reply));
   }
-  if (need.event == "model.upload") {  // an upload also deploys: models:deploy too
-    AccessNeed deploy = need;
-    deploy.action = security::Action::kDeploy;
-    if (Status s = access->authorize(*principal, caller, deploy); !s.ok()) return respond(error_reply(s));
+  if (loading) {  // models:deploy is granted; an upload also needs create (files) or update (config)
+    load = load_body(request.body);
+    add_upload_need(need, *load);
+    if (need.event == "model.upload") {
+      if (Status s = access->authorize(*principal, caller, need); !s.ok()) return respond(error_reply(s));
+    }
   }
   if (need.event.empty() && need.action != security::Action::kInfer) return run(respond);
   // Control-plane actions (and inference, when asked) are audited with their outcome.

@@ -45,6 +45,11 @@ roles:
       - resource: models
         actions: [read]
         models: ["fraud-*"]
+  deployer:
+    description: loads and unloads what is in the repository, uploads nothing
+    rules:
+      - resource: models
+        actions: [read, deploy]
 """
 
 
@@ -69,7 +74,8 @@ def setup_auth(hearth, tmp):
     with open(policy, "w") as f:
         f.write(POLICY)
     tokens = {}
-    for user, role in (("alice", "admin"), ("oscar", "operator"), ("vera", "viewer"), ("fiona", "fraud-analyst")):
+    for user, role in (("alice", "admin"), ("oscar", "operator"), ("vera", "viewer"), ("fiona", "fraud-analyst"),
+                       ("dana", "deployer")):
         r = run_cli(hearth, "users", "add", user, "--role", role, "--auth-store", store, "--policy", policy)
         check(r.returncode == 0, f"hearth users add {user} --role {role} ({r.stderr.strip()})")
         r = run_cli(hearth, "tokens", "issue", user, "--expires", "1h", "--json", "--auth-store", store)
@@ -169,6 +175,11 @@ def check_rest_upload(port, tokens, zoo, repo):
     status, _, text = http(port, "POST", path, tokens["viewer"], body)
     check(status == 403 and "may not" in text and not os.path.exists(os.path.join(repo, "uploaded")),
           f"REST upload as viewer: 403 naming the refusal, nothing written (got {status} {text[:160]})")
+    status, _, text = http(port, "POST", path, tokens["deployer"], body)
+    check(status == 403 and "create" in text and not os.path.exists(os.path.join(repo, "uploaded")),
+          f"REST upload with models:deploy but not create: 403 naming create (got {status} {text[:160]})")
+    status, _, text = http(port, "POST", "/v2/repository/models/fraud-mlp/load", tokens["deployer"], "{}")
+    check(status == 200, f"a plain load needs models:deploy only (got {status} {text[:160]})")
     status, _, text = http(port, "POST", path, tokens["operator"], body)
     check(status == 200 and os.path.isfile(os.path.join(repo, "uploaded", "1", "model.onnx")),
           f"REST upload as operator: allowed and written (got {status} {text[:160]})")
@@ -309,7 +320,10 @@ def check_audit(hearth, audit):
     check(has(user="alice", action="model.unload", outcome="ok", model="mlp"), "audit: admin unloaded mlp (ok)")
     check(has(user="vera", action="model.load", outcome="denied"), "audit: viewer's load was denied")
     check(has(user="oscar", action="model.upload", outcome="ok", model="uploaded"), "audit: operator uploaded a model (ok)")
-    check(has(user="vera", action="model.upload", outcome="denied"), "audit: viewer's upload was denied")
+    check(has(user="vera", action="model.load", outcome="denied", model="uploaded"),
+          "audit: viewer's upload was denied (a viewer may not even load)")
+    check(has(user="dana", action="model.upload", outcome="denied", model="uploaded"),
+          "audit: deployer's upload was denied (no models:create)")
     check(has(user="vera", action="access.denied", outcome="denied"), "audit: viewer's inference was denied")
     check(has(action="auth.failed", outcome="denied"), "audit: failed authentication recorded")
     check(not has(action="infer"), "audit: inference is not recorded one by one by default")

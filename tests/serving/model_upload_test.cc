@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <fstream>
 #include <set>
 
 #include "security/crypto.h"
@@ -173,6 +175,22 @@ TEST_F(ServerTest, upload_then_infer_new_model) {
   auto again = start(explicit_mode({"up"}));
   ASSERT_TRUE(again);
   EXPECT_TRUE(again->infer(relu_request({1, 2, 3, 4}, "", "up")).ok());
+}
+
+// A server that died mid-upload leaves a staging folder; the next start
+// removes it once it is an hour old (a younger one may be another server's).
+TEST_F(ServerTest, stale_staging_folders_are_removed_at_start) {
+  const fs::path stale = dir_.path() / ".upload-m-0123456789abcdef";
+  const fs::path young = dir_.path() / ".upload-m-fedcba9876543210";
+  for (const fs::path& p : {stale, young}) {
+    fs::create_directories(p / "1");
+    std::ofstream(p / "1" / "model.onnx") << "half an upload";
+  }
+  fs::last_write_time(stale, fs::file_time_type::clock::now() - std::chrono::hours(2));
+  auto server = start(explicit_mode());
+  ASSERT_TRUE(server);
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(young));
 }
 
 TEST_F(ServerTest, upload_new_version_replaces_served_one) {
