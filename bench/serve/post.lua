@@ -15,6 +15,10 @@ wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = os.getenv("CONTENT_TYPE") or "application/json"
+local authorization = os.getenv("AUTHORIZATION")  -- e.g. "Bearer hth_..." for a server with auth on
+if authorization and authorization ~= "" then
+  wrk.headers["Authorization"] = authorization
+end
 local header_len = os.getenv("HEADER_LEN")
 if header_len and header_len ~= "" then
   wrk.headers["Inference-Header-Content-Length"] = header_len

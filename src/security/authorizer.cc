@@ -196,6 +196,7 @@ Status Authorizer::record_failure(std::string_view client, const Status& reason)
       lru_.pop_front();
     }
     it = failures_.emplace(key, Failures{}).first;
+    tracked_clients_.store(failures_.size(), std::memory_order_relaxed);
     it->second.order = lru_.insert(lru_.end(), key);
   } else {
     lru_.splice(lru_.end(), lru_, it->second.order);
@@ -222,15 +223,17 @@ Status Authorizer::record_failure(std::string_view client, const Status& reason)
 }
 
 void Authorizer::record_success(std::string_view client) {
+  if (tracked_clients_.load(std::memory_order_relaxed) == 0) return;
   std::lock_guard<std::mutex> lock(failures_mu_);
   auto it = failures_.find(std::string(client));
   if (it == failures_.end()) return;
   lru_.erase(it->second.order);
   failures_.erase(it);
+  tracked_clients_.store(failures_.size(), std::memory_order_relaxed);
 }
 
 int Authorizer::retry_after_seconds(std::string_view client) const {
-  if (!enabled_) return 0;
+  if (!enabled_ || tracked_clients_.load(std::memory_order_relaxed) == 0) return 0;
   int64_t now = now_ms();
   std::lock_guard<std::mutex> lock(failures_mu_);
   auto it = failures_.find(std::string(client));

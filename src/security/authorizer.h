@@ -114,6 +114,9 @@ class Authorizer {
   mutable std::mutex failures_mu_;  // guards failures_ and lru_
   std::unordered_map<std::string, Failures> failures_;
   std::list<std::string> lru_;  // least recently failing client first
+  // failures_.size(), readable without the lock: while no client has failed
+  // (the normal case) a request takes no lock for the lockout table.
+  std::atomic<size_t> tracked_clients_{0};
 };
 
 }  // namespace hearth::security

@@ -86,10 +86,14 @@ Status AccessControl::authorize(const security::Principal& principal, const Call
   return allowed;
 }
 
+bool AccessControl::records(const AccessNeed& need) const {
+  if (!audit_) return false;
+  return !need.event.empty() || (need.action == security::Action::kInfer && options_.audit_inference);
+}
+
 void AccessControl::record(const security::Principal& principal, const Caller& caller, const AccessNeed& need,
                            const Status& outcome) {
-  const bool inference = need.action == security::Action::kInfer;
-  if (need.event.empty() && !(inference && options_.audit_inference)) return;
+  if (!records(need)) return;
   std::string_view event = need.event.empty() ? std::string_view("infer") : std::string_view(need.event);
   audit(&principal, caller, need, event, outcome.ok() ? "ok" : "failed", outcome.ok() ? "" : outcome.message());
 }

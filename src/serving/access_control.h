@@ -86,6 +86,9 @@ class AccessControl {
   // control-plane action (need.event set) or inference with audit_inference.
   void record(const security::Principal& principal, const Caller& caller, const AccessNeed& need,
               const Status& outcome);
+  // Whether record() would write anything for this need (front ends skip the
+  // bookkeeping of an outcome otherwise).
+  bool records(const AccessNeed& need) const;
 
   security::AuditLog* audit_log() const { return audit_.get(); }
 

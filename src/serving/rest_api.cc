@@ -316,7 +316,7 @@ void RestApi::route(HttpRequest& request, const std::string& request_id, const H
       if (Status s = access->authorize(*principal, caller, need); !s.ok()) return respond(error_reply(s));
     }
   }
-  if (need.event.empty() && need.action != security::Action::kInfer) return run(respond);
+  if (!access->records(need)) return run(respond);
   // Control-plane actions (and inference, when asked) are audited with their outcome.
   HttpResponder audited = [access, respond, who = std::move(principal).value(), need = std::move(need),
                            client = request.remote_address, request_id](HttpReply reply) {
