@@ -133,7 +133,14 @@ void Authorizer::maybe_reload() {
   }
   Result<AuthStore> store = AuthStore::open(options_.store_path);
   Status s = store.status();
-  if (s.ok()) s = check_roles(*store);
+  // A role this server's policy lacks grants nothing; refusing the whole file
+  // for it would also ignore every later revocation, so it is only a warning.
+  if (s.ok()) {
+    if (Status roles = check_roles(*store); !roles.ok())
+      telemetry::log_warn("auth_store_unknown_role", {telemetry::field("path", options_.store_path),
+                                                      telemetry::field("error", roles.message()),
+                                                      telemetry::field("effect", "that role grants nothing")});
+  }
   if (!s.ok()) {
     telemetry::log_warn("auth_store_reload_failed",
                         {telemetry::field("path", options_.store_path), telemetry::field("error", s.message()),

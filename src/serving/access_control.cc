@@ -61,12 +61,16 @@ Result<security::Principal> AccessControl::authenticate(const Caller& caller, co
   } else if (failures_) {
     failures_->add();
   }
-  // Throttled attempts are not written one by one: a client hammering the
-  // server would otherwise fill the audit log.
-  if (!locked_out) audit(nullptr, caller, need, "auth.failed", "denied", principal.status().message());
-  telemetry::log_warn("auth_failed", {telemetry::field("client", caller.client),
-                                      telemetry::field("request_id", caller.request_id),
-                                      telemetry::field("reason", principal.status().message())});
+  // Only attempts that presented credentials are written one by one (they
+  // count towards the lockout, so their number is bounded); throttled ones
+  // and requests without any credentials are counted in metrics only, or an
+  // anonymous client could fill the audit log.
+  const bool presented = !caller.authorization.empty() || !caller.cert_subject.empty();
+  if (!locked_out && presented) audit(nullptr, caller, need, "auth.failed", "denied", principal.status().message());
+  telemetry::Logger::global().log(presented ? telemetry::LogLevel::kWarn : telemetry::LogLevel::kDebug, "auth_failed",
+                                  {telemetry::field("client", caller.client),
+                                   telemetry::field("request_id", caller.request_id),
+                                   telemetry::field("reason", principal.status().message())});
   return principal.status();
 }
 

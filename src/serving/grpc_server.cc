@@ -240,17 +240,19 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
       grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>* stream) override {
     return guarded([&]() -> Status {
       if (!checks_) return serve_infer_stream(server_, context, stream);
-      // Authenticated once for the stream; each request is authorized for its model.
+      // The stream is refused at once without valid credentials.
       auto caller = std::make_shared<CallCaller>(*context);
-      HEARTH_ASSIGN_OR_RETURN(security::Principal who,
-                              access_->authenticate(caller->view(), infer_need("", ""), nullptr));
+      HEARTH_RETURN_IF_ERROR(access_->authenticate(caller->view(), infer_need("", ""), nullptr).status());
       AccessControl* access = access_;
+      // Each request is checked again in full, so a token revoked or expired
+      // (or a role taken away) mid-stream stops the next request.
       return serve_infer_stream(server_, context, stream,
-                                [access, caller, who](const inference::ModelInferRequest& request) {
+                                [access, caller](const inference::ModelInferRequest& request) -> Status {
                                   AccessNeed need = infer_need(request.model_name(), request.model_version());
-                                  Status s = access->authorize(who, caller->view(), need);
-                                  if (s.ok()) access->record(who, caller->view(), need, s);
-                                  return s;
+                                  auto again = access->check(caller->view(), need);
+                                  if (!again.ok()) return again.status();
+                                  access->record(*again, caller->view(), need, ok_status());
+                                  return ok_status();
                                 });
     });
   }

@@ -142,6 +142,13 @@ Status check_model_config(const inference::ModelConfig& config, const std::strin
   if (!config.backend().empty() && config.backend() != "onnxruntime" && config.backend() != "hearth")
     return invalid_argument(file, ": backend '", config.backend(), "' is not supported (onnxruntime or hearth)");
   if (config.max_batch_size() < 0) return invalid_argument(file, ": max_batch_size must be >= 0");
+  // The model file is looked up in <model>/<version>/: a name with a folder
+  // in it could point at another model's file (and past its access rules).
+  if (const std::string& f = config.default_model_filename(); !f.empty()) {
+    if (f == "." || f == ".." || f[0] == '.' || f.find_first_of(std::string("/\\\0", 3)) != std::string::npos)
+      return invalid_argument(file, ": default_model_filename '", f,
+                              "' must be a plain file name in the version folder (no '/', '\\', or leading '.')");
+  }
   if (config.has_dynamic_batching()) {
     const auto& db = config.dynamic_batching();
     if (config.max_batch_size() == 0)

@@ -128,6 +128,17 @@ TEST(ModelConfigCheck, rejects_bad_configs_with_the_file_named) {
   EXPECT_TRUE(check("max_batch_size: 4 dynamic_batching { preferred_batch_size: [ 4 ] }").ok());
 }
 
+// The model file name may not lead out of the version folder, e.g. to
+// another model's file that the uploader may not read.
+TEST(ModelConfigCheck, default_model_filename_is_a_plain_name) {
+  EXPECT_TRUE(check("default_model_filename: \"net.onnx\"").ok());
+  for (const char* bad : {"../../team-b/1/model.onnx", "sub/model.onnx", "..", ".hidden", "a\\\\b"}) {
+    Status s = check(std::string("default_model_filename: \"") + bad + "\"");
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("default_model_filename"), std::string::npos) << s.message();
+  }
+}
+
 TEST(ModelConfigVersions, select_versions_follows_the_policy) {
   const std::vector<int64_t> available{1, 3, 2};
   auto latest2 = select_versions(parse_ok("version_policy { latest { num_versions: 2 } }"), available);
