@@ -166,6 +166,10 @@ Status serve(const ServeOptions& o) {
   ho.header_limit = static_cast<size_t>(o.max_header_kb) << 10;
   ho.header_timeout_seconds = o.header_timeout_secs;
   ho.max_connections = static_cast<size_t>(o.max_connections);
+  // With authentication on, a caller whose credentials fail is answered
+  // before the server reads (and buffers) its body.
+  if (access->auth_enabled())
+    ho.header_check = [&api](const serving::HttpRequest& head) { return api.check_header(head); };
   ho.tls = o.tls;
   serving::HttpServer http(
       [&api](serving::HttpRequest request, serving::HttpResponder respond) {

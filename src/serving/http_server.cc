@@ -152,6 +152,21 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   void on_header(beast::error_code ec, size_t) {
     if (ec) return on_read_error(ec);
     auto& req = parser_->get();
+    if (options_.header_check) {
+      HttpRequest head;
+      head.method = std::string(req.method_string());
+      head.target = std::string(req.target());
+      for (const auto& f : req) head.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+      head.remote_address = remote_;
+      if constexpr (kTls) head.client_cert_subject = client_subject_;
+      std::optional<HttpReply> early;
+      try {
+        early = options_.header_check(head);
+      } catch (const std::exception& e) {
+        early = HttpReply{500, encode_error(str_cat("internal error: ", e.what()))};
+      }
+      if (early) return send(std::move(*early), req.version(), false);  // the body stays unread: close after
+    }
     tcp_layer().expires_after(std::chrono::seconds(options_.body_timeout_seconds));
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       continue_ = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,6 +57,11 @@ struct HttpReply {
 // Answers a request by calling `respond` exactly once, from any thread.
 using HttpResponder = std::function<void(HttpReply)>;
 using HttpHandler = std::function<void(HttpRequest, HttpResponder)>;
+// Looks at a request once its header is in (`body` still empty) and may
+// answer it at once: the reply is sent, the body is not read, and the
+// connection closes. Used to refuse unauthenticated callers before they make
+// the server buffer a large body. Runs on an I/O thread: keep it short.
+using HttpHeaderCheck = std::function<std::optional<HttpReply>(const HttpRequest& head)>;
 
 struct HttpServerOptions {
   std::string address = "127.0.0.1";
@@ -67,6 +73,7 @@ struct HttpServerOptions {
   int body_timeout_seconds = 120;      // reading the body and writing the reply
   size_t max_connections = 1024;       // more get 503 and a close
   std::string name = "http";           // for logs
+  HttpHeaderCheck header_check;        // optional (see HttpHeaderCheck)
   TlsOptions tls;                      // enabled(): HTTPS (and mutual TLS with tls.client_ca_file)
 };
 

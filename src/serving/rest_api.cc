@@ -2,6 +2,7 @@
 // rest_documents.cc, inference bodies by json_codec.cc.
 #include "serving/rest_api.h"
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <future>
@@ -180,13 +181,51 @@ HttpReply error_reply(const Status& status) {
   return reply;
 }
 
-void RestApi::handle(HttpRequest request, HttpResponder respond) {
-  const auto start = std::chrono::steady_clock::now();
+namespace {
+
+// The client's X-Request-Id when it is short, printable ASCII; else a new one.
+std::string request_id_of(const HttpRequest& request) {
   std::string id = request.header("X-Request-Id");
-  // A client's id is echoed only when it is short, printable ASCII.
   bool usable = !id.empty() && id.size() <= 128;
   for (char c : id) usable = usable && c > 0x20 && c < 0x7f;
-  if (!usable) id = telemetry::new_request_id();
+  return usable ? id : telemetry::new_request_id();
+}
+
+// 401 with WWW-Authenticate, 403, or 429 with Retry-After.
+HttpReply access_error_reply(const Status& status, int retry_after) {
+  HttpReply reply = error_reply(status);
+  if (status.code() == StatusCode::kUnauthenticated) {
+    reply.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"hearth\"");
+  } else if (status.code() == StatusCode::kResourceExhausted) {
+    reply.status = 429;
+    reply.headers.emplace_back("Retry-After", std::to_string(std::max(1, retry_after)));
+  }
+  return reply;
+}
+
+}  // namespace
+
+std::optional<HttpReply> RestApi::check_header(const HttpRequest& head) {
+  AccessControl* access = options_.access;
+  if (!access || !access->auth_enabled()) return std::nullopt;
+  auto parsed = split_path(head.target);
+  if (!parsed.ok()) return std::nullopt;  // answered when the request is handled
+  AccessNeed need = rest_access_need(head.method, *parsed);
+  if (need.open) return std::nullopt;
+  const std::string authorization = head.header("Authorization");
+  const std::string id = request_id_of(head);
+  int retry_after = 0;
+  auto who = access->authenticate(Caller{authorization, head.remote_address, head.client_cert_subject, id}, need,
+                                  &retry_after);
+  if (who.ok()) return std::nullopt;
+  HttpReply reply = access_error_reply(who.status(), retry_after);
+  reply.headers.emplace_back("X-Request-Id", id);
+  return reply;
+}
+
+void RestApi::handle(HttpRequest request, HttpResponder respond) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string id = request_id_of(request);
   // Every reply carries the request id; with --access-log a line is written per request.
   HttpResponder reply_with_id;
   if (!options_.access_log) {
@@ -299,16 +338,7 @@ void RestApi::route(HttpRequest& request, const std::string& request_id, const H
   Caller caller{authorization, request.remote_address, request.client_cert_subject, request_id};
   int retry_after = 0;
   auto principal = access->check(caller, need, &retry_after);
-  if (!principal.ok()) {
-    HttpReply reply = error_reply(principal.status());
-    if (principal.status().code() == StatusCode::kUnauthenticated) {
-      reply.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"hearth\"");
-    } else if (principal.status().code() == StatusCode::kResourceExhausted) {
-      reply.status = 429;
-      reply.headers.emplace_back("Retry-After", std::to_string(retry_after));
-    }
-    return respond(std::move(reply));
-  }
+  if (!principal.ok()) return respond(access_error_reply(principal.status(), retry_after));
   if (loading) {  // models:deploy is granted; an upload also needs create (files) or update (config)
     load = load_body(request.body);
     add_upload_need(need, *load);

@@ -19,6 +19,7 @@ import base64
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -194,6 +195,27 @@ def check_rest_credentials(port, tokens):
     check(status == 404, f"REST: unknown path with a token: 404 (got {status})")
     status, _, text = http(port, "GET", "/v2/no/such/path")
     check(status == 401, f"REST: unknown path without a token: 401, nothing revealed (got {status})")
+
+
+def check_refused_before_body(port, tokens):
+    """Without valid credentials the answer comes before the body is read: a
+    client announcing 50 MB gets its 401 without sending a byte of it."""
+    def head_only(extra):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall((f"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       f"Content-Length: 50000000\r\n{extra}\r\n").encode())
+            try:
+                return s.recv(4096).decode(errors="replace")
+            except socket.timeout:
+                return ""
+    answer = head_only("")
+    check(answer.startswith("HTTP/1.1 401") and "WWW-Authenticate" in answer,
+          f"no token: 401 before the body is read ({answer[:40]!r})")
+    answer = head_only("Authorization: Bearer hth_000000000000_" + "C" * 43 + "\r\n")
+    check(answer.startswith("HTTP/1.1 401") and "invalid token" in answer,
+          f"a wrong token: 401 before the body is read ({answer[:40]!r})")
+    status, _, _ = http(port, "POST", "/v2/models/mlp/infer", tokens["operator"], INFER)
+    check(status == 200, f"a good request right after (got {status})")
 
 
 def check_custom_role(port, tokens):
@@ -387,6 +409,7 @@ def main():
         for step in (lambda: check_rest_matrix(ports["http"], tokens),
                      lambda: check_rest_upload(ports["http"], tokens, zoo, repo),
                      lambda: check_rest_credentials(ports["http"], tokens),
+                     lambda: check_refused_before_body(ports["http"], tokens),
                      lambda: check_custom_role(ports["http"], tokens),
                      lambda: check_metrics(ports["metrics"], tokens),
                      lambda: check_grpc_matrix(grpc, ports["grpc"], tokens),

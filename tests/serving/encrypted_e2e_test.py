@@ -180,13 +180,20 @@ def main():
         check(r.returncode == 0 and oct(os.stat(store).st_mode & 0o777) == "0o600", f"key store created 0600: {r.stdout}{r.stderr}")
         run([hearth, "keys", "create", "--id", "prod", "--key-store", other])  # same id, another secret
         run([hearth, "keys", "create", "--id", "elsewhere", "--key-store", other])
+        # The plaintext carries a random marker in its doc_string, so a file
+        # that holds it can only come from this test (others copy the zoo MLP).
+        import onnx
+        marker = os.urandom(24).hex()
+        unique = onnx.load(os.path.join(zoo, "mlp.onnx"))
+        unique.doc_string = f"hearth-enc-e2e-marker-{marker}"
+        plain_mlp = os.path.join(work, "mlp_marked.onnx")
+        onnx.save_model(unique, plain_mlp)
         for name, ks, key in [("mlp", store, "prod"), ("wrongkey", other, "prod"), ("unknownkey", other, "elsewhere")]:
             os.makedirs(os.path.join(repo, name, "1"))
-            r = run([hearth, "encrypt", os.path.join(zoo, "mlp.onnx"), "--key", key, "--key-store", ks,
+            r = run([hearth, "encrypt", plain_mlp, "--key", key, "--key-store", ks,
                      "-o", os.path.join(repo, name, "1", "model.onnx.sm4")])
             check(r.returncode == 0, f"encrypt {name}: {r.stderr.strip()}")
         # The MLP with its weights in an external-data file, sealed from its folder.
-        import onnx
         ext_dir = os.path.join(work, "mlp_ext")
         os.makedirs(ext_dir)
         model = onnx.load(os.path.join(zoo, "mlp.onnx"))
@@ -229,9 +236,7 @@ def main():
               f"encrypted MLP with external data serves PyTorch's outputs ({status} {out if not ok else ''})")
         # Other tests may run beside this one and create files in /tmp: what
         # must not appear is a file holding the model's plaintext.
-        with open(os.path.join(zoo, "mlp.onnx"), "rb") as f:
-            plain = f.read()
-        marker = plain[len(plain) // 2:len(plain) // 2 + 256]
+        marker = f"hearth-enc-e2e-marker-{marker}".encode()
         new = {f for f in files_under(repo, *tmp_roots) - before if "hearth_enc_e2e_" not in f or f.startswith(repo)}
         check(not {f for f in new if f.startswith(repo)}, f"no file appeared in the repository: {sorted(new)[:5]}")
         check(not [f for f in new if holds(f, marker)],
