@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "security/auth_store.h"
 #include "security/crypto.h"
+#include "security/file_lock.h"
 #include "security/policy.h"
 
 namespace hearth::cli {
@@ -99,6 +100,7 @@ std::string join(const std::vector<std::string>& items) {
 }
 
 Status users_add(const AuthOptions& o) {
+  HEARTH_ASSIGN_OR_RETURN(security::StoreLock lock, security::StoreLock::acquire(store_path(o)));
   HEARTH_ASSIGN_OR_RETURN(security::Policy policy, load_policy(o));
   for (const std::string& role : o.roles) HEARTH_RETURN_IF_ERROR(check_role(policy, o, role));
   HEARTH_ASSIGN_OR_RETURN(AuthStore store, AuthStore::open_or_empty(store_path(o)));
@@ -111,6 +113,7 @@ Status users_add(const AuthOptions& o) {
 }
 
 Status users_remove(const AuthOptions& o) {
+  HEARTH_ASSIGN_OR_RETURN(security::StoreLock lock, security::StoreLock::acquire(store_path(o)));
   HEARTH_ASSIGN_OR_RETURN(AuthStore store, open_store(o));
   size_t tokens = 0;
   for (const auto& t : store.tokens()) tokens += t.user == o.name;
@@ -122,6 +125,7 @@ Status users_remove(const AuthOptions& o) {
 }
 
 Status users_grant(const AuthOptions& o) {
+  HEARTH_ASSIGN_OR_RETURN(security::StoreLock lock, security::StoreLock::acquire(store_path(o)));
   HEARTH_ASSIGN_OR_RETURN(security::Policy policy, load_policy(o));
   HEARTH_RETURN_IF_ERROR(check_role(policy, o, o.role));
   HEARTH_ASSIGN_OR_RETURN(AuthStore store, open_store(o));
@@ -133,6 +137,7 @@ Status users_grant(const AuthOptions& o) {
 }
 
 Status users_revoke(const AuthOptions& o) {
+  HEARTH_ASSIGN_OR_RETURN(security::StoreLock lock, security::StoreLock::acquire(store_path(o)));
   HEARTH_ASSIGN_OR_RETURN(AuthStore store, open_store(o));
   HEARTH_RETURN_IF_ERROR(store.revoke(o.name, o.role));
   HEARTH_RETURN_IF_ERROR(store.save());
@@ -162,6 +167,7 @@ Status users_list(const AuthOptions& o) {
 }
 
 Status tokens_issue(const AuthOptions& o) {
+  HEARTH_ASSIGN_OR_RETURN(security::StoreLock lock, security::StoreLock::acquire(store_path(o)));
   HEARTH_ASSIGN_OR_RETURN(int64_t ttl, parse_duration(o.expires));
   HEARTH_ASSIGN_OR_RETURN(AuthStore store, open_store(o));
   HEARTH_ASSIGN_OR_RETURN(security::IssuedToken issued, store.issue_token(o.name, ttl, o.description, now_unix()));
@@ -184,6 +190,7 @@ Status tokens_issue(const AuthOptions& o) {
 }
 
 Status tokens_revoke(const AuthOptions& o) {
+  HEARTH_ASSIGN_OR_RETURN(security::StoreLock lock, security::StoreLock::acquire(store_path(o)));
   HEARTH_ASSIGN_OR_RETURN(AuthStore store, open_store(o));
   std::string owner = "-";
   for (const auto& t : store.tokens())

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "security/file_lock.h"
 #include "security/keystore.h"
 #include "security/signing.h"
 
@@ -53,6 +54,7 @@ Status keys_create(const KeysOptions& o) {
     std::cout << "created " << kind << " key " << key.id << " in key file " << o.key_file << "\n";
     return ok_status();
   }
+  HEARTH_ASSIGN_OR_RETURN(security::StoreLock lock, security::StoreLock::acquire(store_path(o)));
   HEARTH_ASSIGN_OR_RETURN(security::KeyStore store, security::KeyStore::open_or_empty(store_path(o)));
   HEARTH_ASSIGN_OR_RETURN(security::Key key, store.create(o.id, type));
   audit_cli_change(o.audit_log, "key.create", "keys", str_cat(kind, " key '", key.id, "' in ", store.path()));
@@ -85,6 +87,7 @@ Status keys_list(const KeysOptions& o) {
 }
 
 Status keys_rotate(const KeysOptions& o) {
+  HEARTH_ASSIGN_OR_RETURN(security::StoreLock lock, security::StoreLock::acquire(store_path(o)));
   HEARTH_ASSIGN_OR_RETURN(security::KeyStore store, security::KeyStore::open(store_path(o)));
   HEARTH_ASSIGN_OR_RETURN(security::Key key, store.rotate(o.id));
   audit_cli_change(o.audit_log, "key.rotate", "keys", str_cat("key '", o.id, "' to '", key.id, "' in ", store.path()));

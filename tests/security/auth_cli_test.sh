@@ -93,5 +93,12 @@ expect_error "bad policy names the line" "bad.yaml:2:" bash -c \
   && pass "--auth-store" || fail "--auth-store"
 "$hearth" users add 2>/dev/null; [ $? -eq 2 ] && pass "usage error exits 2" || fail "usage error exit code"
 
+# Commands run at the same moment do not lose each other's changes (a lock around read-change-save).
+"$hearth" users add erin --role viewer --auth-store "$work/race.json" >/dev/null
+for i in $(seq 8); do "$hearth" tokens issue erin --auth-store "$work/race.json" >/dev/null & done
+wait
+n=$("$hearth" tokens list --user erin --json --auth-store "$work/race.json" | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+[ "$n" = 8 ] && pass "8 tokens issued at once: all 8 kept" || fail "concurrent issue kept $n of 8 tokens"
+
 echo "$fails failure(s)"
 [ "$fails" -eq 0 ]
