@@ -212,7 +212,7 @@ TEST_F(ServerTest, upload_refuses_existing_version_and_leaves_no_trace) {
   Status s = server->load_model("relu", relu_upload(1));
   EXPECT_EQ(s.code(), StatusCode::kAlreadyExists);
   EXPECT_NE(s.message().find("version 1 of 'relu' exists; upload a new version number"), std::string::npos) << s.message();
-  for (const std::string& path : {"../x", "1/../../etc/passwd", "/abs", "1/.hidden", "01/model.onnx"}) {
+  for (const char* path : {"../x", "1/../../etc/passwd", "/abs", "1/.hidden", "01/model.onnx"}) {
     ModelUpload bad = relu_upload(3);
     bad.files.push_back({path, "x"});
     EXPECT_EQ(server->load_model("relu", bad).code(), StatusCode::kInvalidArgument) << path;

@@ -330,7 +330,7 @@ TEST_F(RestApiTest, full_queue_is_503_with_retry_after) {
   start();
   auto first = std::make_shared<std::promise<HttpReply>>();
   auto first_reply = first->get_future();
-  api_->handle(HttpRequest{"POST", "/v2/models/relu/infer", kGoodBody, {}, nullptr},
+  api_->handle(HttpRequest{"POST", "/v2/models/relu/infer", kGoodBody, {}, nullptr, "127.0.0.1", ""},
                [first](HttpReply r) { first->set_value(std::move(r)); });
   HttpReply second = post("/v2/models/relu/infer", kGoodBody);
   EXPECT_EQ(second.status, 503) << second.body;
@@ -361,7 +361,7 @@ TEST_F(RestApiTest, request_timeout_parameter_and_client_cancel) {
   auto cancelled = std::make_shared<std::atomic<bool>>(false);
   auto promise = std::make_shared<std::promise<HttpReply>>();
   auto reply = promise->get_future();
-  api_->handle(HttpRequest{"POST", "/v2/models/relu/infer", kGoodBody, {}, cancelled},
+  api_->handle(HttpRequest{"POST", "/v2/models/relu/infer", kGoodBody, {}, cancelled, "127.0.0.1", ""},
                [promise](HttpReply r) { promise->set_value(std::move(r)); });
   cancelled->store(true);
   HttpReply r = reply.get();
