@@ -1,9 +1,13 @@
 // Built-in roles, the YAML policy parser and the access check (see policy.h).
 #include "security/policy.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <yaml-cpp/yaml.h>
 
 #include <array>
+#include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -341,6 +345,20 @@ Result<Policy> Policy::load_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return not_found("policy file ", path, " does not exist");
   if (!std::filesystem::is_regular_file(path, ec)) return invalid_argument("policy file ", path, " is not a regular file");
+  // The policy is not secret, but whoever can change it grants roles: refuse a
+  // file others may write or another user (other than root) owns.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+      char mode[8];
+      std::snprintf(mode, sizeof(mode), "%03o", static_cast<unsigned>(st.st_mode & 0777));
+      return Status(StatusCode::kPermissionDenied, str_cat("policy file ", path, " is writable by group or others (mode ",
+                                                           mode, "); refusing it (run: chmod go-w ", path, ")"));
+    }
+    if (st.st_uid != ::geteuid() && st.st_uid != 0)
+      return Status(StatusCode::kPermissionDenied,
+                    str_cat("policy file ", path, " is owned by another user (uid ", st.st_uid, "); refusing it"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return invalid_argument("cannot read policy file ", path);
   std::ostringstream text;

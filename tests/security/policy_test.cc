@@ -2,6 +2,7 @@
 // reference), the built-in roles, YAML parsing with errors that name the line,
 // and allows() with model-scoped rules.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fnmatch.h>
 
@@ -164,6 +165,22 @@ TEST(PolicyParse, ShippedExampleFileLoads) {
   ASSERT_TRUE(p.ok()) << p.status().message();
   EXPECT_NE(p->find_role("fraud-analyst"), nullptr);
   EXPECT_TRUE(p->allows({"fraud-analyst"}, R::kInference, A::kInfer, "fraud-detector"));
+}
+
+// Whoever can change the policy grants roles: a file others may write is refused.
+TEST(PolicyParse, FileWritableByOthersIsRefused) {
+  std::filesystem::path file =
+      std::filesystem::temp_directory_path() / ("hearth_policy_" + std::to_string(::getpid()) + ".yaml");
+  { std::ofstream(file) << "roles: {}\n"; }
+  std::filesystem::permissions(file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                                         std::filesystem::perms::others_write);
+  Result<Policy> p = Policy::load_file(file.string());
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(p.status().message().find("chmod go-w"), std::string::npos) << p.status().message();
+  std::filesystem::permissions(file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_TRUE(Policy::load_file(file.string()).ok());
+  std::filesystem::remove(file);
 }
 
 TEST(PolicyParse, MissingFileIsNotFound) {
