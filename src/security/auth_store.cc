@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "security/crypto.h"
+#include "security/private_file.h"
 #include "security/sm3_fast.h"
 #include "security/policy.h"
 
@@ -32,86 +33,7 @@ constexpr size_t kMaxDescriptionSize = 256;
 constexpr std::string_view kTokenPrefix = "hth_";
 constexpr int kStoreVersion = 1;
 
-Status permission_denied(const std::string& msg) { return Status(StatusCode::kPermissionDenied, msg); }
 Status unauthenticated(const std::string& msg) { return Status(StatusCode::kUnauthenticated, msg); }
-
-std::string mode_string(mode_t mode) {
-  std::ostringstream os;
-  os << '0' << std::oct << (mode & 07777);
-  return os.str();
-}
-
-// Reads the store after checking that only its owner, the current user, can read or write it.
-Result<std::string> read_private_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return not_found("auth store ", path, " does not exist");
-    return permission_denied(str_cat("cannot open auth store ", path, ": ", std::strerror(errno)));
-  }
-  struct stat st {};
-  Status bad;
-  if (::fstat(fd, &st) != 0) {
-    bad = internal_error("cannot stat auth store ", path, ": ", std::strerror(errno));
-  } else if (!S_ISREG(st.st_mode)) {
-    bad = invalid_argument("auth store ", path, " is not a regular file");
-  } else if (st.st_uid != ::geteuid()) {
-    bad = permission_denied(str_cat("auth store ", path, " is owned by uid ", st.st_uid,
-                                    ", not by the current user (uid ", ::geteuid(), "); refusing to use it"));
-  } else if ((st.st_mode & 077) != 0) {
-    bad = permission_denied(str_cat("auth store ", path, " has mode ", mode_string(st.st_mode),
-                                    ", wider than 0600; refusing to use it (run: chmod 600 ", path, ")"));
-  } else if (static_cast<size_t>(st.st_size) > kMaxStoreBytes) {
-    bad = invalid_argument("auth store ", path, " is ", st.st_size, " bytes, more than ", kMaxStoreBytes);
-  }
-  if (!bad.ok()) {
-    ::close(fd);
-    return bad;
-  }
-  std::string text(static_cast<size_t>(st.st_size), '\0');
-  size_t got = 0;
-  while (got < text.size()) {
-    ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  text.resize(got);
-  return text;
-}
-
-// Writes `text` to a new file created with mode 0600 (O_EXCL: never follows or reuses a file).
-Status write_new_private_file(const std::string& path, const std::string& text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return internal_error("cannot create ", path, ": ", std::strerror(errno));
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  bool ok = done == text.size() && ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(path.c_str());
-    return internal_error("cannot write ", path, ": ", std::strerror(err));
-  }
-  return ok_status();
-}
-
-// Creates the store's folder, owner-only when Hearth creates it.
-Status ensure_parent_dir(const std::string& path) {
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (parent.empty()) return ok_status();
-  std::error_code ec;
-  if (std::filesystem::exists(parent, ec)) return ok_status();
-  std::filesystem::create_directories(parent, ec);
-  if (ec) return internal_error("cannot create folder ", parent.string(), ": ", ec.message());
-  std::filesystem::permissions(parent, std::filesystem::perms::owner_all, ec);
-  return ok_status();
-}
 
 bool is_lower_hex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
@@ -298,7 +220,7 @@ std::string AuthStore::default_path() {
 }
 
 Result<AuthStore> AuthStore::open(const std::string& path) {
-  HEARTH_ASSIGN_OR_RETURN(std::string text, read_private_file(path));
+  HEARTH_ASSIGN_OR_RETURN(std::string text, read_private_file(path, "auth store", kMaxStoreBytes));
   Result<AuthStore> store = parse(text, "auth store " + path);
   if (store.ok()) store->path_ = path;
   return store;
@@ -527,16 +449,7 @@ std::string AuthStore::to_json() const {
 
 Status AuthStore::save() const {
   if (path_.empty()) return failed_precondition("auth store has no file to save to");
-  HEARTH_RETURN_IF_ERROR(ensure_parent_dir(path_));
-  std::string tmp = str_cat(path_, ".tmp.", ::getpid());
-  ::unlink(tmp.c_str());
-  HEARTH_RETURN_IF_ERROR(write_new_private_file(tmp, to_json()));
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return internal_error("cannot replace auth store ", path_, ": ", std::strerror(err));
-  }
-  return ok_status();
+  return save_private_file(path_, to_json(), "auth store");
 }
 
 }  // namespace hearth::security

@@ -8,20 +8,15 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <filesystem>
 #include <thread>
+
+#include "security/private_file.h"
 
 namespace hearth::security {
 
 Result<StoreLock> StoreLock::acquire(const std::string& store_path, int wait_ms) {
   const std::string path = store_path + ".lock";
-  std::error_code ec;
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  // A missing folder is created owner-only, as the stores create theirs.
-  if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
-    std::filesystem::create_directories(parent, ec);
-    if (!ec) std::filesystem::permissions(parent, std::filesystem::perms::owner_all, ec);
-  }
+  HEARTH_RETURN_IF_ERROR(ensure_private_parent_dir(path));  // owner-only, as the stores create theirs
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return internal_error("cannot open the lock file ", path, ": ", std::strerror(errno));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);

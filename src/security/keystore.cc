@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "security/crypto.h"
+#include "security/private_file.h"
 #include "security/signing.h"
 
 namespace hearth::security {
@@ -21,54 +22,6 @@ namespace hearth::security {
 namespace {
 
 constexpr size_t kMaxKeyFileSize = 1 << 20;
-
-Status permission_denied(const std::string& msg) { return Status(StatusCode::kPermissionDenied, msg); }
-
-std::string mode_string(mode_t mode) {
-  std::ostringstream os;
-  os << '0' << std::oct << (mode & 07777);
-  return os.str();
-}
-
-// Reads a secret-holding file after checking that only its owner, the current
-// user, can read or write it.
-Result<std::string> read_private_file(const std::string& path, const std::string& what) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return not_found(what, " ", path, " does not exist");
-    return permission_denied(str_cat("cannot open ", what, " ", path, ": ", std::strerror(errno)));
-  }
-  struct stat st {};
-  Status bad;
-  if (::fstat(fd, &st) != 0) {
-    bad = internal_error("cannot stat ", what, " ", path, ": ", std::strerror(errno));
-  } else if (!S_ISREG(st.st_mode)) {
-    bad = invalid_argument(what, " ", path, " is not a regular file");
-  } else if (st.st_uid != ::geteuid()) {
-    bad = permission_denied(str_cat(what, " ", path, " is owned by uid ", st.st_uid, ", not by the current user (uid ",
-                                    ::geteuid(), "); refusing to use it"));
-  } else if ((st.st_mode & 077) != 0) {
-    bad = permission_denied(str_cat(what, " ", path, " has mode ", mode_string(st.st_mode),
-                                    ", wider than 0600; refusing to use it (run: chmod 600 ", path, ")"));
-  } else if (static_cast<size_t>(st.st_size) > kMaxKeyFileSize) {
-    bad = invalid_argument(what, " ", path, " is ", st.st_size, " bytes, larger than any key file");
-  }
-  if (!bad.ok()) {
-    ::close(fd);
-    return bad;
-  }
-  std::string text(static_cast<size_t>(st.st_size), '\0');
-  size_t got = 0;
-  while (got < text.size()) {
-    ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  text.resize(got);
-  return text;
-}
 
 // Decodes and checks the secret of a key of `type` (cleansed on failure).
 Result<std::string> decode_secret(const std::string& b64, KeyType type, const std::string& id) {
@@ -156,39 +109,6 @@ std::string serialize_keys(const std::vector<Key>& keys) {
   return out;
 }
 
-// Writes `text` to a new file created with mode 0600 (O_EXCL: never follows or reuses a file).
-Status write_new_private_file(const std::string& path, const std::string& text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return internal_error("cannot create ", path, ": ", std::strerror(errno));
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  bool ok = done == text.size() && ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(path.c_str());
-    return internal_error("cannot write ", path, ": ", std::strerror(err));
-  }
-  return ok_status();
-}
-
-// Creates the folder a key file goes in, owner-only when Hearth creates it.
-Status ensure_parent_dir(const std::string& path) {
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (parent.empty()) return ok_status();
-  std::error_code ec;
-  if (std::filesystem::exists(parent, ec)) return ok_status();
-  std::filesystem::create_directories(parent, ec);
-  if (ec) return internal_error("cannot create folder ", parent.string(), ": ", ec.message());
-  std::filesystem::permissions(parent, std::filesystem::perms::owner_all, ec);
-  return ok_status();
-}
-
 }  // namespace
 
 Key::~Key() { cleanse(secret); }
@@ -235,7 +155,7 @@ std::string KeyStore::default_path() {
 }
 
 Result<KeyStore> KeyStore::open(const std::string& path) {
-  HEARTH_ASSIGN_OR_RETURN(std::string text, read_private_file(path, "key store"));
+  HEARTH_ASSIGN_OR_RETURN(std::string text, read_private_file(path, "key store", kMaxKeyFileSize));
   KeyStore store;
   store.path_ = path;
   HEARTH_ASSIGN_OR_RETURN(store.keys_, parse_keys(text, "key store " + path));
@@ -289,19 +209,10 @@ Result<Key> KeyStore::rotate(const std::string& id) {
 }
 
 Status KeyStore::save() const {
-  HEARTH_RETURN_IF_ERROR(ensure_parent_dir(path_));
   std::string text = serialize_keys(keys_);
-  std::string tmp = str_cat(path_, ".tmp.", ::getpid());
-  ::unlink(tmp.c_str());
-  Status s = write_new_private_file(tmp, text);
+  Status s = save_private_file(path_, text, "key store");
   cleanse(text);
-  HEARTH_RETURN_IF_ERROR(s);
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return internal_error("cannot replace key store ", path_, ": ", std::strerror(err));
-  }
-  return ok_status();
+  return s;
 }
 
 Result<Key> SingleKeyResolver::find(const std::string& id) const {
@@ -353,14 +264,14 @@ Result<std::unique_ptr<KeyResolver>> key_from_env(const char* var) {
 }
 
 Result<std::unique_ptr<KeyResolver>> key_from_file(const std::string& path) {
-  HEARTH_ASSIGN_OR_RETURN(std::string text, read_private_file(path, "key file"));
+  HEARTH_ASSIGN_OR_RETURN(std::string text, read_private_file(path, "key file", kMaxKeyFileSize));
   HEARTH_ASSIGN_OR_RETURN(std::vector<Key> keys, parse_keys(text, "key file " + path));
   if (keys.size() != 1) return invalid_argument("key file ", path, " holds ", keys.size(), " keys, expected exactly 1");
   return std::unique_ptr<KeyResolver>(std::make_unique<SingleKeyResolver>(std::move(keys[0]), "key file " + path));
 }
 
 Status write_key_file(const std::string& path, const Key& key) {
-  HEARTH_RETURN_IF_ERROR(ensure_parent_dir(path));
+  HEARTH_RETURN_IF_ERROR(ensure_private_parent_dir(path));
   std::string text = serialize_keys({key});
   Status s = write_new_private_file(path, text);
   cleanse(text);
