@@ -187,6 +187,7 @@ Status serve(const ServeOptions& o) {
     go.max_message_mb = static_cast<int>(o.max_body_mb);
     go.tls = o.tls;
     go.access = access.get();
+    go.access_log = o.access_log;
     HEARTH_ASSIGN_OR_RETURN(grpc, serving::GrpcServer::start(*server, go));
     log_listening("grpc", o.grpc_address, grpc->port(), o.tls);
   }
@@ -253,7 +254,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--metrics-address", o->metrics_address, "metrics address to listen on")->capture_default_str();
   cmd->add_option("--log-level", o->log_level, "debug | info | warn | error")->capture_default_str();
   cmd->add_option("--log-file", o->log_file, "append JSON log lines here instead of stderr");
-  cmd->add_flag("--access-log", o->access_log, "one JSON log line per HTTP request");
+  cmd->add_flag("--access-log", o->access_log, "one JSON log line per HTTP request and gRPC call");
   cmd->add_option("--model-key-store", o->model_key_store,
                   "key store for encrypted models (<version>/model.onnx.sm4); see `hearth keys`");
   cmd->add_option("--model-key-file", o->model_key_file, "a single key file for encrypted models");

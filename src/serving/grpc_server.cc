@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <exception>
+#include <iterator>
 #include <limits>
 #include <mutex>
 #include <string_view>
@@ -160,22 +161,31 @@ AccessNeed plain_need(security::Resource resource) {
   return need;
 }
 
+const char* grpc_code_name(grpc::StatusCode code) {
+  static constexpr const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+                                           "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                                           "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+                                           "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  const int i = static_cast<int>(code);
+  return i >= 0 && i < static_cast<int>(std::size(kNames)) ? kNames[i] : "UNKNOWN";
+}
+
 class InferenceService final : public inference::GRPCInferenceService::Service {
  public:
-  InferenceService(InferenceServer& server, AccessControl* access)
-      : server_(server), access_(access), checks_(access && !access->pass_through()) {}
+  InferenceService(InferenceServer& server, AccessControl* access, bool access_log)
+      : server_(server), access_(access), checks_(access && !access->pass_through()), access_log_(access_log) {}
 
-  grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
+  grpc::Status ServerLive(grpc::ServerContext* context, const inference::ServerLiveRequest*,
                           inference::ServerLiveResponse* out) override {
-    return guarded([&] {
+    return logged("ServerLive", context, [&] {
       out->set_live(server_.live());
       return ok_status();
     });
   }
 
-  grpc::Status ServerReady(grpc::ServerContext*, const inference::ServerReadyRequest*,
+  grpc::Status ServerReady(grpc::ServerContext* context, const inference::ServerReadyRequest*,
                            inference::ServerReadyResponse* out) override {
-    return guarded([&] {
+    return logged("ServerReady", context, [&] {
       out->set_ready(server_.ready());
       return ok_status();
     });
@@ -183,7 +193,7 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status ModelReady(grpc::ServerContext* context, const inference::ModelReadyRequest* in,
                           inference::ModelReadyResponse* out) override {
-    return guarded([&]() -> Status {
+    return logged("ModelReady", context, [&]() -> Status {
       HEARTH_RETURN_IF_ERROR(admit(context, model_need(in->name(), in->version())));
       HEARTH_ASSIGN_OR_RETURN(bool ready, server_.model_ready(in->name(), in->version()));
       out->set_ready(ready);
@@ -193,7 +203,7 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status ServerMetadata(grpc::ServerContext* context, const inference::ServerMetadataRequest*,
                               inference::ServerMetadataResponse* out) override {
-    return guarded([&]() -> Status {
+    return logged("ServerMetadata", context, [&]() -> Status {
       HEARTH_RETURN_IF_ERROR(admit(context, plain_need(security::Resource::kSystemConfig)));
       serving::ServerMetadata m = server_.server_metadata();
       out->set_name(m.name);
@@ -205,7 +215,7 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status ModelMetadata(grpc::ServerContext* context, const inference::ModelMetadataRequest* in,
                              inference::ModelMetadataResponse* out) override {
-    return guarded([&]() -> Status {
+    return logged("ModelMetadata", context, [&]() -> Status {
       HEARTH_RETURN_IF_ERROR(admit(context, model_need(in->name(), in->version())));
       HEARTH_ASSIGN_OR_RETURN(serving::ModelMetadata m, server_.model_metadata(in->name(), in->version()));
       encode_model_metadata(m, out);
@@ -215,7 +225,7 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status ModelConfig(grpc::ServerContext* context, const inference::ModelConfigRequest* in,
                            inference::ModelConfigResponse* out) override {
-    return guarded([&]() -> Status {
+    return logged("ModelConfig", context, [&]() -> Status {
       HEARTH_RETURN_IF_ERROR(admit(context, model_need(in->name(), in->version())));
       HEARTH_ASSIGN_OR_RETURN(*out->mutable_config(), server_.model_config(in->name(), in->version()));
       return ok_status();
@@ -224,7 +234,7 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* in,
                           inference::ModelInferResponse* out) override {
-    return guarded([&]() -> Status {
+    return logged("ModelInfer", context, [&]() -> Status {
       if (!checks_) return infer_unary(server_, context, *in, out);
       CallCaller caller(*context);
       AccessNeed need = infer_need(in->model_name(), in->model_version());
@@ -238,7 +248,7 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   grpc::Status ModelStreamInfer(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>* stream) override {
-    return guarded([&]() -> Status {
+    return logged("ModelStreamInfer", context, [&]() -> Status {
       if (!checks_) return serve_infer_stream(server_, context, stream);
       // The stream is refused at once without valid credentials.
       auto caller = std::make_shared<CallCaller>(*context);
@@ -259,7 +269,7 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status ModelStatistics(grpc::ServerContext* context, const inference::ModelStatisticsRequest* in,
                                inference::ModelStatisticsResponse* out) override {
-    return guarded([&]() -> Status {
+    return logged("ModelStatistics", context, [&]() -> Status {
       HEARTH_RETURN_IF_ERROR(admit(context, model_need(in->name(), in->version(), false)));
       HEARTH_ASSIGN_OR_RETURN(auto stats, server_.model_statistics(in->name(), in->version()));
       for (const serving::ModelStatistics& s : stats) encode_model_statistics(s, out->add_model_stats());
@@ -269,7 +279,7 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status RepositoryIndex(grpc::ServerContext* context, const inference::RepositoryIndexRequest* in,
                                inference::RepositoryIndexResponse* out) override {
-    return guarded([&]() -> Status {
+    return logged("RepositoryIndex", context, [&]() -> Status {
       HEARTH_RETURN_IF_ERROR(admit(context, plain_need(security::Resource::kRepository)));
       for (const ModelIndexEntry& e : server_.repository_index(in->ready())) {
         auto* m = out->add_models();
@@ -284,7 +294,7 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status RepositoryModelLoad(grpc::ServerContext* context, const inference::RepositoryModelLoadRequest* in,
                                    inference::RepositoryModelLoadResponse*) override {
-    return guarded([&]() -> Status {
+    return logged("RepositoryModelLoad", context, [&]() -> Status {
       AccessNeed need = control_need(in->model_name(), "model.load");
       const bool uploads = add_upload_need(need, in->parameters());
       auto run = [&]() -> Status {
@@ -306,7 +316,7 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status RepositoryModelUnload(grpc::ServerContext* context, const inference::RepositoryModelUnloadRequest* in,
                                      inference::RepositoryModelUnloadResponse*) override {
-    return guarded([&]() -> Status {
+    return logged("RepositoryModelUnload", context, [&]() -> Status {
       return control(context, control_need(in->model_name(), "model.unload"), [&]() -> Status {
         HEARTH_RETURN_IF_ERROR(check_no_parameters(in->parameters(), "RepositoryModelUnload"));
         return server_.unload_model(in->model_name());
@@ -315,6 +325,23 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   }
 
  private:
+  // Runs a call through guarded(); with the access log, writes one JSON line
+  // for it, as the REST side writes http_request lines.
+  template <typename F>
+  grpc::Status logged(const char* method, grpc::ServerContext* context, F&& f) {
+    if (!access_log_) return guarded(std::forward<F>(f));
+    const auto start = std::chrono::steady_clock::now();
+    grpc::Status status = guarded(std::forward<F>(f));
+    const auto us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+    telemetry::log_info("grpc_request", {telemetry::field("method", method),
+                                         telemetry::field("peer", peer_address(context->peer())),
+                                         telemetry::field("request_id", metadata_value(*context, "x-request-id")),
+                                         telemetry::field("code", grpc_code_name(status.error_code())),
+                                         telemetry::field("duration_us", static_cast<int64_t>(us))});
+    return status;
+  }
+
   // Authenticates and authorizes a call (nothing to do without access control).
   Status admit(grpc::ServerContext* context, const AccessNeed& need) {
     if (!checks_) return ok_status();
@@ -351,6 +378,7 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   InferenceServer& server_;
   AccessControl* access_;  // nullptr: every call allowed, nothing audited
   bool checks_;            // calls are checked (auth on, or inference audited)
+  bool access_log_;        // one log line per call
 };
 
 std::string host_port(const std::string& address, uint16_t port) {
@@ -443,7 +471,7 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::start(InferenceServer& server, c
     std::unique_ptr<GrpcServer> self(new GrpcServer());
     Impl& impl = *self->impl_;
     impl.server = &server;
-    impl.service = std::make_unique<InferenceService>(server, options.access);
+    impl.service = std::make_unique<InferenceService>(server, options.access, options.access_log);
 
     static std::once_flag log_once;
     std::call_once(log_once, [] { gpr_set_log_function(log_grpc_message); });

@@ -44,6 +44,7 @@ struct GrpcServerOptions {
   TlsOptions tls;  // enabled(): TLS; with tls.client_ca_file, client certificates required and verified
   // Authentication, RBAC and audit (access_control.h); nullptr = everything allowed.
   AccessControl* access = nullptr;
+  bool access_log = false;  // one JSON log line per call ("grpc_request")
 };
 
 // The subject of the call's verified client certificate, RFC 2253 text as

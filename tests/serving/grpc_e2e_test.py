@@ -423,7 +423,7 @@ def main():
         repo = os.path.join(tmp, "repo")
         make_repository(repo, zoo)
         # Not strict: the broken model must not make the whole server unready.
-        proc, port, lines = start_server(hearth, repo, ["--strict-readiness", "false"])
+        proc, port, lines = start_server(hearth, repo, ["--strict-readiness", "false", "--access-log"])
         check(port is not None, f"server logs a 'listening' event for gRPC (port {port})")
         if port is None:
             return 1
@@ -435,6 +435,12 @@ def main():
             except Exception as e:  # noqa: BLE001 - report and go on with the next group
                 check(False, f"{step.__name__} raised {type(e).__name__}: {e}")
         c.channel.close()
+        calls = [json.loads(l) for l in lines if '"event":"grpc_request"' in l]
+        infer = [e for e in calls if e.get("method") == "ModelInfer"]
+        check(infer and all(k in infer[0] for k in ("peer", "code", "duration_us", "request_id")),
+              f"--access-log: one grpc_request line per call ({len(calls)} lines, e.g. {infer[:1]})")
+        check(any(e.get("method") == "ModelInfer" and e.get("code") == "NOT_FOUND" for e in calls),
+              "--access-log: failed calls are logged with their status code")
         rc = stop_server(proc)
         check(rc == 0, f"server exits 0 on SIGTERM (rc {rc})")
         check_strict_readiness(grpc, hearth, repo)
