@@ -152,7 +152,9 @@ void Authorizer::maybe_reload() {
                                               telemetry::field("users", fresh->users().size()),
                                               telemetry::field("tokens", fresh->tokens().size())});
   std::lock_guard<std::mutex> lock(store_mu_);
-  store_ = std::move(fresh);
+  // A slower reload of an older version must not replace a newer one that
+  // another thread installed meanwhile.
+  if (file_ == seen) store_ = std::move(fresh);
 }
 
 Result<Principal> Authorizer::check_credentials(const AuthStore& store, const Credentials& credentials) const {
