@@ -14,7 +14,7 @@ PACKAGES=(
   # CLI, logging, JSON, storage, crypto
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev rapidjson-dev libsqlite3-dev libssl-dev libyaml-cpp-dev
   # tests
-  libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev sqlite3 openssl
   # reference models and data
   python3 python3-numpy python3-onnx python3-torch python3-torchvision python3-grpcio python3-protobuf
   # serving load benchmark (bench/serve)
