@@ -234,14 +234,7 @@ void add_common_options(CLI::App* cmd, AuthOptions& o) {
   cmd->add_option("--auth-store", o.auth_store,
                   "users and tokens file (default $HEARTH_AUTH_STORE or ~/.config/hearth/auth.json)");
   cmd->add_option("--policy", o.policy, "policy file defining custom roles (default: built-in roles only)");
-  cmd->add_option("--audit-log", o.audit_log,
-                  "where changes are recorded (default $HEARTH_AUDIT_LOG, else ~/.config/hearth/audit.db)");
-}
-
-template <typename Fn>
-void run_auth(const std::shared_ptr<AuthOptions>& o, Fn fn) {
-  Status s = fn(*o);
-  if (!s.ok()) report_error(s);
+  add_audit_log_option(cmd, o.audit_log);
 }
 
 void add_users_command(CLI::App& app) {
@@ -255,29 +248,29 @@ void add_users_command(CLI::App& app) {
   add->add_option("--cert-subject", o->cert_subjects,
                   "map a client certificate subject (RFC 2253, e.g. \"CN=alice,O=Bank\") to this user");
   add_common_options(add, *o);
-  add->callback([o] { run_auth(o, users_add); });
+  add->callback([o] { run_reporting(o, users_add); });
 
   CLI::App* remove = users->add_subcommand("remove", "Remove a user and all of its tokens");
   remove->add_option("name", o->name, "user name")->required();
   add_common_options(remove, *o);
-  remove->callback([o] { run_auth(o, users_remove); });
+  remove->callback([o] { run_reporting(o, users_remove); });
 
   CLI::App* grant = users->add_subcommand("grant", "Give a user a role");
   grant->add_option("name", o->name, "user name")->required();
   grant->add_option("role", o->role, "role")->required();
   add_common_options(grant, *o);
-  grant->callback([o] { run_auth(o, users_grant); });
+  grant->callback([o] { run_reporting(o, users_grant); });
 
   CLI::App* revoke = users->add_subcommand("revoke", "Take a role from a user");
   revoke->add_option("name", o->name, "user name")->required();
   revoke->add_option("role", o->role, "role")->required();
   add_common_options(revoke, *o);
-  revoke->callback([o] { run_auth(o, users_revoke); });
+  revoke->callback([o] { run_reporting(o, users_revoke); });
 
   CLI::App* list = users->add_subcommand("list", "List users, their roles and certificate subjects");
   list->add_flag("--json", o->json, "print JSON");
   add_common_options(list, *o);
-  list->callback([o] { run_auth(o, users_list); });
+  list->callback([o] { run_reporting(o, users_list); });
 }
 
 void add_tokens_command(CLI::App& app) {
@@ -291,18 +284,18 @@ void add_tokens_command(CLI::App& app) {
   issue->add_option("--description", o->description, "what the token is for");
   issue->add_flag("--json", o->json, "print JSON");
   add_common_options(issue, *o);
-  issue->callback([o] { run_auth(o, tokens_issue); });
+  issue->callback([o] { run_reporting(o, tokens_issue); });
 
   CLI::App* revoke = tokens->add_subcommand("revoke", "Revoke a token by id");
   revoke->add_option("id", o->token_id, "token id (the 12 hex characters after hth_)")->required();
   add_common_options(revoke, *o);
-  revoke->callback([o] { run_auth(o, tokens_revoke); });
+  revoke->callback([o] { run_reporting(o, tokens_revoke); });
 
   CLI::App* list = tokens->add_subcommand("list", "List token ids, users and expiry (never secrets)");
   list->add_option("--user", o->name, "only this user's tokens");
   list->add_flag("--json", o->json, "print JSON");
   add_common_options(list, *o);
-  list->callback([o] { run_auth(o, tokens_list); });
+  list->callback([o] { run_reporting(o, tokens_list); });
 }
 
 }  // namespace

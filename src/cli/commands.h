@@ -1,6 +1,7 @@
 // Subcommand registration for the hearth CLI. Exit codes: 0 ok, 1 runtime error, 2 usage error.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -24,6 +25,15 @@ void report_error(const Status& s);
 // written is a warning on stderr.
 void audit_cli_change(const std::string& audit_log, const std::string& action, const std::string& resource,
                       const std::string& detail);
+// The --audit-log option of commands that change users, tokens or keys.
+void add_audit_log_option(CLI::App* cmd, std::string& audit_log);
+
+// Runs a subcommand on its options and reports a failure (exit code 1).
+template <typename Options, typename Fn>
+void run_reporting(const std::shared_ptr<Options>& options, Fn fn) {
+  Status s = fn(*options);
+  if (!s.ok()) report_error(s);
+}
 
 void add_conformance_command(CLI::App& app);
 void add_run_command(CLI::App& app);

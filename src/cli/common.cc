@@ -40,4 +40,9 @@ void audit_cli_change(const std::string& audit_log, const std::string& action, c
   if (!s.ok()) std::cerr << "warning: the change is made but not recorded in the audit log: " << s.message() << "\n";
 }
 
+void add_audit_log_option(CLI::App* cmd, std::string& audit_log) {
+  cmd->add_option("--audit-log", audit_log,
+                  "where changes are recorded (default $HEARTH_AUDIT_LOG, else ~/.config/hearth/audit.db)");
+}
+
 }  // namespace hearth::cli

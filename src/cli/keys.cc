@@ -128,14 +128,7 @@ Status keys_export_public(const KeysOptions& o) {
 
 void add_store_option(CLI::App* cmd, KeysOptions& o) {
   cmd->add_option("--key-store", o.key_store, "key store file (default $HEARTH_KEY_STORE or ~/.config/hearth/keys)");
-  cmd->add_option("--audit-log", o.audit_log,
-                  "where changes are recorded (default $HEARTH_AUDIT_LOG, else ~/.config/hearth/audit.db)");
-}
-
-template <typename Fn>
-void run_keys(const std::shared_ptr<KeysOptions>& o, Fn fn) {
-  Status s = fn(*o);
-  if (!s.ok()) report_error(s);
+  add_audit_log_option(cmd, o.audit_log);
 }
 
 }  // namespace
@@ -152,24 +145,24 @@ void add_keys_command(CLI::App& app) {
       ->check(CLI::IsMember({"sm4", "sm2"}, CLI::ignore_case));
   add_store_option(create, *o);
   create->add_option("--key-file", o->key_file, "write the key to this new standalone key file instead of the store");
-  create->callback([o] { run_keys(o, keys_create); });
+  create->callback([o] { run_reporting(o, keys_create); });
 
   CLI::App* list = keys->add_subcommand("list", "List key ids and creation dates (never secrets)");
   add_store_option(list, *o);
   list->add_flag("--json", o->json, "print JSON");  // id, type, created
-  list->callback([o] { run_keys(o, keys_list); });
+  list->callback([o] { run_reporting(o, keys_list); });
 
   CLI::App* rotate = keys->add_subcommand("rotate", "Add a new key ID-2 (ID-3, ...) next to ID; ID is kept");
   rotate->add_option("id,--id", o->id, "key to rotate")->required();
   add_store_option(rotate, *o);
-  rotate->callback([o] { run_keys(o, keys_rotate); });
+  rotate->callback([o] { run_reporting(o, keys_rotate); });
 
   CLI::App* pub = keys->add_subcommand("export-public", "Export the public half of an SM2 signing key");
   pub->add_option("id,--id", o->id, "SM2 signing key")->required();
   add_store_option(pub, *o);
   pub->add_option("-o,--output", o->output, "PEM file to write (default ID.pub.pem; '-' for stdout)");
   pub->add_flag("--force", o->force, "replace an existing file");
-  pub->callback([o] { run_keys(o, keys_export_public); });
+  pub->callback([o] { run_reporting(o, keys_export_public); });
 }
 
 }  // namespace hearth::cli

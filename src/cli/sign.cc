@@ -92,12 +92,6 @@ Status verify(const SignOptions& o) {
   return ok_status();
 }
 
-template <typename Fn>
-void run_sign(const std::shared_ptr<SignOptions>& o, Fn fn) {
-  Status s = fn(*o);
-  if (!s.ok()) report_error(s);
-}
-
 }  // namespace
 
 void add_sign_command(CLI::App& app) {
@@ -109,7 +103,7 @@ void add_sign_command(CLI::App& app) {
   sign_cmd->add_option("--key-file", o->key_file, "standalone key file holding the key");
   sign_cmd->add_option("-o,--output", o->output, "signature file (default FILE.sig)");
   sign_cmd->add_flag("--json", o->json, "print JSON");
-  sign_cmd->callback([o] { run_sign(o, sign); });
+  sign_cmd->callback([o] { run_reporting(o, sign); });
 
   auto v = std::make_shared<SignOptions>();
   CLI::App* verify_cmd = app.add_subcommand("verify", "Check a model's signature against trusted SM2 public keys");
@@ -118,7 +112,7 @@ void add_sign_command(CLI::App& app) {
       ->required();
   verify_cmd->add_option("--signature", v->output, "signature file (default FILE.sig)");
   verify_cmd->add_flag("--json", v->json, "print JSON");
-  verify_cmd->callback([v] { run_sign(v, verify); });
+  verify_cmd->callback([v] { run_reporting(v, verify); });
 }
 
 }  // namespace hearth::cli

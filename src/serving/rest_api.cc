@@ -210,7 +210,7 @@ std::optional<HttpReply> RestApi::check_header(const HttpRequest& head) {
   if (!access || !access->auth_enabled()) return std::nullopt;
   auto parsed = split_path(head.target);
   if (!parsed.ok()) return std::nullopt;  // answered when the request is handled
-  AccessNeed need = rest_access_need(head.method, *parsed);
+  AccessNeed need = rest_access_need(*parsed);
   if (need.open) return std::nullopt;
   const std::string authorization = head.header("Authorization");
   const std::string id = request_id_of(head);
@@ -264,7 +264,7 @@ HttpReply RestApi::handle_sync(const std::string& method, const std::string& tar
   return future.get();
 }
 
-AccessNeed rest_access_need(const std::string& method, const std::vector<std::string>& seg) {
+AccessNeed rest_access_need(const std::vector<std::string>& seg) {
   using security::Action;
   using security::Resource;
   AccessNeed need;
@@ -310,7 +310,6 @@ AccessNeed rest_access_need(const std::string& method, const std::vector<std::st
   } else if (what != "stats") {  // metadata, ready, config
     need.alternative = std::make_pair(Resource::kInference, Action::kInfer);
   }
-  (void)method;
   return need;
 }
 
@@ -333,7 +332,7 @@ void RestApi::route(HttpRequest& request, const std::string& request_id, const H
   const bool control_plane = parsed->size() >= 2 && (*parsed)[1] == "repository";
   if (!access || (access->pass_through() && !control_plane)) return run(respond);
 
-  AccessNeed need = rest_access_need(request.method, *parsed);
+  AccessNeed need = rest_access_need(*parsed);
   const std::string authorization = request.header("Authorization");
   Caller caller{authorization, request.remote_address, request.client_cert_subject, request_id};
   int retry_after = 0;

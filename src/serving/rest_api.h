@@ -44,7 +44,7 @@ struct RestApiOptions {
 };
 
 // What a REST request needs from the access policy (see docs/SECURITY.md for the table).
-AccessNeed rest_access_need(const std::string& method, const std::vector<std::string>& segments);
+AccessNeed rest_access_need(const std::vector<std::string>& segments);
 
 class RestApi {
  public:
