@@ -1,5 +1,7 @@
 #include "graph/optimizer.h"
 
+#include "graph/nchwc.h"
+
 #include <cmath>
 #include <map>
 #include <set>
@@ -115,12 +117,23 @@ bool fusable_activation(const Graph& g, const Node& n, std::string* name, std::v
   return false;
 }
 
+// The declared or inferred type of a value: an intermediate, a graph input or a graph output.
+const ValueInfo* find_value_info(const Graph& g, const std::string& name) {
+  auto it = g.value_info.find(name);
+  if (it != g.value_info.end()) return &it->second;
+  for (const auto* list : {&g.inputs, &g.outputs})
+    for (const auto& v : *list)
+      if (v.name == name) return &v;
+  return nullptr;
+}
+
 // Two values whose inferred shapes are known and identical (symbolic dims by name).
 bool same_known_shape(const Graph& g, const std::string& a, const std::string& b) {
-  auto ia = g.value_info.find(a), ib = g.value_info.find(b);
-  if (ia == g.value_info.end() || ib == g.value_info.end()) return false;
-  const ValueInfo& x = ia->second;
-  const ValueInfo& y = ib->second;
+  const ValueInfo* ia = find_value_info(g, a);
+  const ValueInfo* ib = find_value_info(g, b);
+  if (!ia || !ib) return false;
+  const ValueInfo& x = *ia;
+  const ValueInfo& y = *ib;
   if (!x.has_shape || !y.has_shape || x.dims.size() != y.dims.size() || x.dims.empty()) return false;
   for (size_t i = 0; i < x.dims.size(); ++i) {
     if (x.dims[i] != y.dims[i]) return false;
@@ -154,7 +167,7 @@ bool swish_after(const Graph& g, const Uses& uses, const std::string& y, size_t*
 
 }  // namespace
 
-Result<OptimizerStats> optimize_graph(Model& model) {
+Result<OptimizerStats> optimize_graph(Model& model, bool blocked_layout) {
   Graph& g = model.graph;
   OptimizerStats stats;
   std::vector<bool> dead(g.nodes.size(), false);
@@ -227,6 +240,9 @@ Result<OptimizerStats> optimize_graph(Model& model) {
   if (fused_any && !model.opsets.count("com.microsoft")) model.opsets["com.microsoft"] = 1;
   // Rewrites can move a node's output before a later reader's producer: re-sort.
   HEARTH_RETURN_IF_ERROR(topological_sort(g));
+  if (blocked_layout) {
+    HEARTH_ASSIGN_OR_RETURN(stats.nchwc_nodes, apply_nchwc_layout(model));
+  }
   return stats;
 }
 

@@ -3,6 +3,8 @@
 //   - Conv + BatchNormalization (inference, constant parameters) -> Conv with folded weights
 //   - Conv [+ Add of a same-shaped tensor] [+ activation] -> com.microsoft FusedConv,
 //     which runs the addition and activation as oneDNN post-ops
+//   - with `blocked_layout`, the 8-channel blocked layout between convolutions
+//     (graph/nchwc.h)
 #pragma once
 
 #include "core/status.h"
@@ -13,8 +15,9 @@ namespace hearth {
 struct OptimizerStats {
   int conv_bn_folded = 0;
   int conv_fused = 0;
+  int nchwc_nodes = 0;  // nodes that run on blocked-layout values
 };
 
-Result<OptimizerStats> optimize_graph(Model& model);
+Result<OptimizerStats> optimize_graph(Model& model, bool blocked_layout = true);
 
 }  // namespace hearth

@@ -179,11 +179,59 @@ void parallel_broadcast_rows(const BroadcastPlan& p, int num_threads, Fn&& fn) {
   }
 }
 
+// broadcast_map2's path for short tiled rows: the last two collapsed dims are
+// [Q, R] with R small, one input reads a whole [Q, R] block and the other the
+// same R elements for every q. This is a per-channel operand in the 8-channel
+// blocked layout ([N, C/8, H, W, 8] * [N, C/8, 1, 1, 8]), where the row walker
+// would pay its per-row bookkeeping every 8 elements. False when the plan has
+// another form.
+template <typename Out, typename A, typename B, typename Op>
+bool broadcast_map2_tiled(const BroadcastPlan& p, const A* a, const B* b, Out* out, int num_threads, Op op) {
+  const size_t r = p.dims.size();
+  if (r < 2 || p.dims[r - 1] > 64) return false;
+  const int64_t q_n = p.dims[r - 2], r_n = p.dims[r - 1];
+  const auto& sa = p.strides[0];
+  const auto& sb = p.strides[1];
+  const bool a_full = sa[r - 1] == 1 && sa[r - 2] == r_n, b_full = sb[r - 1] == 1 && sb[r - 2] == r_n;
+  const bool a_tile = sa[r - 1] == 1 && sa[r - 2] == 0, b_tile = sb[r - 1] == 1 && sb[r - 2] == 0;
+  if (!((a_full && b_tile) || (a_tile && b_full))) return false;
+  const int64_t block = q_n * r_n, outer = p.numel / block;
+  const bool par = num_threads > 1 && p.numel >= 64 * 1024;
+#pragma omp parallel for num_threads(std::max(num_threads, 1)) if (par) schedule(static)
+  for (int64_t m = 0; m < outer; ++m) {
+    int64_t rem = m, oa = 0, ob = 0;
+    for (size_t d = r - 2; d-- > 0;) {
+      const int64_t i = rem % p.dims[d];
+      rem /= p.dims[d];
+      oa += i * sa[d], ob += i * sb[d];
+    }
+    Out* y = out + m * block;
+    if (r_n == 8) {  // the blocked layout's rows: a fixed trip count the compiler unrolls and vectorizes
+      for (int64_t q = 0; q < q_n; ++q) {
+        const A* ra = a + oa + (a_full ? q * 8 : 0);
+        const B* rb = b + ob + (b_full ? q * 8 : 0);
+#pragma omp simd
+        for (int64_t i = 0; i < 8; ++i) y[q * 8 + i] = op(ra[i], rb[i]);
+      }
+      continue;
+    }
+    for (int64_t q = 0; q < q_n; ++q) {
+      const A* ra = a + oa + (a_full ? q * r_n : 0);
+      const B* rb = b + ob + (b_full ? q * r_n : 0);
+      Out* ry = y + q * r_n;
+#pragma omp simd
+      for (int64_t i = 0; i < r_n; ++i) ry[i] = op(ra[i], rb[i]);
+    }
+  }
+  return true;
+}
+
 // out[i] = op(a[ia], b[ib]) over the broadcast of a and b. `p` must come from
 // make_broadcast_plan({shape_a, shape_b}). Element types are whatever the
 // pointers are; op is called with (A, B) values and must return Out.
 template <typename Out, typename A, typename B, typename Op>
 void broadcast_map2(const BroadcastPlan& p, const A* a, const B* b, Out* out, int num_threads, Op op) {
+  if (broadcast_map2_tiled(p, a, b, out, num_threads, op)) return;
   parallel_broadcast_rows(p, num_threads, [&](int64_t o, int64_t n, const int64_t* off, const int64_t* st) {
     const A* pa = a + off[0];
     const B* pb = b + off[1];

@@ -3,7 +3,9 @@
 // once); double, and anything oneDNN rejects, runs the reference loops
 // (conv_ref.h); float16/bfloat16 are computed in float32. com.microsoft
 // FusedConv (Conv + optional residual Z + activation, conv_fusion.h) shares the
-// Conv kernel and maps onto oneDNN post-ops.
+// Conv kernel and maps onto oneDNN post-ops. The blocked-layout Conv of
+// graph/nchwc.h (domain ai.hearth.nchwc) is the same kernel with its output,
+// and optionally its input, in 8-channel blocks.
 #include <algorithm>
 #include <memory>
 
@@ -11,7 +13,9 @@
 #include "kernels/conv_fusion.h"
 #include "kernels/conv_geometry.h"
 #include "kernels/conv_ref.h"
+#include "graph/nchwc.h"
 #include "kernels/kernel.h"
+#include "kernels/nchwc_layout.h"
 #include "kernels/register_all.h"
 
 namespace hearth {
@@ -36,7 +40,10 @@ class ConvKernelBase : public Kernel {
     output_padding_ = info.node.attr_ints("output_padding");
     output_shape_ = info.node.attr_ints("output_shape");
     if (const Tensor* w = info.constant_input(1)) const_w_ = *w;
-    fused_ = info.node.op_type == "FusedConv";
+    nchwc_ = info.node.domain == kNchwcDomain;
+    x_blocked_ = nchwc_ && info.node.attr_int("x_blocked", 0) != 0;
+    fused_ = info.node.op_type == "FusedConv" || nchwc_;
+    if (nchwc_ && transpose_) return unimplemented("a blocked-layout ConvTranspose is not supported");
     if (fused_) {
       HEARTH_RETURN_IF_ERROR(parse_conv_activation(info.node.attr_string("activation", ""),
                                                    info.node.attr_floats("activation_params"), &fusion_));
@@ -49,11 +56,29 @@ class ConvKernelBase : public Kernel {
     const Tensor* w = ctx.input(1);
     const Tensor* b = ctx.input(2);
     const Tensor* z = fused_ ? ctx.input(3) : nullptr;
-    HEARTH_ASSIGN_OR_RETURN(ConvCall call, validate(ctx.node(), x, w, b));
-    if (z && (z->shape() != call.out_shape || z->dtype() != x->dtype()))
+    if (!x) return invalid_argument(ctx.node().describe(), ": inputs X and W are required");
+    Shape x_shape = x->shape();
+    if (nchwc_) {
+      if (x->dtype() != DataType::kFloat)
+        return invalid_argument(ctx.node().describe(), ": the blocked layout is float32 only, got ", x->describe());
+      if (x_blocked_) {
+        auto logical = nchwc_logical_shape(x->shape());
+        if (!logical.ok()) return with_node_context(logical.status(), ctx.node());
+        x_shape = std::move(logical).value();
+      }
+    }
+    HEARTH_ASSIGN_OR_RETURN(ConvCall call, validate(ctx.node(), x_shape, x, w, b));
+    Shape y_shape = call.out_shape;
+    if (nchwc_) {
+      if (call.shape.c_out % kNchwcBlock != 0)
+        return invalid_argument(ctx.node().describe(), ": a blocked output needs a multiple of 8 channels, got ",
+                                call.shape.c_out);
+      y_shape = nchwc_blocked_shape(call.out_shape);
+    }
+    if (z && (z->shape() != y_shape || z->dtype() != x->dtype()))
       return invalid_argument(ctx.node().describe(), ": Z ", z->describe(), " must match the output ",
-                              dtype_name(x->dtype()), shape_str(call.out_shape));
-    Tensor& y = ctx.allocate_output(0, x->dtype(), call.out_shape);
+                              dtype_name(x->dtype()), shape_str(y_shape));
+    Tensor& y = ctx.allocate_output(0, x->dtype(), y_shape);
     if (y.numel() == 0) return ok_status();
     const int threads = std::max(1, ctx.num_threads());
     scratch_ = ctx.allocator();
@@ -74,16 +99,18 @@ class ConvKernelBase : public Kernel {
   }
 
  private:
-  Result<ConvCall> validate(const Node& node, const Tensor* x, const Tensor* w, const Tensor* b) const {
+  // `xs` is X's logical shape (unblocked).
+  Result<ConvCall> validate(const Node& node, const Shape& xs, const Tensor* x, const Tensor* w,
+                            const Tensor* b) const {
     if (!x || !w) return invalid_argument(node.describe(), ": inputs X and W are required");
-    if (x->rank() < 3) return invalid_argument(node.describe(), ": X must have rank >= 3, got ", x->describe());
-    if (w->rank() != x->rank())
+    if (xs.size() < 3) return invalid_argument(node.describe(), ": X must have rank >= 3, got ", x->describe());
+    if (w->rank() != xs.size())
       return invalid_argument(node.describe(), ": W ", w->describe(), " must have the rank of X ", x->describe());
     if (w->dtype() != x->dtype() || (b && b->dtype() != x->dtype()))
       return invalid_argument(node.describe(), ": X, W and B must share a dtype");
     ConvCall c;
     ConvShape& s = c.shape;
-    s.n = x->dim(0), s.c_in = x->dim(1), s.group = group_;
+    s.n = xs[0], s.c_in = xs[1], s.group = group_;
     if (!transpose_) {
       s.c_out = w->dim(0);
       if (w->dim(1) * group_ != s.c_in || s.c_out % group_ != 0)
@@ -97,7 +124,7 @@ class ConvKernelBase : public Kernel {
     }
     if (b && (b->rank() != 1 || b->dim(0) != s.c_out))
       return invalid_argument(node.describe(), ": B ", b->describe(), " must have shape [", s.c_out, "]");
-    std::vector<int64_t> in_sp(x->shape().begin() + 2, x->shape().end());
+    std::vector<int64_t> in_sp(xs.begin() + 2, xs.end());
     std::vector<int64_t> kernel(w->shape().begin() + 2, w->shape().end());
     if (!attrs_.kernel_shape.empty() && attrs_.kernel_shape != kernel)
       return invalid_argument(node.describe(), ": kernel_shape ", shape_str(attrs_.kernel_shape),
@@ -137,16 +164,38 @@ class ConvKernelBase : public Kernel {
       ConvFusion fusion = fusion_;
       fusion.sum = has_z;
       auto plan = DnnlConvPlan::create(transpose_, c.shape.n, c.shape.c_in, c.shape.c_out, group_, c.window,
-                                       has_bias, fusion);
+                                       has_bias, fusion, x_blocked_, nchwc_);
       plan_ok_ = plan.ok();
       if (plan_ok_) plan_ = std::move(plan).value();
     }
+    if (!plan_ok_ && nchwc_) return run_ref_blocked(c, x, w, b, z, y, threads);
     if (!plan_ok_) {
       run_ref<float>(c, x, w, b, z, y, threads);
       return ok_status();
     }
     const bool w_const = const_w_.defined() && const_w_.dtype() == DataType::kFloat && const_w_.data<float>() == w;
     return plan_->run(x, w, b, y, w_const, z, scratch_);
+  }
+
+  // The reference on plain copies of blocked operands (oneDNN refused the shape).
+  Status run_ref_blocked(const ConvCall& c, const float* x, const float* w, const float* b, const float* z, float* y,
+                         int threads) {
+    const int64_t in_plane = shape_numel(c.window.in), out_plane = shape_numel(c.window.out);
+    Tensor xp, zp;
+    if (x_blocked_) {
+      xp = Tensor(DataType::kFloat, {c.shape.n * c.shape.c_in * in_plane});
+      nchwc_to_plain(x, xp.data<float>(), c.shape.n, c.shape.c_in, in_plane, threads);
+      x = xp.data<float>();
+    }
+    if (z) {
+      zp = Tensor(DataType::kFloat, {c.shape.n * c.shape.c_out * out_plane});
+      nchwc_to_plain(z, zp.data<float>(), c.shape.n, c.shape.c_out, out_plane, threads);
+      z = zp.data<float>();
+    }
+    Tensor yp(DataType::kFloat, c.out_shape);
+    run_ref<float>(c, x, w, b, z, yp.data<float>(), threads);
+    nchwc_from_plain(yp.data<float>(), y, c.shape.n, c.shape.c_out, out_plane, threads);
+    return ok_status();
   }
 
   Status run_via_float(const ConvCall& c, const Tensor& x, const Tensor& w, const Tensor* b, const Tensor* z,
@@ -175,6 +224,7 @@ class ConvKernelBase : public Kernel {
   std::vector<int64_t> output_padding_, output_shape_;
   Tensor const_w_;  // the initializer feeding W, when there is one (shares its memory)
   bool fused_ = false;
+  bool nchwc_ = false, x_blocked_ = false;  // blocked-layout Conv (graph/nchwc.h); its X is blocked
   Allocator* scratch_ = nullptr;  // the running session's pool, for oneDNN's blocked buffers
   ConvFusion fusion_;  // FusedConv's activation (sum is decided per call by Z)
   // oneDNN plan for the last seen shapes.
@@ -200,6 +250,7 @@ void register_conv_kernels(KernelRegistry& r) {
   r.add({"Conv", "", 1, kMaxOpset, float_types(), kernel_factory<ConvKernel>()});
   r.add({"ConvTranspose", "", 1, kMaxOpset, float_types(), kernel_factory<ConvTransposeKernel>()});
   r.add({"FusedConv", "com.microsoft", 1, kMaxOpset, float_types(), kernel_factory<ConvKernel>()});
+  r.add({"Conv", kNchwcDomain, 1, kMaxOpset, {DataType::kFloat}, kernel_factory<ConvKernel>()});
 }
 
 }  // namespace hearth

@@ -16,8 +16,8 @@ using dt = memory::data_type;
 
 struct DnnlConvImpl {
   dnnl::primitive prim;
-  memory::desc src_plain, w_plain, dst_plain, bias_md;
-  memory src_user, w_user, dst_user, bias_user;  // wrap the caller's plain buffers
+  memory::desc src_caller, w_plain, dst_caller, bias_md;
+  memory src_user, w_user, dst_user, bias_user;  // wrap the caller's buffers
   memory src_mem, w_mem, dst_mem;                // what the primitive reads/writes
   bool src_reorder = false, w_reorder = false, dst_reorder = false, has_bias = false;
   bool w_ready = false;  // constant weights already in w_mem
@@ -62,6 +62,14 @@ memory::desc plain_act(int64_t n, int64_t c, const std::vector<int64_t>& sp) {
   memory::dims d = {n, c};
   d.insert(d.end(), sp.begin(), sp.end());
   return memory::desc(d, dt::f32, row_major_strides(d));
+}
+
+// The 8-channel blocked layout of graph/nchwc.h: nCw8c, nChw8c or nCdhw8c.
+memory::desc blocked_act(int64_t n, int64_t c, const std::vector<int64_t>& sp) {
+  memory::dims d = {n, c};
+  d.insert(d.end(), sp.begin(), sp.end());
+  const tag t = sp.size() == 1 ? tag::nCw8c : sp.size() == 2 ? tag::nChw8c : tag::nCdhw8c;
+  return memory::desc(d, dt::f32, t);
 }
 
 memory::desc any_like(const memory::desc& md) { return memory::desc(md.dims(), dt::f32, tag::any); }
@@ -113,14 +121,17 @@ DnnlConvPlan::~DnnlConvPlan() = default;
 
 Result<std::unique_ptr<DnnlConvPlan>> DnnlConvPlan::create(bool transpose, int64_t n, int64_t c_in, int64_t c_out,
                                                            int64_t group, const Window& window, bool has_bias,
-                                                           const ConvFusion& fusion) {
+                                                           const ConvFusion& fusion, bool src_blocked,
+                                                           bool dst_blocked) {
   if (window.rank() < 1 || window.rank() > 3) return unimplemented("oneDNN conv supports 1 to 3 spatial dims");
+  if ((src_blocked && c_in % 8 != 0) || (dst_blocked && c_out % 8 != 0))
+    return invalid_argument("a blocked convolution needs channel counts that are multiples of 8");
   std::unique_ptr<DnnlConvPlan> plan(new DnnlConvPlan());
   DnnlConvImpl& p = *plan->impl_;
   try {
     auto& eng = dnnl_cpu_engine();
-    p.src_plain = plain_act(n, c_in, window.in);
-    p.dst_plain = plain_act(n, c_out, window.out);
+    p.src_caller = src_blocked ? blocked_act(n, c_in, window.in) : plain_act(n, c_in, window.in);
+    p.dst_caller = dst_blocked ? blocked_act(n, c_out, window.out) : plain_act(n, c_out, window.out);
     p.w_plain = plain_weights(transpose, c_in, c_out, group, window);
     p.has_bias = has_bias;
     if (has_bias) p.bias_md = memory::desc({c_out}, dt::f32, tag::a);
@@ -133,22 +144,22 @@ Result<std::unique_ptr<DnnlConvPlan>> DnnlConvPlan::create(bool transpose, int64
     p.sum = fusion.sum;
     memory::desc src_pd, w_pd, dst_pd;
     if (!transpose) {
-      dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct, any_like(p.src_plain),
-                                        any_like(p.w_plain), p.bias_md, any_like(p.dst_plain), strides, dil, pl, pr);
+      dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct, any_like(p.src_caller),
+                                        any_like(p.w_plain), p.bias_md, any_like(p.dst_caller), strides, dil, pl, pr);
       dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
       p.prim = dnnl::convolution_forward(pd);
       src_pd = pd.src_desc(), w_pd = pd.weights_desc(), dst_pd = pd.dst_desc();
     } else {
-      dnnl::deconvolution_forward::desc d(prop, dnnl::algorithm::deconvolution_direct, any_like(p.src_plain),
-                                          any_like(p.w_plain), p.bias_md, any_like(p.dst_plain), strides, dil, pl,
+      dnnl::deconvolution_forward::desc d(prop, dnnl::algorithm::deconvolution_direct, any_like(p.src_caller),
+                                          any_like(p.w_plain), p.bias_md, any_like(p.dst_caller), strides, dil, pl,
                                           pr);
       dnnl::deconvolution_forward::primitive_desc pd(d, attr, eng);
       p.prim = dnnl::deconvolution_forward(pd);
       src_pd = pd.src_desc(), w_pd = pd.weights_desc(), dst_pd = pd.dst_desc();
     }
-    bind(p.src_plain, src_pd, true, &p.src_user, &p.src_mem, &p.src_reorder, &p.src_r, false);
+    bind(p.src_caller, src_pd, true, &p.src_user, &p.src_mem, &p.src_reorder, &p.src_r, false);
     bind(p.w_plain, w_pd, true, &p.w_user, &p.w_mem, &p.w_reorder, &p.w_r, true);
-    bind(p.dst_plain, dst_pd, false, &p.dst_user, &p.dst_mem, &p.dst_reorder, &p.dst_r, false);
+    bind(p.dst_caller, dst_pd, false, &p.dst_user, &p.dst_mem, &p.dst_reorder, &p.dst_r, false);
     if (has_bias) p.bias_user = memory(p.bias_md, eng, nullptr);
     if (p.sum && p.dst_reorder) p.z_r = dnnl::reorder(p.dst_user, p.dst_mem);
   } catch (const dnnl::error& e) {
@@ -183,7 +194,7 @@ Status DnnlConvPlan::run(const float* x, const float* w, const float* b, float* 
         p.z_r.execute(s, p.dst_user, p.dst_mem);
         p.dst_user.set_data_handle(y);
       } else if (z != y) {
-        std::copy_n(z, p.dst_plain.get_size() / sizeof(float), y);
+        std::copy_n(z, p.dst_caller.get_size() / sizeof(float), y);
       }
     }
     if (!(weights_constant && p.w_ready)) {

@@ -1,7 +1,8 @@
 // oneDNN float32 Conv / ConvTranspose for one input shape: the primitive is
 // built once, blocked weights are reordered once when they are constant, and
-// src/dst are reordered from/to plain NC(D)HW per call when oneDNN prefers a
-// blocked layout. Owned by one kernel; not for concurrent use.
+// src/dst are reordered per call from/to the caller's layout (plain NC(D)HW, or
+// the 8-channel blocked layout of graph/nchwc.h) when oneDNN prefers another.
+// Owned by one kernel; not for concurrent use.
 #pragma once
 
 #include <memory>
@@ -22,9 +23,12 @@ class DnnlConvPlan {
   // transposed conv, window.pad_end is the net end crop (may be negative).
   // `fusion` adds oneDNN post-ops (sum of Z, activation).
   // Fails (Status) when oneDNN has no implementation; callers fall back.
+  // `src_blocked` / `dst_blocked`: the caller's x / y (and z) are in the
+  // 8-channel blocked layout (their channel count must be a multiple of 8).
   static Result<std::unique_ptr<DnnlConvPlan>> create(bool transpose, int64_t n, int64_t c_in, int64_t c_out,
                                                       int64_t group, const Window& window, bool has_bias,
-                                                      const ConvFusion& fusion = {});
+                                                      const ConvFusion& fusion = {}, bool src_blocked = false,
+                                                      bool dst_blocked = false);
   // y = act(op(x, w) + b + z). With `weights_constant`, `w` is reordered on the
   // first call only and must then stay the same data for the plan's lifetime.
   // `z` (shape of y) is required when the plan fuses a sum, ignored otherwise.

@@ -15,9 +15,10 @@ using dnnl::memory;
 
 struct DnnlPoolImpl {
   dnnl::pooling_v2_forward prim;
-  memory src, dst;              // wrap the caller's plain buffers
-  memory src_blk, dst_blk;      // channel-blocked copies the jit kernels want
+  memory src, dst;              // wrap the caller's buffers
+  memory src_blk, dst_blk;      // channel-blocked copies the jit kernels want (plain callers only)
   dnnl::reorder src_r, dst_r;
+  bool caller_blocked = false;  // the caller's buffers are already blocked: no reorders
 };
 
 namespace {
@@ -41,7 +42,8 @@ DnnlPoolPlan::DnnlPoolPlan() : impl_(std::make_unique<DnnlPoolImpl>()) {}
 DnnlPoolPlan::~DnnlPoolPlan() = default;
 
 Result<std::unique_ptr<DnnlPoolPlan>> DnnlPoolPlan::create(DnnlPoolKind kind, int64_t n, int64_t c,
-                                                           const Window& w) {
+                                                           const Window& w, bool blocked) {
+  if (blocked && c % 8 != 0) return invalid_argument("blocked pooling needs a multiple of 8 channels");
   if (w.rank() < 1 || w.rank() > 3) return unimplemented("oneDNN pooling supports 1 to 3 spatial dims");
   memory::dims strides, kernel, dil, pl, pr;
   for (size_t i = 0; i < w.rank(); ++i) {
@@ -79,6 +81,12 @@ Result<std::unique_ptr<DnnlPoolPlan>> DnnlPoolPlan::create(DnnlPoolKind kind, in
     // oneDNN's generic fallback (e.g. for dilated windows) is no faster than ours.
     if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) return unimplemented("oneDNN has only a reference pooling here");
     p.prim = dnnl::pooling_v2_forward(pd);
+    p.caller_blocked = blocked;
+    if (blocked) {
+      p.src = memory(src_b, eng, nullptr);
+      p.dst = memory(dst_b, eng, nullptr);
+      return plan;
+    }
     p.src = memory(src, eng, nullptr);
     p.dst = memory(dst, eng, nullptr);
     p.src_blk = memory(src_b, eng);
@@ -97,6 +105,11 @@ Status DnnlPoolPlan::run(const float* x, float* y) {
     auto& s = thread_stream();
     p.src.set_data_handle(const_cast<float*>(x));
     p.dst.set_data_handle(y);
+    if (p.caller_blocked) {
+      p.prim.execute(s, {{DNNL_ARG_SRC, p.src}, {DNNL_ARG_DST, p.dst}});
+      s.wait();
+      return ok_status();
+    }
     p.src_r.execute(s, p.src, p.src_blk);
     p.prim.execute(s, {{DNNL_ARG_SRC, p.src_blk}, {DNNL_ARG_DST, p.dst_blk}});
     p.dst_r.execute(s, p.dst_blk, p.dst);

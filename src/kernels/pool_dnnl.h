@@ -1,5 +1,6 @@
 // oneDNN float32 MaxPool (without Indices) / AveragePool on plain NC(D)HW
-// tensors, built once per input shape. Owned by one kernel; not for concurrent use.
+// tensors, or on the 8-channel blocked layout of graph/nchwc.h, built once per
+// input shape. Owned by one kernel; not for concurrent use.
 #pragma once
 
 #include <memory>
@@ -18,7 +19,9 @@ class DnnlPoolPlan {
   ~DnnlPoolPlan();
   // Fails (Status) when oneDNN cannot express the window exactly (callers fall
   // back to the reference): e.g. count_include_pad with ceil_mode overhang.
-  static Result<std::unique_ptr<DnnlPoolPlan>> create(DnnlPoolKind kind, int64_t n, int64_t c, const Window& w);
+  // `blocked`: x and y are in the blocked layout (c a multiple of 8).
+  static Result<std::unique_ptr<DnnlPoolPlan>> create(DnnlPoolKind kind, int64_t n, int64_t c, const Window& w,
+                                                      bool blocked = false);
   Status run(const float* x, float* y);
 
  private:

@@ -18,6 +18,7 @@ void register_all_kernels(KernelRegistry& r) {
   register_signal_kernels(r);
   register_detection_kernels(r);
   register_loss_kernels(r);
+  register_nchwc_kernels(r);
 }
 
 }  // namespace hearth

@@ -79,7 +79,7 @@ Result<std::unique_ptr<Session>> Session::create(Model model, const SessionOptio
   s->options_ = options;
   s->threads_ = options.intra_op_threads > 0 ? options.intra_op_threads : default_threads();
   s->pool_ = PoolAllocator::create();
-  if (options.optimize) HEARTH_RETURN_IF_ERROR(optimize_graph(s->model_).status());
+  if (options.optimize) HEARTH_RETURN_IF_ERROR(optimize_graph(s->model_, options.blocked_layout).status());
   HEARTH_RETURN_IF_ERROR(s->prepare());
   return s;
 }

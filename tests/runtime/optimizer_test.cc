@@ -49,12 +49,16 @@ struct Compared {
   double max_abs_diff = 0;
 };
 
+// The fusion passes alone: the blocked layout (nchwc_test.cc) would add reorders.
 Compared run_both(const onnx::ModelProto& m) {
   std::string bytes = m.SerializeAsString();
   SessionOptions plain;
   plain.optimize = false;
+  SessionOptions fused;
+  fused.blocked_layout = false;
+  fused.profile = true;
   auto a = Session::load_bytes(bytes.data(), bytes.size(), "", plain);
-  auto b = Session::load_bytes(bytes.data(), bytes.size(), "");
+  auto b = Session::load_bytes(bytes.data(), bytes.size(), "", fused);
   EXPECT_TRUE(a.ok() && b.ok());
   Tensor x = Tensor::from_vector<float>(random_values(4 * 36, 3, -2.0f, 2.0f), {1, 4, 6, 6});
   auto ya = (*a)->run({{"x", x}});

@@ -1,0 +1,261 @@
+// The blocked-layout pass (graph/nchwc.h) and its kernels: every model runs
+// with the pass on and off on the same input and must agree; the tests also
+// count the reorders the pass leaves, so a regression to reordering at every
+// node fails here rather than only in the benchmark.
+#include "graph/nchwc.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <random>
+
+#include "graph/model_builder.h"
+#include "graph/onnx_import.h"
+#include "graph/optimizer.h"
+#include "runtime/session.h"
+
+namespace hearth {
+namespace {
+using testing::add_float_initializer;
+using testing::add_node;
+using testing::set_tensor_type;
+
+std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+void set_ints(onnx::NodeProto* n, const std::string& name, const std::vector<int64_t>& v) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (int64_t x : v) a->add_ints(x);
+}
+
+void set_int(onnx::NodeProto* n, const std::string& name, int64_t v) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(v);
+}
+
+onnx::ModelProto empty_model() {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  m.mutable_graph()->set_name("nchwc");
+  return m;
+}
+
+// W[c_out, c_in/group, k, k] and B[c_out] with deterministic values.
+void add_conv(onnx::GraphProto* g, const std::string& x, const std::string& y, int64_t c_in, int64_t c_out,
+              int64_t k, int64_t group = 1, int64_t pad = 0, uint32_t seed = 1) {
+  const int64_t per = c_in / group * k * k;
+  add_float_initializer(g, y + "_W", {c_out, c_in / group, k, k}, random_values(c_out * per, seed, -0.5f, 0.5f));
+  add_float_initializer(g, y + "_B", {c_out}, random_values(c_out, seed + 1));
+  auto* n = add_node(g, "Conv", {x, y + "_W", y + "_B"}, {y}, y);
+  if (group != 1) set_int(n, "group", group);
+  if (pad) set_ints(n, "pads", {pad, pad, pad, pad});
+}
+
+using Feeds = std::vector<std::pair<std::string, Tensor>>;
+
+struct Outcome {
+  std::vector<Tensor> plain, blocked;
+  std::map<std::string, int> op_counts;  // of the blocked session's nodes
+};
+
+Outcome run_both(const onnx::ModelProto& m, const Feeds& feeds, int threads = 1) {
+  const std::string bytes = m.SerializeAsString();
+  SessionOptions plain;
+  plain.blocked_layout = false;
+  plain.intra_op_threads = threads;
+  SessionOptions blocked;
+  blocked.profile = true;
+  blocked.intra_op_threads = threads;
+  auto a = Session::load_bytes(bytes.data(), bytes.size(), "", plain);
+  auto b = Session::load_bytes(bytes.data(), bytes.size(), "", blocked);
+  Outcome o;
+  if (!a.ok() || !b.ok()) {
+    ADD_FAILURE() << (a.ok() ? b.status().message() : a.status().message());
+    return o;
+  }
+  auto ya = (*a)->run(feeds);
+  auto yb = (*b)->run(feeds);
+  if (!ya.ok() || !yb.ok()) {
+    ADD_FAILURE() << (ya.ok() ? yb.status().message() : ya.status().message());
+    return o;
+  }
+  o.plain = std::move(ya).value();
+  o.blocked = std::move(yb).value();
+  for (const auto& p : (*b)->node_profile()) ++o.op_counts[p.op_type];
+  return o;
+}
+
+void expect_close(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t k = 0; k < a.size(); ++k) {
+    ASSERT_EQ(a[k].shape(), b[k].shape()) << "output " << k;
+    double err = 0, ref = 0;
+    for (int64_t i = 0; i < a[k].numel(); ++i) {
+      const double d = double(a[k].data<float>()[i]) - b[k].data<float>()[i];
+      err += d * d;
+      ref += double(a[k].data<float>()[i]) * a[k].data<float>()[i];
+    }
+    EXPECT_LE(std::sqrt(err), 1e-5 * std::sqrt(ref) + 1e-7) << "output " << k;
+  }
+}
+
+Tensor random_input(const Shape& shape, uint32_t seed) {
+  return Tensor::from_vector<float>(random_values(shape_numel(shape), seed, -2.0f, 2.0f), shape);
+}
+
+// A MobileNet/SqueezeNet/EfficientNet-style block: conv, depthwise conv with a
+// residual, pools, channel concat, squeeze-excite multiply, scalar scale.
+onnx::ModelProto cnn_block() {
+  auto m = empty_model();
+  auto* g = m.mutable_graph();
+  set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {-1, 8, 12, 12});
+  set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {-1, 24, 3, 3});
+  add_conv(g, "x", "c1", 8, 16, 3, 1, 1, 10);
+  add_node(g, "Relu", {"c1"}, {"r1"}, "relu1");
+  add_conv(g, "r1", "c2", 16, 16, 3, 16, 1, 20);  // depthwise
+  add_node(g, "Add", {"c2", "r1"}, {"a"}, "residual");
+  auto* mp = add_node(g, "MaxPool", {"a"}, {"p"}, "maxpool");
+  set_ints(mp, "kernel_shape", {2, 2});
+  set_ints(mp, "strides", {2, 2});
+  add_conv(g, "p", "c3", 16, 8, 1, 1, 0, 30);
+  auto* cat = add_node(g, "Concat", {"p", "c3"}, {"cat"}, "concat");
+  set_int(cat, "axis", -3);
+  add_node(g, "GlobalAveragePool", {"cat"}, {"gap"}, "gap");
+  add_node(g, "Sigmoid", {"gap"}, {"se"}, "sigmoid");
+  add_node(g, "Mul", {"cat", "se"}, {"scaled"}, "excite");
+  // ceil_mode with count_include_pad: an overhang oneDNN cannot express (the reference runs).
+  auto* ap = add_node(g, "AveragePool", {"scaled"}, {"avg"}, "avgpool");
+  set_ints(ap, "kernel_shape", {3, 3});
+  set_ints(ap, "strides", {2, 2});
+  set_int(ap, "ceil_mode", 1);
+  set_int(ap, "count_include_pad", 1);
+  add_float_initializer(g, "half", {}, {0.5f});
+  add_node(g, "Mul", {"half", "avg"}, {"avg_half"}, "scale");
+  add_node(g, "Relu", {"avg_half"}, {"y"}, "relu_out");
+  return m;
+}
+
+TEST(BlockedLayout, cnn_block_stays_blocked_and_matches_plain) {
+  for (int threads : {1, 2}) {
+    for (int64_t n : {1, 3}) {
+      Outcome o = run_both(cnn_block(), {{"x", random_input({n, 8, 12, 12}, 7)}}, threads);
+      expect_close(o.plain, o.blocked);
+      EXPECT_EQ(o.op_counts["ReorderOutput"], 1) << "only the model output is reordered back";
+      EXPECT_EQ(o.op_counts["ReorderInput"], 0);
+      EXPECT_EQ(o.op_counts["GlobalAveragePool"], 1);
+    }
+  }
+}
+
+TEST(BlockedLayout, every_plain_reader_shares_one_reorder) {
+  auto m = empty_model();
+  auto* g = m.mutable_graph();
+  set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {1, 3, 9, 9});
+  set_tensor_type(g->add_output(), "c1", onnx::TensorProto::FLOAT, {1, 16, 9, 9});
+  set_tensor_type(g->add_output(), "flat", onnx::TensorProto::FLOAT, {1, 8 * 81});
+  set_tensor_type(g->add_output(), "shape", onnx::TensorProto::INT64, {4});
+  add_conv(g, "x", "c1", 3, 16, 3, 1, 1, 40);  // 3 input channels: reads plain, writes blocked
+  add_conv(g, "c1", "c2", 16, 8, 1, 1, 0, 50);
+  add_node(g, "Flatten", {"c2"}, {"flat"}, "flatten");
+  add_node(g, "Shape", {"c1"}, {"shape"}, "shape");  // a second plain reader of c1
+  Outcome o = run_both(m, {{"x", random_input({1, 3, 9, 9}, 8)}});
+  ASSERT_EQ(o.plain.size(), 3u);
+  expect_close({o.plain[0], o.plain[1]}, {o.blocked[0], o.blocked[1]});
+  EXPECT_EQ(o.blocked[2].data<int64_t>()[1], 16);
+  EXPECT_EQ(o.op_counts["ReorderOutput"], 2) << "c1 once for both readers, c2 once for Flatten";
+}
+
+TEST(BlockedLayout, plain_residual_is_reordered_in) {
+  auto m = empty_model();
+  auto* g = m.mutable_graph();
+  set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {1, 8, 6, 6});
+  set_tensor_type(g->add_input(), "skip", onnx::TensorProto::FLOAT, {1, 16, 6, 6});
+  set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {1, 16, 6, 6});
+  add_conv(g, "x", "c", 8, 16, 3, 1, 1, 60);
+  add_node(g, "Add", {"c", "skip"}, {"sum"}, "add");
+  add_node(g, "Relu", {"sum"}, {"y"}, "relu");
+  Outcome o = run_both(m, {{"x", random_input({1, 8, 6, 6}, 9)}, {"skip", random_input({1, 16, 6, 6}, 10)}});
+  expect_close(o.plain, o.blocked);
+  EXPECT_EQ(o.op_counts["ReorderInput"], 1);
+  EXPECT_EQ(o.op_counts["ReorderOutput"], 1);
+  EXPECT_EQ(o.op_counts["Conv"], 1);  // Conv + Add + Relu, fused and blocked
+}
+
+TEST(BlockedLayout, leaves_graphs_without_blockable_convs_alone) {
+  auto m = empty_model();
+  auto* g = m.mutable_graph();
+  set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {1, 8, 6, 6});
+  set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {1, 12, 6, 6});
+  add_conv(g, "x", "c", 8, 12, 3, 1, 1, 70);  // 12 output channels: not a multiple of 8
+  add_node(g, "Relu", {"c"}, {"y"}, "relu");
+  const std::string bytes = m.SerializeAsString();
+  auto model = load_model_bytes(bytes.data(), bytes.size(), ExternalData{});
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  auto stats = optimize_graph(*model);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->nchwc_nodes, 0);
+  for (const auto& n : model->graph.nodes) EXPECT_NE(n.domain, kNchwcDomain) << n.describe();
+}
+
+// The blocked ops are reachable from a model file: they must reject what they cannot read.
+onnx::ModelProto single_blocked_op(const std::string& op, const std::vector<int64_t>& x_dims) {
+  auto m = empty_model();
+  auto* imp = m.add_opset_import();
+  imp->set_domain(kNchwcDomain);
+  imp->set_version(1);
+  auto* g = m.mutable_graph();
+  set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, x_dims);
+  set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {});
+  g->mutable_output(0)->mutable_type()->mutable_tensor_type()->clear_shape();
+  auto* n = add_node(g, op, {"x"}, {"y"}, "op");
+  n->set_domain(kNchwcDomain);
+  if (op == "MaxPool") set_ints(n, "kernel_shape", {2, 2});
+  return m;
+}
+
+TEST(BlockedLayout, blocked_ops_reject_malformed_tensors) {
+  struct Case {
+    std::string op;
+    Shape shape;
+  } cases[] = {{"ReorderOutput", {1, 2, 3, 3, 7}}, {"ReorderOutput", {2, 8}}, {"ReorderInput", {1, 12, 3, 3}},
+               {"GlobalAveragePool", {1, 2, 4, 4}}, {"MaxPool", {1, 2, 4, 4, 5}}};
+  for (const auto& c : cases) {
+    const std::string bytes = single_blocked_op(c.op, c.shape).SerializeAsString();
+    auto s = Session::load_bytes(bytes.data(), bytes.size(), "");
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    auto y = (*s)->run({{"x", random_input(c.shape, 11)}});
+    ASSERT_FALSE(y.ok()) << c.op << " " << shape_str(c.shape);
+    EXPECT_NE(y.status().message().find(c.op), std::string::npos) << y.status().message();
+  }
+}
+
+TEST(BlockedLayout, reorders_round_trip) {
+  auto m = single_blocked_op("ReorderInput", {2, 16, 5, 3});
+  auto* g = m.mutable_graph();
+  g->mutable_node(0)->set_output(0, "b");
+  auto* back = add_node(g, "ReorderOutput", {"b"}, {"y"}, "back");
+  back->set_domain(kNchwcDomain);
+  const std::string bytes = m.SerializeAsString();
+  auto s = Session::load_bytes(bytes.data(), bytes.size(), "");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  Tensor x = random_input({2, 16, 5, 3}, 12);
+  auto y = (*s)->run({{"x", x}});
+  ASSERT_TRUE(y.ok()) << y.status().message();
+  ASSERT_EQ((*y)[0].shape(), x.shape());
+  for (int64_t i = 0; i < x.numel(); ++i) ASSERT_EQ((*y)[0].data<float>()[i], x.data<float>()[i]);
+  EXPECT_EQ(nchwc_blocked_shape({2, 16, 5, 3}), (Shape{2, 2, 5, 3, 8}));
+}
+
+}  // namespace
+}  // namespace hearth
