@@ -165,6 +165,127 @@ bool swish_after(const Graph& g, const Uses& uses, const std::string& y, size_t*
   return true;
 }
 
+// A float constant of one element within `tol` of `v`.
+bool scalar_near(const Graph& g, const std::string& name, float v, float tol) {
+  const Tensor* t = constant(g, {name}, 0);
+  return t && t->dtype() == DataType::kFloat && t->numel() == 1 && std::fabs(t->data<float>()[0] - v) <= tol;
+}
+
+// The input of binary node `n` that is not `x`, or "" when `x` is not one of its two inputs.
+std::string other_input(const Node& n, const std::string& x) {
+  if (n.inputs.size() != 2) return "";
+  if (n.inputs[0] == x) return n.inputs[1];
+  if (n.inputs[1] == x) return n.inputs[0];
+  return "";
+}
+
+const Node* live_node(const Graph& g, size_t idx, const std::vector<bool>& dead, const char* op) {
+  if (idx == SIZE_MAX || dead[idx] || !is_default(g.nodes[idx]) || g.nodes[idx].op_type != op) return nullptr;
+  return &g.nodes[idx];
+}
+
+// Matches GELU in its erf form on `x`, as PyTorch exports it:
+//   x * (1 + erf(x / sqrt2)) * 0.5          (torch.nn.GELU)
+//   (x * 0.5) * (1 + erf(x / sqrt2))        (Hugging Face)
+// with x / sqrt2 also written x * (1 / sqrt2). Sets the five nodes and the result.
+bool gelu_after(const Graph& g, const Uses& uses, const std::string& x, const std::vector<bool>& dead,
+                std::vector<size_t>* nodes, std::string* result) {
+  if (uses.graph_outputs.count(x)) return false;
+  auto it = uses.readers.find(x);
+  if (it == uses.readers.end() || it->second.size() != 2) return false;
+  size_t scale = SIZE_MAX, other = SIZE_MAX;
+  for (auto [idx, slot] : it->second) {
+    if (idx == SIZE_MAX || dead[idx] || !is_default(g.nodes[idx])) return false;
+    const Node& n = g.nodes[idx];
+    const std::string c = other_input(n, x);
+    const bool is_scale = (n.op_type == "Div" && n.inputs[0] == x && scalar_near(g, c, 1.41421356f, 1e-3f)) ||
+                          (n.op_type == "Mul" && scalar_near(g, c, 0.70710678f, 1e-3f));
+    (is_scale ? scale : other) = idx;
+  }
+  if (scale == SIZE_MAX || other == SIZE_MAX) return false;
+  const Node* erf = live_node(g, uses.sole_reader(g.nodes[scale].outputs[0]), dead, "Erf");
+  if (!erf) return false;
+  const size_t add_idx = uses.sole_reader(erf->outputs[0]);
+  const Node* add = live_node(g, add_idx, dead, "Add");
+  if (!add || !scalar_near(g, other_input(*add, erf->outputs[0]), 1.0f, 0.0f)) return false;
+  const std::string& a = add->outputs[0];
+  const Node& o = g.nodes[other];
+  if (o.op_type != "Mul") return false;
+  size_t last_idx = SIZE_MAX;
+  if (other_input(o, x) == a) {  // x * (1 + erf) then * 0.5
+    last_idx = uses.sole_reader(o.outputs[0]);
+    const Node* last = live_node(g, last_idx, dead, "Mul");
+    if (!last || !scalar_near(g, other_input(*last, o.outputs[0]), 0.5f, 0.0f)) return false;
+  } else if (scalar_near(g, other_input(o, x), 0.5f, 0.0f)) {  // (x * 0.5) * (1 + erf)
+    last_idx = uses.sole_reader(a);
+    const Node* last = live_node(g, last_idx, dead, "Mul");
+    if (!last || other_input(*last, a) != o.outputs[0] || uses.sole_reader(o.outputs[0]) != last_idx) return false;
+  } else {
+    return false;
+  }
+  *nodes = {scale, static_cast<size_t>(erf - g.nodes.data()), add_idx, other, last_idx};
+  *result = g.nodes[last_idx].outputs[0];
+  return true;
+}
+
+// A bias for MatMul's [..., N] output: a float constant of N elements that
+// broadcasts along the last axis only and leaves the output's rank alone.
+bool matmul_bias(const Graph& g, const std::string& name, const std::string& a, int64_t n) {
+  const Tensor* t = constant(g, {name}, 0);
+  if (!t || t->dtype() != DataType::kFloat || t->numel() != n || t->rank() < 1 || t->rank() > 2) return false;
+  if (t->rank() == 1) return true;
+  const ValueInfo* va = find_value_info(g, a);  // [1, N] needs an A of rank >= 2
+  return t->dim(0) == 1 && va && va->has_shape && va->dims.size() >= 2;
+}
+
+// MatMul with constant 2-D float weights [+ Add bias] [+ GELU] -> ai.hearth FusedMatMul.
+int fuse_matmuls(Graph& g) {
+  int fused = 0;
+  std::vector<bool> dead(g.nodes.size(), false);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (dead[i] || !is_default(g.nodes[i]) || g.nodes[i].op_type != "MatMul" || g.nodes[i].inputs.size() != 2)
+      continue;
+    const Tensor* w = constant(g, g.nodes[i].inputs, 1);
+    if (!w || w->dtype() != DataType::kFloat || w->rank() != 2) continue;
+    const int64_t n = w->dim(1);
+    Uses uses(g);
+    std::string out = g.nodes[i].outputs[0], bias;
+    const size_t next = uses.sole_reader(out);
+    if (const Node* add = live_node(g, next, dead, "Add")) {
+      const std::string c = other_input(*add, out);
+      if (!c.empty() && c != out && matmul_bias(g, c, g.nodes[i].inputs[0], n)) {
+        bias = c;
+        dead[next] = true;
+        out = add->outputs[0];
+      }
+    }
+    std::vector<size_t> gelu_nodes;
+    std::string gelu_out;
+    const bool gelu = gelu_after(g, uses, out, dead, &gelu_nodes, &gelu_out);
+    if (!gelu && bias.empty()) continue;
+    Node& mm = g.nodes[i];
+    mm.op_type = "FusedMatMul";
+    mm.domain = "ai.hearth";
+    if (!bias.empty()) mm.inputs.push_back(bias);
+    if (gelu) {
+      for (size_t k : gelu_nodes) dead[k] = true;
+      out = gelu_out;
+      Attribute a;
+      a.name = "activation";
+      a.type = Attribute::Type::kString;
+      a.s = "Gelu";
+      mm.attributes["activation"] = a;
+    }
+    mm.outputs[0] = out;
+    ++fused;
+  }
+  std::vector<Node> kept;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!dead[i]) kept.push_back(std::move(g.nodes[i]));
+  g.nodes = std::move(kept);
+  return fused;
+}
+
 }  // namespace
 
 Result<OptimizerStats> optimize_graph(Model& model, bool blocked_layout) {
@@ -238,6 +359,8 @@ Result<OptimizerStats> optimize_graph(Model& model, bool blocked_layout) {
     if (!dead[i]) kept.push_back(std::move(g.nodes[i]));
   g.nodes = std::move(kept);
   if (fused_any && !model.opsets.count("com.microsoft")) model.opsets["com.microsoft"] = 1;
+  stats.matmul_fused = fuse_matmuls(g);
+  if (stats.matmul_fused > 0 && !model.opsets.count("ai.hearth")) model.opsets["ai.hearth"] = 1;
   // Rewrites can move a node's output before a later reader's producer: re-sort.
   HEARTH_RETURN_IF_ERROR(topological_sort(g));
   if (blocked_layout) {

@@ -1,7 +1,9 @@
 // Kernel family: matrix products. MatMul (numpy semantics) and Gemm.
 // float32 runs on oneDNN's matmul primitive (matmul_dnnl.h); other element
 // types, and shapes oneDNN declines, run on the reference loops (matmul_ref.h).
-// float16/bfloat16 are computed in float32 and rounded back.
+// float16/bfloat16 are computed in float32 and rounded back. ai.hearth
+// FusedMatMul (graph/optimizer.h) is MatMul + bias [+ GELU] in one oneDNN pass.
+#include <cmath>
 #include <cstring>
 
 #include "kernels/kernel.h"
@@ -69,10 +71,26 @@ void fold_shared_b(MatmulPlan& p) {
   p.b_full = {p.K, p.N};
 }
 
+// y = act(y + bias) over rows of n, for the reference path of FusedMatMul.
+void apply_epilogue(const MatmulEpilogue& e, float* y, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      float v = y[r * n + j] + (e.bias ? e.bias[j] : 0.0f);
+      if (e.act == MatmulActivation::kGelu) v = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
+      y[r * n + j] = v;
+    }
+}
+
 class MatMulKernel : public Kernel {
  public:
   Status init(const KernelInfo& info) override {
     if (const Tensor* b = info.constant_input(1)) b_const_ = *b;
+    fused_ = info.node.op_type == "FusedMatMul";
+    if (fused_) {
+      const std::string act = info.node.attr_string("activation", "");
+      if (act == "Gelu") act_ = MatmulActivation::kGelu;
+      else if (!act.empty()) return unimplemented("FusedMatMul activation '", act, "' is not supported");
+    }
     return ok_status();
   }
 
@@ -84,6 +102,7 @@ class MatMulKernel : public Kernel {
     if (!plan.ok()) return plan.status().with_context(ctx.node().describe());
     fold_shared_b(*plan);
     const DataType t = a.dtype();
+    if (fused_) return compute_fused(ctx, *plan, a, b);
     if (is_half(t)) {
       HEARTH_ASSIGN_OR_RETURN(Tensor af, widen(a));
       HEARTH_ASSIGN_OR_RETURN(Tensor bf, widen(b));
@@ -117,8 +136,36 @@ class MatMulKernel : public Kernel {
     });
   }
 
+  Status compute_fused(KernelContext& ctx, const MatmulPlan& p, const Tensor& a, const Tensor& b) {
+    const Node& node = ctx.node();
+    if (a.dtype() != DataType::kFloat)
+      return invalid_argument(node.describe(), ": FusedMatMul is float32 only, got ", a.describe());
+    MatmulEpilogue epi;
+    epi.act = act_;
+    if (const Tensor* bias = ctx.input(2)) {
+      if (bias->numel() != p.N)
+        return invalid_argument(node.describe(), ": bias ", bias->describe(), " must have ", p.N, " elements");
+      epi.bias = bias->data<float>();
+    }
+    Tensor& y = ctx.allocate_output(0, DataType::kFloat, p.out_shape);
+    if (y.numel() == 0) return ok_status();
+    if (p.K > 0) {
+      MatmulOperand ao{p.a_full, dense_strides(p.a_full), a.data<float>()};
+      MatmulOperand bo{p.b_full, dense_strides(p.b_full), b.data<float>()};
+      Status s = dnnl_.run(ao, bo, y.data<float>(), 1.0f, same_tensor(b, b_const_), epi);
+      if (s.code() != StatusCode::kUnimplemented) return s.with_context(node.describe());
+      matmul_reference<float>(p, a.data<float>(), b.data<float>(), y.data<float>());
+    } else {
+      std::memset(y.raw_data(), 0, y.nbytes());
+    }
+    apply_epilogue(epi, y.data<float>(), y.numel() / p.N, p.N);
+    return ok_status();
+  }
+
   Tensor b_const_;
   DnnlMatmul dnnl_;
+  bool fused_ = false;
+  MatmulActivation act_ = MatmulActivation::kNone;
 };
 
 // Gemm's C input viewed as an [M, N] matrix with unidirectional broadcasting.
@@ -191,9 +238,13 @@ class GemmKernel : public Kernel {
     if (a.dtype() == DataType::kFloat && K > 0) {
       MatmulOperand ao{{M, K}, trans_a_ ? Shape{1, M} : Shape{K, 1}, a.data<float>()};
       MatmulOperand bo{{K, N}, trans_b_ ? Shape{1, K} : Shape{N, 1}, b.data<float>()};
-      Status s = dnnl_.run(ao, bo, y.data<float>(), alpha_, b_constant);
+      // A per-column bias (C of [N] or [1, N]) is added by oneDNN in the same pass.
+      const bool row_bias = c && beta_ == 1.0f && alpha_ == 1.0f && cv.rs == 0 && cv.cs == 1;
+      MatmulEpilogue epi;
+      if (row_bias) epi.bias = c->data<float>();
+      Status s = dnnl_.run(ao, bo, y.data<float>(), alpha_, b_constant, epi);
       if (s.ok()) {
-        if (c && beta_ != 0.0f) add_bias(c->data<float>(), cv, beta_, y.data<float>(), M, N);
+        if (c && beta_ != 0.0f && !row_bias) add_bias(c->data<float>(), cv, beta_, y.data<float>(), M, N);
         return ok_status();
       }
       if (s.code() != StatusCode::kUnimplemented) return s.with_context(node.describe());
@@ -249,6 +300,7 @@ std::vector<DataType> matmul_types() {
 void register_matmul_kernels(KernelRegistry& r) {
   r.add({"MatMul", "", 1, kMaxOpset, matmul_types(), kernel_factory<MatMulKernel>()});
   r.add({"Gemm", "", 1, kMaxOpset, matmul_types(), kernel_factory<GemmKernel>()});
+  r.add({"FusedMatMul", "ai.hearth", 1, kMaxOpset, {DataType::kFloat}, kernel_factory<MatMulKernel>()});
 }
 
 }  // namespace hearth

@@ -3,6 +3,7 @@
 #include "kernels/matmul_dnnl.h"
 
 #include <cstring>
+#include <unordered_map>
 
 #include "kernels/dnnl_common.h"
 
@@ -15,7 +16,8 @@ constexpr size_t kMaxDnnlRank = 12;
 
 dnnl::memory::dims to_dims(const Shape& s) { return dnnl::memory::dims(s.begin(), s.end()); }
 
-std::vector<int64_t> cache_key(const MatmulOperand& a, const MatmulOperand& b, float alpha, bool b_constant) {
+std::vector<int64_t> cache_key(const MatmulOperand& a, const MatmulOperand& b, float alpha, bool b_constant,
+                               const MatmulEpilogue& epi) {
   std::vector<int64_t> key;
   key.push_back(static_cast<int64_t>(a.dims.size()));
   for (const Shape* s : {&a.dims, &a.strides, &b.dims, &b.strides}) key.insert(key.end(), s->begin(), s->end());
@@ -23,7 +25,28 @@ std::vector<int64_t> cache_key(const MatmulOperand& a, const MatmulOperand& b, f
   std::memcpy(&alpha_bits, &alpha, sizeof(alpha_bits));
   key.push_back(alpha_bits);
   key.push_back(b_constant ? 1 : 0);
+  key.push_back(epi.bias ? 1 : 0);
+  key.push_back(static_cast<int64_t>(epi.act));
   return key;
+}
+
+// Dense row-major weights whose rows are a multiple of 1 KiB apart.
+bool aliasing_row_stride(const MatmulOperand& b) {
+  const size_t r = b.dims.size();
+  const int64_t n = b.dims[r - 1];
+  return b.strides == shape_strides(b.dims) && n >= 256 && n % 256 == 0 && b.dims[r - 2] >= 64;
+}
+
+// `b`'s dims with each row padded by 16 floats (one 64-byte line).
+dnnl::memory::desc padded_rows(const MatmulOperand& b) {
+  const size_t r = b.dims.size();
+  Shape strides(r);
+  int64_t stride = 1;
+  for (size_t d = r; d-- > 0;) {
+    strides[d] = stride;
+    stride *= d == r - 1 ? b.dims[d] + 16 : b.dims[d];
+  }
+  return dnnl::memory::desc(to_dims(b.dims), dnnl::memory::data_type::f32, to_dims(strides));
 }
 
 }  // namespace
@@ -47,7 +70,7 @@ Status sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float 
 
 struct DnnlMatmul::Entry {
   dnnl::matmul prim;
-  dnnl::memory::desc a_md, b_user_md, dst_md;
+  dnnl::memory::desc a_md, b_user_md, dst_md, bias_md;
   dnnl::memory packed_b;  // empty unless b is constant and oneDNN wants another layout
   bool b_packed = false;
 };
@@ -56,8 +79,8 @@ DnnlMatmul::DnnlMatmul() = default;
 DnnlMatmul::~DnnlMatmul() = default;
 
 Result<DnnlMatmul::Entry*> DnnlMatmul::entry_for(const MatmulOperand& a, const MatmulOperand& b, float alpha,
-                                                 bool b_constant) {
-  auto key = cache_key(a, b, alpha, b_constant);
+                                                 bool b_constant, const MatmulEpilogue& epi) {
+  auto key = cache_key(a, b, alpha, b_constant, epi);
   auto it = cache_.find(key);
   if (it != cache_.end()) return it->second.get();
   if (cache_.size() >= kMaxCacheEntries) cache_.clear();
@@ -72,8 +95,20 @@ Result<DnnlMatmul::Entry*> DnnlMatmul::entry_for(const MatmulOperand& a, const M
   e->a_md = dnnl::memory::desc(to_dims(a.dims), dt::f32, to_dims(a.strides));
   e->b_user_md = dnnl::memory::desc(to_dims(b.dims), dt::f32, to_dims(b.strides));
   e->dst_md = dnnl::memory::desc(to_dims(dst_dims), dt::f32, to_dims(dense_strides(dst_dims)));
+  if (epi.bias) {
+    Shape bias_dims(r, 1);
+    bias_dims[r - 1] = dst_dims[r - 1];
+    e->bias_md = dnnl::memory::desc(to_dims(bias_dims), dt::f32, to_dims(dense_strides(bias_dims)));
+  }
   dnnl::primitive_attr attr;
   if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
+  if (epi.act == MatmulActivation::kGelu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+    attr.set_post_ops(ops);
+  }
+  // The 4-descriptor form takes a bias; an empty bias_md means none.
+  auto make_desc = [&](const dnnl::memory::desc& w) { return dnnl::matmul::desc(e->a_md, w, e->bias_md, e->dst_md); };
   auto& eng = dnnl_cpu_engine();
   dnnl::matmul::primitive_desc pd;
   bool packed = false;
@@ -81,7 +116,7 @@ Result<DnnlMatmul::Entry*> DnnlMatmul::entry_for(const MatmulOperand& a, const M
     // Let oneDNN choose the weights layout; fall back to the user layout below.
     try {
       auto any_md = dnnl::memory::desc(to_dims(b.dims), dt::f32, dnnl::memory::format_tag::any);
-      pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(e->a_md, any_md, e->dst_md), attr, eng);
+      pd = dnnl::matmul::primitive_desc(make_desc(any_md), attr, eng);
       packed = true;
     } catch (const dnnl::error&) {
       packed = false;
@@ -89,10 +124,21 @@ Result<DnnlMatmul::Entry*> DnnlMatmul::entry_for(const MatmulOperand& a, const M
   }
   if (!packed) {
     try {
-      pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(e->a_md, e->b_user_md, e->dst_md), attr, eng);
+      pd = dnnl::matmul::primitive_desc(make_desc(e->b_user_md), attr, eng);
     } catch (const dnnl::error& err) {
       return unimplemented("oneDNN matmul has no implementation for ", shape_str(a.dims), " x ",
                            shape_str(b.dims), " (", err.what(), ")");
+    }
+  }
+  if (packed && pd.weights_desc() == e->b_user_md && aliasing_row_stride(b)) {
+    // oneDNN keeps constant weights as they are; rows a multiple of 1 KiB apart
+    // alias in the L1 cache as the GEMM walks down K (N = 1024 ran at half the
+    // speed of N = 768 here). A copy with padded rows avoids that.
+    try {
+      auto padded = padded_rows(b);
+      pd = dnnl::matmul::primitive_desc(make_desc(padded), attr, eng);
+    } catch (const dnnl::error&) {
+      // keep the unpadded primitive
     }
   }
   e->prim = dnnl::matmul(pd);
@@ -115,20 +161,23 @@ Result<DnnlMatmul::Entry*> DnnlMatmul::entry_for(const MatmulOperand& a, const M
   return raw;
 }
 
-Status DnnlMatmul::run(const MatmulOperand& a, const MatmulOperand& b, float* dst, float alpha, bool b_constant) {
+Status DnnlMatmul::run(const MatmulOperand& a, const MatmulOperand& b, float* dst, float alpha, bool b_constant,
+                       const MatmulEpilogue& epilogue) {
   const size_t r = a.dims.size();
   if (r < 2 || r > kMaxDnnlRank || b.dims.size() != r || a.strides.size() != r || b.strides.size() != r) {
     return unimplemented("oneDNN matmul needs operands of one rank in 2..12, got ", shape_str(a.dims), " x ",
                          shape_str(b.dims));
   }
   try {
-    HEARTH_ASSIGN_OR_RETURN(Entry * e, entry_for(a, b, alpha, b_constant));
+    HEARTH_ASSIGN_OR_RETURN(Entry * e, entry_for(a, b, alpha, b_constant, epilogue));
     auto& eng = dnnl_cpu_engine();
-    dnnl::stream s(eng);
+    thread_local dnnl::stream s(eng);
     dnnl::memory am(e->a_md, eng, const_cast<float*>(a.data));
     dnnl::memory bm = e->b_packed ? e->packed_b : dnnl::memory(e->b_user_md, eng, const_cast<float*>(b.data));
     dnnl::memory dm(e->dst_md, eng, dst);
-    e->prim.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, dm}});
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, dm}};
+    if (epilogue.bias) args[DNNL_ARG_BIAS] = dnnl::memory(e->bias_md, eng, const_cast<float*>(epilogue.bias));
+    e->prim.execute(s, args);
     s.wait();
   } catch (const dnnl::error& err) {
     return dnnl_error_status(err, "MatMul");

@@ -28,6 +28,14 @@ Shape dense_strides(const Shape& dims);
 Status sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
              const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// What oneDNN adds after the product, in the same pass over dst:
+// dst = act(product + bias), bias broadcast along every dim but the last.
+enum class MatmulActivation { kNone, kGelu };  // kGelu: x * Phi(x), the erf form
+struct MatmulEpilogue {
+  const float* bias = nullptr;  // [N], or none
+  MatmulActivation act = MatmulActivation::kNone;
+};
+
 // Not thread safe: one instance per kernel object (kernels never run concurrently).
 class DnnlMatmul {
  public:
@@ -39,14 +47,17 @@ class DnnlMatmul {
   // dst = alpha * (a x b) where a is [batch..., M, K] and b is [batch..., K, N]
   // (same rank 2..12, each batch dim equal or 1); dst is dense [batch..., M, N]
   // with the broadcast batch dims. `b_constant` promises b's contents never
-  // change, so its packed form is computed once per shape.
+  // change, so its packed form is computed once per shape. `epilogue` needs
+  // alpha == 1.
   // Returns kUnimplemented when oneDNN has no implementation for the shapes
   // (callers then fall back to the reference), kInternal for other oneDNN errors.
-  Status run(const MatmulOperand& a, const MatmulOperand& b, float* dst, float alpha, bool b_constant);
+  Status run(const MatmulOperand& a, const MatmulOperand& b, float* dst, float alpha, bool b_constant,
+             const MatmulEpilogue& epilogue = {});
 
  private:
   struct Entry;
-  Result<Entry*> entry_for(const MatmulOperand& a, const MatmulOperand& b, float alpha, bool b_constant);
+  Result<Entry*> entry_for(const MatmulOperand& a, const MatmulOperand& b, float alpha, bool b_constant,
+                           const MatmulEpilogue& epilogue);
   std::map<std::vector<int64_t>, std::unique_ptr<Entry>> cache_;
 };
 

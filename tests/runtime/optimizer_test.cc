@@ -107,3 +107,80 @@ TEST(Optimizer, leaves_conv_alone_when_its_output_has_other_readers) {
 
 }  // namespace
 }  // namespace hearth
+
+namespace hearth {
+namespace {
+
+// x[2,5,16] -> MatMul W[16,32] -> Add bias -> GELU (erf form, torch or Hugging Face order) -> y.
+onnx::ModelProto matmul_gelu_model(bool hf_order, bool with_bias) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {2, 5, 16});
+  set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {2, 5, 32});
+  add_float_initializer(g, "W", {16, 32}, random_values(16 * 32, 21));
+  add_float_initializer(g, "bias", {32}, random_values(32, 22));
+  add_float_initializer(g, "sqrt2", {}, {1.4142135f});
+  add_float_initializer(g, "one", {}, {1.0f});
+  add_float_initializer(g, "half", {}, {0.5f});
+  add_node(g, "MatMul", {"x", "W"}, {"mm"}, "matmul");
+  std::string v = "mm";
+  if (with_bias) {
+    add_node(g, "Add", {"bias", "mm"}, {"biased"}, "add_bias");
+    v = "biased";
+  }
+  add_node(g, "Div", {v, "sqrt2"}, {"d"}, "div");
+  add_node(g, "Erf", {"d"}, {"e"}, "erf");
+  add_node(g, "Add", {"e", "one"}, {"a"}, "add_one");
+  if (hf_order) {
+    add_node(g, "Mul", {v, "half"}, {"h"}, "mul_half");
+    add_node(g, "Mul", {"h", "a"}, {"y"}, "mul");
+  } else {
+    add_node(g, "Mul", {v, "a"}, {"m"}, "mul");
+    add_node(g, "Mul", {"m", "half"}, {"y"}, "mul_half");
+  }
+  return m;
+}
+
+TEST(Optimizer, fuses_matmul_bias_and_gelu) {
+  for (bool hf : {false, true}) {
+    for (bool bias : {false, true}) {
+      const std::string bytes = matmul_gelu_model(hf, bias).SerializeAsString();
+      SessionOptions plain;
+      plain.optimize = false;
+      SessionOptions fused;
+      fused.profile = true;
+      auto a = Session::load_bytes(bytes.data(), bytes.size(), "", plain);
+      auto b = Session::load_bytes(bytes.data(), bytes.size(), "", fused);
+      ASSERT_TRUE(a.ok() && b.ok());
+      Tensor x = Tensor::from_vector<float>(random_values(2 * 5 * 16, 23, -2.0f, 2.0f), {2, 5, 16});
+      auto ya = (*a)->run({{"x", x}});
+      auto yb = (*b)->run({{"x", x}});
+      ASSERT_TRUE(ya.ok() && yb.ok());
+      ASSERT_EQ((*yb)[0].shape(), (Shape{2, 5, 32}));
+      double diff = 0;
+      for (int64_t i = 0; i < (*ya)[0].numel(); ++i)
+        diff = std::max(diff, std::fabs(double((*ya)[0].data<float>()[i]) - (*yb)[0].data<float>()[i]));
+      EXPECT_LT(diff, 1e-5) << "hf " << hf << " bias " << bias;
+      ASSERT_EQ((*b)->node_profile().size(), 1u) << "hf " << hf << " bias " << bias;
+      EXPECT_EQ((*b)->node_profile()[0].op_type, "FusedMatMul");
+    }
+  }
+}
+
+TEST(Optimizer, leaves_gelu_alone_when_a_part_has_other_readers) {
+  auto m = matmul_gelu_model(false, true);
+  set_tensor_type(m.mutable_graph()->add_output(), "e", onnx::TensorProto::FLOAT, {2, 5, 32});  // erf is read
+  const std::string bytes = m.SerializeAsString();
+  SessionOptions fused;
+  fused.profile = true;
+  auto b = Session::load_bytes(bytes.data(), bytes.size(), "", fused);
+  ASSERT_TRUE(b.ok());
+  Tensor x = Tensor::from_vector<float>(random_values(2 * 5 * 16, 24), {2, 5, 16});
+  ASSERT_TRUE((*b)->run({{"x", x}}).ok());
+  EXPECT_EQ((*b)->node_profile().size(), 6u) << "MatMul+bias fused, the five GELU nodes kept";
+}
+
+}  // namespace
+}  // namespace hearth
