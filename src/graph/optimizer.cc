@@ -238,35 +238,113 @@ bool matmul_bias(const Graph& g, const std::string& name, const std::string& a, 
   return t->dim(0) == 1 && va && va->has_shape && va->dims.size() >= 2;
 }
 
-// MatMul with constant 2-D float weights [+ Add bias] [+ GELU] -> ai.hearth FusedMatMul.
+Attribute attr_ints(const std::string& name, std::vector<int64_t> v) {
+  Attribute a;
+  a.name = name;
+  a.type = Attribute::Type::kInts;
+  a.ints = std::move(v);
+  return a;
+}
+
+// A float constant of one element (its value in *v).
+bool scalar_value(const Graph& g, const std::string& name, float* v) {
+  const Tensor* t = constant(g, {name}, 0);
+  if (!t || t->dtype() != DataType::kFloat || t->numel() != 1) return false;
+  *v = t->data<float>()[0];
+  return true;
+}
+
+// MatMul -> ai.hearth FusedMatMul, absorbing what PyTorch exports around it:
+//   - a scale by a scalar constant on either input (Div / Mul) -> alpha;
+//   - a Transpose feeding either input -> perm_a / perm_b (read through strides),
+//     when the transposed operand keeps a unit-stride dim among its last two;
+//   - with constant 2-D float weights and alpha 1: an Add of a bias, then GELU.
 int fuse_matmuls(Graph& g) {
   int fused = 0;
   std::vector<bool> dead(g.nodes.size(), false);
+  std::map<std::string, size_t> producer;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (const auto& o : g.nodes[i].outputs) producer[o] = i;
+  auto live_producer = [&](const std::string& v) -> size_t {
+    auto it = producer.find(v);
+    if (it == producer.end() || dead[it->second] || !is_default(g.nodes[it->second])) return SIZE_MAX;
+    return it->second;
+  };
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (dead[i] || !is_default(g.nodes[i]) || g.nodes[i].op_type != "MatMul" || g.nodes[i].inputs.size() != 2)
       continue;
-    const Tensor* w = constant(g, g.nodes[i].inputs, 1);
-    if (!w || w->dtype() != DataType::kFloat || w->rank() != 2) continue;
-    const int64_t n = w->dim(1);
     Uses uses(g);
-    std::string out = g.nodes[i].outputs[0], bias;
-    const size_t next = uses.sole_reader(out);
-    if (const Node* add = live_node(g, next, dead, "Add")) {
-      const std::string c = other_input(*add, out);
-      if (!c.empty() && c != out && matmul_bias(g, c, g.nodes[i].inputs[0], n)) {
-        bias = c;
-        dead[next] = true;
-        out = add->outputs[0];
+    float alpha = 1.0f;
+    std::vector<int64_t> perms[2];
+    std::string ins[2] = {g.nodes[i].inputs[0], g.nodes[i].inputs[1]};
+    for (int k = 0; k < 2; ++k) {
+      size_t reader = i;  // the node now reading ins[k] (i, or a node absorbed into it)
+      size_t p = uses.sole_reader(ins[k]) == reader ? live_producer(ins[k]) : SIZE_MAX;
+      float c = 0;
+      if (p != SIZE_MAX && g.nodes[p].inputs.size() == 2) {
+        const Node& n = g.nodes[p];
+        if (n.op_type == "Div" && scalar_value(g, n.inputs[1], &c) && c != 0.0f && !constant(g, n.inputs, 0)) {
+          alpha /= c;
+        } else if (n.op_type == "Mul" && scalar_value(g, n.inputs[1], &c) && !constant(g, n.inputs, 0)) {
+          alpha *= c;
+        } else if (n.op_type == "Mul" && scalar_value(g, n.inputs[0], &c) && !constant(g, n.inputs, 1)) {
+          alpha *= c;
+          ins[k] = n.inputs[1];
+          dead[p] = true;
+          reader = p;
+          p = SIZE_MAX;
+        } else {
+          p = SIZE_MAX;
+        }
+        if (p != SIZE_MAX) {
+          ins[k] = n.inputs[0];
+          dead[p] = true;
+          reader = p;
+        }
+      }
+      p = uses.sole_reader(ins[k]) == reader ? live_producer(ins[k]) : SIZE_MAX;
+      if (p != SIZE_MAX && g.nodes[p].op_type == "Transpose" && g.nodes[p].has_attr("perm")) {
+        const std::vector<int64_t> perm = g.nodes[p].attr_ints("perm");
+        const int64_t r = static_cast<int64_t>(perm.size());
+        if (r >= 2 && (perm[r - 1] == r - 1 || perm[r - 2] == r - 1)) {
+          perms[k] = perm;
+          ins[k] = g.nodes[p].inputs[0];
+          dead[p] = true;
+        }
       }
     }
+    std::string out = g.nodes[i].outputs[0], bias;
     std::vector<size_t> gelu_nodes;
     std::string gelu_out;
-    const bool gelu = gelu_after(g, uses, out, dead, &gelu_nodes, &gelu_out);
-    if (!gelu && bias.empty()) continue;
+    bool gelu = false;
+    const Tensor* w = constant(g, {ins[1]}, 0);
+    if (alpha == 1.0f && perms[1].empty() && w && w->dtype() == DataType::kFloat && w->rank() == 2) {
+      const size_t next = uses.sole_reader(out);
+      if (const Node* add = live_node(g, next, dead, "Add")) {
+        const std::string c = other_input(*add, out);
+        if (!c.empty() && c != out && matmul_bias(g, c, ins[0], w->dim(1))) {
+          bias = c;
+          dead[next] = true;
+          out = add->outputs[0];
+        }
+      }
+      gelu = gelu_after(g, uses, out, dead, &gelu_nodes, &gelu_out);
+    }
+    if (!gelu && bias.empty() && alpha == 1.0f && perms[0].empty() && perms[1].empty()) continue;
     Node& mm = g.nodes[i];
     mm.op_type = "FusedMatMul";
     mm.domain = "ai.hearth";
+    mm.inputs = {ins[0], ins[1]};
     if (!bias.empty()) mm.inputs.push_back(bias);
+    if (alpha != 1.0f) {
+      Attribute a;
+      a.name = "alpha";
+      a.type = Attribute::Type::kFloat;
+      a.f = alpha;
+      mm.attributes["alpha"] = a;
+    }
+    if (!perms[0].empty()) mm.attributes["perm_a"] = attr_ints("perm_a", perms[0]);
+    if (!perms[1].empty()) mm.attributes["perm_b"] = attr_ints("perm_b", perms[1]);
     if (gelu) {
       for (size_t k : gelu_nodes) dead[k] = true;
       out = gelu_out;

@@ -2,7 +2,9 @@
 // float32 runs on oneDNN's matmul primitive (matmul_dnnl.h); other element
 // types, and shapes oneDNN declines, run on the reference loops (matmul_ref.h).
 // float16/bfloat16 are computed in float32 and rounded back. ai.hearth
-// FusedMatMul (graph/optimizer.h) is MatMul + bias [+ GELU] in one oneDNN pass.
+// FusedMatMul (graph/optimizer.h) is alpha * MatMul(perm_a(A), perm_b(B)) [+ bias]
+// [+ GELU] in one oneDNN pass: transposed inputs are read through strides.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -10,6 +12,7 @@
 #include "kernels/matmul_dnnl.h"
 #include "kernels/matmul_ref.h"
 #include "kernels/register_all.h"
+#include "kernels/shape_util.h"
 
 namespace hearth {
 
@@ -90,6 +93,11 @@ class MatMulKernel : public Kernel {
       const std::string act = info.node.attr_string("activation", "");
       if (act == "Gelu") act_ = MatmulActivation::kGelu;
       else if (!act.empty()) return unimplemented("FusedMatMul activation '", act, "' is not supported");
+      alpha_ = info.node.attr_float("alpha", 1.0f);
+      perm_a_ = info.node.attr_ints("perm_a");
+      perm_b_ = info.node.attr_ints("perm_b");
+      const bool epilogue = act_ != MatmulActivation::kNone || info.node.inputs.size() > 2;
+      if (alpha_ != 1.0f && epilogue) return unimplemented("FusedMatMul with both alpha and a bias or activation");
     }
     return ok_status();
   }
@@ -98,11 +106,11 @@ class MatMulKernel : public Kernel {
     HEARTH_RETURN_IF_ERROR(check_inputs(ctx, 2));
     const Tensor& a = *ctx.input(0);
     const Tensor& b = *ctx.input(1);
+    if (fused_) return compute_fused(ctx, a, b);
     auto plan = plan_matmul(a.shape(), b.shape());
     if (!plan.ok()) return plan.status().with_context(ctx.node().describe());
     fold_shared_b(*plan);
     const DataType t = a.dtype();
-    if (fused_) return compute_fused(ctx, *plan, a, b);
     if (is_half(t)) {
       HEARTH_ASSIGN_OR_RETURN(Tensor af, widen(a));
       HEARTH_ASSIGN_OR_RETURN(Tensor bf, widen(b));
@@ -136,10 +144,59 @@ class MatMulKernel : public Kernel {
     });
   }
 
-  Status compute_fused(KernelContext& ctx, const MatmulPlan& p, const Tensor& a, const Tensor& b) {
+  // `t` seen through `perm` (empty: as is): the permuted dims and their strides.
+  static Result<MatmulOperand> view(const Tensor& t, const std::vector<int64_t>& perm, const Node& node,
+                                    const char* name) {
+    MatmulOperand v{t.shape(), dense_strides(t.shape()), t.data<float>()};
+    if (perm.empty()) return v;
+    if (perm.size() != t.rank())
+      return invalid_argument(node.describe(), ": perm_", name, " has ", perm.size(), " entries for ", t.describe());
+    std::vector<bool> seen(perm.size(), false);
+    for (size_t i = 0; i < perm.size(); ++i) {
+      const int64_t p = perm[i];
+      if (p < 0 || p >= static_cast<int64_t>(perm.size()) || seen[p])
+        return invalid_argument(node.describe(), ": perm_", name, " ", shape_str(perm), " is not a permutation");
+      seen[p] = true;
+      v.dims[i] = t.dim(p);
+      v.strides[i] = dense_strides(t.shape())[p];
+    }
+    return v;
+  }
+
+  // The operand's strides padded to `full` (plan_matmul's a_full/b_full): leading
+  // and inserted dims of size 1 get any stride (they are never stepped along).
+  static MatmulOperand widen_to(const MatmulOperand& v, const Shape& full) {
+    MatmulOperand w{full, Shape(full.size(), 0), v.data};
+    if (v.dims.size() == 1) {  // a vector: [K] became [1, K] (A) or [K, 1] (B)
+      for (size_t i = 0; i < full.size(); ++i) w.strides[i] = full[i] == v.dims[0] ? v.strides[0] : 1;
+      return w;
+    }
+    const size_t pad = full.size() - v.dims.size();
+    for (size_t i = 0; i < pad; ++i) w.strides[i] = 1;
+    for (size_t i = 0; i < v.dims.size(); ++i) w.strides[pad + i] = v.strides[i];
+    return w;
+  }
+
+  // A dense copy of `t` seen through `perm`.
+  static Result<Tensor> materialize(const Tensor& t, const std::vector<int64_t>& perm, const MatmulOperand& v,
+                                    int threads) {
+    if (perm.empty()) return t;
+    Tensor d(DataType::kFloat, v.dims);
+    HEARTH_RETURN_IF_ERROR(permute_copy(t, t.shape(), perm, d, threads));
+    return d;
+  }
+
+  Status compute_fused(KernelContext& ctx, const Tensor& a, const Tensor& b) {
     const Node& node = ctx.node();
     if (a.dtype() != DataType::kFloat)
       return invalid_argument(node.describe(), ": FusedMatMul is float32 only, got ", a.describe());
+    HEARTH_ASSIGN_OR_RETURN(MatmulOperand va, view(a, perm_a_, node, "a"));
+    HEARTH_ASSIGN_OR_RETURN(MatmulOperand vb, view(b, perm_b_, node, "b"));
+    auto planned = plan_matmul(va.dims, vb.dims);
+    if (!planned.ok()) return planned.status().with_context(node.describe());
+    MatmulPlan& p = *planned;
+    const bool strided = !perm_a_.empty() || !perm_b_.empty();
+    if (!strided) fold_shared_b(p);
     MatmulEpilogue epi;
     epi.act = act_;
     if (const Tensor* bias = ctx.input(2)) {
@@ -149,15 +206,22 @@ class MatMulKernel : public Kernel {
     }
     Tensor& y = ctx.allocate_output(0, DataType::kFloat, p.out_shape);
     if (y.numel() == 0) return ok_status();
-    if (p.K > 0) {
-      MatmulOperand ao{p.a_full, dense_strides(p.a_full), a.data<float>()};
-      MatmulOperand bo{p.b_full, dense_strides(p.b_full), b.data<float>()};
-      Status s = dnnl_.run(ao, bo, y.data<float>(), 1.0f, same_tensor(b, b_const_), epi);
-      if (s.code() != StatusCode::kUnimplemented) return s.with_context(node.describe());
-      matmul_reference<float>(p, a.data<float>(), b.data<float>(), y.data<float>());
-    } else {
+    if (p.K == 0) {
       std::memset(y.raw_data(), 0, y.nbytes());
+      apply_epilogue(epi, y.data<float>(), y.numel() / p.N, p.N);
+      return ok_status();
     }
+    const MatmulOperand ao = strided ? widen_to(va, p.a_full) : MatmulOperand{p.a_full, dense_strides(p.a_full), va.data};
+    const MatmulOperand bo = strided ? widen_to(vb, p.b_full) : MatmulOperand{p.b_full, dense_strides(p.b_full), vb.data};
+    Status s = dnnl_.run(ao, bo, y.data<float>(), alpha_, same_tensor(b, b_const_), epi);
+    if (s.code() != StatusCode::kUnimplemented) return s.with_context(node.describe());
+    // oneDNN declined: dense copies of transposed operands and the reference loops.
+    const int threads = std::max(1, ctx.num_threads());
+    HEARTH_ASSIGN_OR_RETURN(Tensor ad, materialize(a, perm_a_, va, threads));
+    HEARTH_ASSIGN_OR_RETURN(Tensor bd, materialize(b, perm_b_, vb, threads));
+    matmul_reference<float>(p, ad.data<float>(), bd.data<float>(), y.data<float>());
+    if (alpha_ != 1.0f)
+      for (int64_t i = 0; i < y.numel(); ++i) y.data<float>()[i] *= alpha_;
     apply_epilogue(epi, y.data<float>(), y.numel() / p.N, p.N);
     return ok_status();
   }
@@ -166,6 +230,8 @@ class MatMulKernel : public Kernel {
   DnnlMatmul dnnl_;
   bool fused_ = false;
   MatmulActivation act_ = MatmulActivation::kNone;
+  float alpha_ = 1.0f;
+  std::vector<int64_t> perm_a_, perm_b_;  // FusedMatMul: inputs are read transposed
 };
 
 // Gemm's C input viewed as an [M, N] matrix with unidirectional broadcasting.

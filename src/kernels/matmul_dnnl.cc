@@ -3,6 +3,7 @@
 #include "kernels/matmul_dnnl.h"
 
 #include <cstring>
+#include <string>
 #include <unordered_map>
 
 #include "kernels/dnnl_common.h"
@@ -73,6 +74,7 @@ struct DnnlMatmul::Entry {
   dnnl::memory::desc a_md, b_user_md, dst_md, bias_md;
   dnnl::memory packed_b;  // empty unless b is constant and oneDNN wants another layout
   bool b_packed = false;
+  bool declined = false;  // oneDNN offered only its reference loops: callers copy and retry
 };
 
 DnnlMatmul::DnnlMatmul() = default;
@@ -141,6 +143,15 @@ Result<DnnlMatmul::Entry*> DnnlMatmul::entry_for(const MatmulOperand& a, const M
       // keep the unpadded primitive
     }
   }
+  // Strided (transposed) operands can land on oneDNN's reference loops, which are
+  // far slower than copying the operand dense first: let the caller do that.
+  const bool dense = a.strides == shape_strides(a.dims) && b.strides == shape_strides(b.dims);
+  if (!dense && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) e->declined = true;
+  if (e->declined) {  // remembered, so the next call answers at once
+    Entry* raw = e.get();
+    cache_[key] = std::move(e);
+    return raw;
+  }
   e->prim = dnnl::matmul(pd);
   e->b_packed = packed && pd.weights_desc() != e->b_user_md;
   if (e->b_packed) e->packed_b = dnnl::memory(pd.weights_desc(), eng);
@@ -170,6 +181,7 @@ Status DnnlMatmul::run(const MatmulOperand& a, const MatmulOperand& b, float* ds
   }
   try {
     HEARTH_ASSIGN_OR_RETURN(Entry * e, entry_for(a, b, alpha, b_constant, epilogue));
+    if (e->declined) return unimplemented("oneDNN matmul has only its reference implementation for these strides");
     auto& eng = dnnl_cpu_engine();
     thread_local dnnl::stream s(eng);
     dnnl::memory am(e->a_md, eng, const_cast<float*>(a.data));

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <random>
 
 #include "graph/model_builder.h"
@@ -180,6 +181,63 @@ TEST(Optimizer, leaves_gelu_alone_when_a_part_has_other_readers) {
   Tensor x = Tensor::from_vector<float>(random_values(2 * 5 * 16, 24), {2, 5, 16});
   ASSERT_TRUE((*b)->run({{"x", x}}).ok());
   EXPECT_EQ((*b)->node_profile().size(), 6u) << "MatMul+bias fused, the five GELU nodes kept";
+}
+
+}  // namespace
+}  // namespace hearth
+
+namespace hearth {
+namespace {
+
+// Attention scores as PyTorch exports them: MatMul(Transpose(q) / 2, Transpose(k)), plus a
+// MatMul of two Transposes that move the unit-stride dim out of the matrix (not absorbed).
+TEST(Optimizer, absorbs_scales_and_transposes_into_matmul) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  set_tensor_type(g->add_input(), "q", onnx::TensorProto::FLOAT, {3, 4, 6});
+  set_tensor_type(g->add_input(), "k", onnx::TensorProto::FLOAT, {3, 4, 6});
+  set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {4, 3, 3});
+  set_tensor_type(g->add_output(), "z", onnx::TensorProto::FLOAT, {6, 3, 3});
+  add_float_initializer(g, "two", {}, {2.0f});
+  auto perm = [](onnx::NodeProto* n, std::vector<int64_t> p) {
+    auto* a = n->add_attribute();
+    a->set_name("perm");
+    a->set_type(onnx::AttributeProto::INTS);
+    for (int64_t v : p) a->add_ints(v);
+  };
+  perm(add_node(g, "Transpose", {"q"}, {"qt"}, "tq"), {1, 0, 2});  // [4,3,6]
+  add_node(g, "Div", {"qt", "two"}, {"qs"}, "scale");
+  perm(add_node(g, "Transpose", {"k"}, {"kt"}, "tk"), {1, 2, 0});  // [4,6,3]
+  add_node(g, "MatMul", {"qs", "kt"}, {"y"}, "scores");
+  perm(add_node(g, "Transpose", {"q"}, {"qz"}, "tz"), {2, 0, 1});  // [6,3,4]: last dim moved to the batch
+  perm(add_node(g, "Transpose", {"k"}, {"kz"}, "tkz"), {2, 1, 0});  // [6,4,3]
+  add_node(g, "MatMul", {"qz", "kz"}, {"z"}, "other");
+  const std::string bytes = m.SerializeAsString();
+  SessionOptions plain;
+  plain.optimize = false;
+  SessionOptions fused;
+  fused.profile = true;
+  auto a = Session::load_bytes(bytes.data(), bytes.size(), "", plain);
+  auto b = Session::load_bytes(bytes.data(), bytes.size(), "", fused);
+  ASSERT_TRUE(a.ok() && b.ok());
+  Tensor q = Tensor::from_vector<float>(random_values(72, 31), {3, 4, 6});
+  Tensor k = Tensor::from_vector<float>(random_values(72, 32), {3, 4, 6});
+  auto ya = (*a)->run({{"q", q}, {"k", k}});
+  auto yb = (*b)->run({{"q", q}, {"k", k}});
+  ASSERT_TRUE(ya.ok() && yb.ok()) << (yb.ok() ? "" : yb.status().message());
+  for (size_t o = 0; o < 2; ++o) {
+    ASSERT_EQ((*ya)[o].shape(), (*yb)[o].shape());
+    for (int64_t i = 0; i < (*ya)[o].numel(); ++i)
+      EXPECT_NEAR((*ya)[o].data<float>()[i], (*yb)[o].data<float>()[i], 1e-5) << "output " << o << " at " << i;
+  }
+  std::map<std::string, int> ops;
+  for (const auto& p : (*b)->node_profile()) ++ops[p.op_type];
+  EXPECT_EQ(ops["FusedMatMul"], 1);
+  EXPECT_EQ(ops["MatMul"], 1);
+  EXPECT_EQ(ops["Div"], 0);
+  EXPECT_EQ(ops["Transpose"], 2) << "[2,0,1] and [2,1,0] leave no unit stride among the last two dims";
 }
 
 }  // namespace
