@@ -65,6 +65,23 @@ TEST_P(Zoo, matches_pytorch_at_batch_1_and_4) {
   }
 }
 
+// Fixed shapes: after the first runs every tensor, and every oneDNN blocked-layout
+// buffer, comes from the session's pool; further runs take no new memory.
+TEST_P(Zoo, steady_state_takes_no_new_memory) {
+  const std::string name = GetParam();
+  const fs::path dir = zoo_dir();
+  auto session = Session::load_file((dir / (name + ".onnx")).string());
+  ASSERT_TRUE(session.ok()) << session.status().to_string();
+  auto in = read_npy((dir / (name + ".b4.in.npy")).string());
+  ASSERT_TRUE(in.ok());
+  const std::string input_name = (*session)->inputs().at(0).name;
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE((*session)->run({{input_name, *in}}).ok());
+  const size_t held = (*session)->pool_bytes();
+  EXPECT_GT(held, 0u);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE((*session)->run({{input_name, *in}}).ok());
+  EXPECT_EQ((*session)->pool_bytes(), held) << name;
+}
+
 INSTANTIATE_TEST_SUITE_P(Reference, Zoo,
                          ::testing::Values("mlp", "resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
                                            "squeezenet1_1", "efficientnet_b0", "bert_encoder"));
