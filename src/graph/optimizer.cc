@@ -165,10 +165,12 @@ bool swish_after(const Graph& g, const Uses& uses, const std::string& y, size_t*
   return true;
 }
 
-// A float constant of one element within `tol` of `v`.
+// A float constant of one element, of rank 0 or 1 (so that it never raises
+// the rank of what it is combined with), within `tol` of `v`.
 bool scalar_near(const Graph& g, const std::string& name, float v, float tol) {
   const Tensor* t = constant(g, {name}, 0);
-  return t && t->dtype() == DataType::kFloat && t->numel() == 1 && std::fabs(t->data<float>()[0] - v) <= tol;
+  return t && t->dtype() == DataType::kFloat && t->numel() == 1 && t->rank() <= 1 &&
+         std::fabs(t->data<float>()[0] - v) <= tol;
 }
 
 // The input of binary node `n` that is not `x`, or "" when `x` is not one of its two inputs.
@@ -213,6 +215,7 @@ bool gelu_after(const Graph& g, const Uses& uses, const std::string& x, const st
   if (o.op_type != "Mul") return false;
   size_t last_idx = SIZE_MAX;
   if (other_input(o, x) == a) {  // x * (1 + erf) then * 0.5
+    if (uses.sole_reader(a) != other) return false;
     last_idx = uses.sole_reader(o.outputs[0]);
     const Node* last = live_node(g, last_idx, dead, "Mul");
     if (!last || !scalar_near(g, other_input(*last, o.outputs[0]), 0.5f, 0.0f)) return false;
@@ -246,12 +249,23 @@ Attribute attr_ints(const std::string& name, std::vector<int64_t> v) {
   return a;
 }
 
-// A float constant of one element (its value in *v).
+// A float constant of one element and rank 0 or 1 (its value in *v).
 bool scalar_value(const Graph& g, const std::string& name, float* v) {
   const Tensor* t = constant(g, {name}, 0);
-  if (!t || t->dtype() != DataType::kFloat || t->numel() != 1) return false;
+  if (!t || t->dtype() != DataType::kFloat || t->numel() != 1 || t->rank() > 1) return false;
   *v = t->data<float>()[0];
   return true;
+}
+
+// True when the MatMul's element type is known to be float32: from a constant
+// input, or the declared / inferred type of an input or the output.
+bool known_float(const Graph& g, const Node& mm) {
+  for (const std::string* name : {&mm.inputs[0], &mm.inputs[1], &mm.outputs[0]}) {
+    if (const Tensor* t = constant(g, {*name}, 0)) return t->dtype() == DataType::kFloat;
+    const ValueInfo* v = find_value_info(g, *name);
+    if (v && v->dtype != DataType::kUndefined) return v->dtype == DataType::kFloat;
+  }
+  return false;
 }
 
 // MatMul -> ai.hearth FusedMatMul, absorbing what PyTorch exports around it:
@@ -273,7 +287,9 @@ int fuse_matmuls(Graph& g) {
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (dead[i] || !is_default(g.nodes[i]) || g.nodes[i].op_type != "MatMul" || g.nodes[i].inputs.size() != 2)
       continue;
+    if (!known_float(g, g.nodes[i])) continue;  // FusedMatMul is float32 only
     Uses uses(g);
+    std::vector<size_t> absorbed;  // nodes folded into this MatMul, removed only if it is rewritten
     float alpha = 1.0f;
     std::vector<int64_t> perms[2];
     std::string ins[2] = {g.nodes[i].inputs[0], g.nodes[i].inputs[1]};
@@ -290,7 +306,7 @@ int fuse_matmuls(Graph& g) {
         } else if (n.op_type == "Mul" && scalar_value(g, n.inputs[0], &c) && !constant(g, n.inputs, 1)) {
           alpha *= c;
           ins[k] = n.inputs[1];
-          dead[p] = true;
+          absorbed.push_back(p);
           reader = p;
           p = SIZE_MAX;
         } else {
@@ -298,7 +314,7 @@ int fuse_matmuls(Graph& g) {
         }
         if (p != SIZE_MAX) {
           ins[k] = n.inputs[0];
-          dead[p] = true;
+          absorbed.push_back(p);
           reader = p;
         }
       }
@@ -309,7 +325,7 @@ int fuse_matmuls(Graph& g) {
         if (r >= 2 && (perm[r - 1] == r - 1 || perm[r - 2] == r - 1)) {
           perms[k] = perm;
           ins[k] = g.nodes[p].inputs[0];
-          dead[p] = true;
+          absorbed.push_back(p);
         }
       }
     }
@@ -331,6 +347,7 @@ int fuse_matmuls(Graph& g) {
       gelu = gelu_after(g, uses, out, dead, &gelu_nodes, &gelu_out);
     }
     if (!gelu && bias.empty() && alpha == 1.0f && perms[0].empty() && perms[1].empty()) continue;
+    for (size_t k : absorbed) dead[k] = true;
     Node& mm = g.nodes[i];
     mm.op_type = "FusedMatMul";
     mm.domain = "ai.hearth";

@@ -188,7 +188,7 @@ void parallel_broadcast_rows(const BroadcastPlan& p, int num_threads, Fn&& fn) {
 template <typename Out, typename A, typename B, typename Op>
 bool broadcast_map2_tiled(const BroadcastPlan& p, const A* a, const B* b, Out* out, int num_threads, Op op) {
   const size_t r = p.dims.size();
-  if (r < 2 || p.dims[r - 1] > 64) return false;
+  if (r < 2 || p.dims[r - 1] > 64 || p.numel == 0 || p.dims[r - 1] == 0 || p.dims[r - 2] == 0) return false;
   const int64_t q_n = p.dims[r - 2], r_n = p.dims[r - 1];
   const auto& sa = p.strides[0];
   const auto& sb = p.strides[1];

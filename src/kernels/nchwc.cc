@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "graph/nchwc.h"
+#include "kernels/dnnl_common.h"
 #include "kernels/kernel.h"
 #include "kernels/nchwc_layout.h"
 #include "kernels/register_all.h"
@@ -40,6 +41,15 @@ void nchwc_to_plain(const float* x, float* y, int64_t n, int64_t c, int64_t plan
     for (int64_t k = 0; k < kB; ++k)
       for (int64_t p = 0; p < plane; ++p) dst[k * plane + p] = src[p * kB + k];
   }
+}
+
+bool nchwc_native() {
+  static const bool native = [] {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    return (isa & (dnnl_cpu_isa_avx512_mic & ~dnnl_cpu_isa_avx2)) == 0 &&
+           (isa & (dnnl_cpu_isa_avx512_core & ~dnnl_cpu_isa_avx2)) == 0;
+  }();
+  return native;
 }
 
 namespace {

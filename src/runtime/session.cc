@@ -9,6 +9,7 @@
 
 #include "graph/onnx_import.h"
 #include "graph/optimizer.h"
+#include "kernels/nchwc_layout.h"
 #include "kernels/kernel.h"
 #include "runtime/control_flow.h"
 #include "runtime/pool_allocator.h"
@@ -79,7 +80,9 @@ Result<std::unique_ptr<Session>> Session::create(Model model, const SessionOptio
   s->options_ = options;
   s->threads_ = options.intra_op_threads > 0 ? options.intra_op_threads : default_threads();
   s->pool_ = PoolAllocator::create();
-  if (options.optimize) HEARTH_RETURN_IF_ERROR(optimize_graph(s->model_, options.blocked_layout).status());
+  if (options.optimize) {
+    HEARTH_RETURN_IF_ERROR(optimize_graph(s->model_, options.blocked_layout && nchwc_native()).status());
+  }
   HEARTH_RETURN_IF_ERROR(s->prepare());
   return s;
 }

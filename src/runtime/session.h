@@ -28,7 +28,8 @@ struct SessionOptions {
   int intra_op_threads = 0;    // 0: every core of the machine
   bool fold_constants = true;  // evaluate nodes whose inputs are all constant at load
   bool optimize = true;        // graph rewrites of graph/optimizer.h (Conv+BN folding, Conv fusion)
-  bool blocked_layout = true;  // with optimize: keep conv chains in the 8-channel blocked layout (graph/nchwc.h)
+  bool blocked_layout = true;  // with optimize: keep conv chains in the 8-channel blocked layout (graph/nchwc.h);
+                               // only on CPUs where oneDNN works in 8-channel blocks (kernels/nchwc_layout.h)
   bool profile = false;        // record per-node time (see node_profile())
 };
 

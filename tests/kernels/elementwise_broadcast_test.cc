@@ -96,5 +96,25 @@ TEST(ElementwiseBroadcast, map2_adds_with_broadcast_in_parallel) {
   }
 }
 
+// The tiled path (short inner rows, one operand repeated per row): the blocked
+// layout's per-channel operand, both operand orders, odd row lengths, and empty shapes.
+TEST(ElementwiseBroadcast, map2_tiled_rows_match_reference) {
+  const std::vector<std::pair<Shape, Shape>> cases = {
+      {{2, 3, 5, 7, 8}, {2, 3, 1, 1, 8}}, {{1, 3, 1, 1, 8}, {1, 3, 4, 4, 8}}, {{4, 6, 5}, {4, 1, 5}},
+      {{3, 9, 64}, {3, 1, 64}},           {{0, 4}, {4}},                       {{2, 0, 8}, {2, 1, 8}}};
+  for (const auto& [sa, sb] : cases) {
+    auto p = make_broadcast_plan({sa, sb});
+    ASSERT_TRUE(p.ok());
+    std::vector<float> a(shape_numel(sa)), b(shape_numel(sb)), y(p->numel, -1.0f);
+    for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i);
+    for (size_t i = 0; i < b.size(); ++i) b[i] = 1000.0f + static_cast<float>(i);
+    broadcast_map2(*p, a.data(), b.data(), y.data(), 2, [](float x, float z) { return x - 2 * z; });
+    for (int64_t i = 0; i < p->numel; ++i) {
+      ASSERT_EQ(y[i], a[ref_offset(i, sa, p->out_shape)] - 2 * b[ref_offset(i, sb, p->out_shape)])
+          << shape_str(sa) << " and " << shape_str(sb) << " at " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace hearth

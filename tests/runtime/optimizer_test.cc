@@ -242,3 +242,113 @@ TEST(Optimizer, absorbs_scales_and_transposes_into_matmul) {
 
 }  // namespace
 }  // namespace hearth
+
+namespace hearth {
+namespace {
+
+struct Outputs {
+  std::vector<Tensor> plain, optimized;
+  std::map<std::string, int> ops;
+};
+
+// Runs `m` with and without the optimizer on the same inputs.
+Outputs run_plain_and_optimized(const onnx::ModelProto& m, const std::vector<std::pair<std::string, Tensor>>& in) {
+  const std::string bytes = m.SerializeAsString();
+  SessionOptions plain;
+  plain.optimize = false;
+  SessionOptions opt;
+  opt.profile = true;
+  Outputs o;
+  auto a = Session::load_bytes(bytes.data(), bytes.size(), "", plain);
+  auto b = Session::load_bytes(bytes.data(), bytes.size(), "", opt);
+  if (!a.ok() || !b.ok()) {
+    ADD_FAILURE() << (a.ok() ? b.status().message() : a.status().message());
+    return o;
+  }
+  auto ya = (*a)->run(in);
+  auto yb = (*b)->run(in);
+  if (!ya.ok() || !yb.ok()) {
+    ADD_FAILURE() << (ya.ok() ? yb.status().message() : ya.status().message());
+    return o;
+  }
+  o.plain = std::move(ya).value();
+  o.optimized = std::move(yb).value();
+  for (const auto& p : (*b)->node_profile()) ++o.ops[p.op_type];
+  return o;
+}
+
+void expect_same(const Outputs& o) {
+  ASSERT_EQ(o.plain.size(), o.optimized.size());
+  for (size_t k = 0; k < o.plain.size(); ++k) {
+    ASSERT_EQ(o.plain[k].shape(), o.optimized[k].shape()) << "output " << k;
+    ASSERT_EQ(o.plain[k].dtype(), o.optimized[k].dtype());
+    auto x = tensor_to_doubles(o.plain[k]).value(), y = tensor_to_doubles(o.optimized[k]).value();
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], y[i], 1e-5 * (1 + std::fabs(x[i]))) << k << " at " << i;
+  }
+}
+
+onnx::ModelProto small_model() {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  m.mutable_graph()->set_name("g");
+  return m;
+}
+
+void set_perm(onnx::NodeProto* n, std::vector<int64_t> p) {
+  auto* a = n->add_attribute();
+  a->set_name("perm");
+  a->set_type(onnx::AttributeProto::INTS);
+  for (int64_t v : p) a->add_ints(v);
+}
+
+// Only float32 MatMuls become FusedMatMul: a double attention product keeps its Transpose.
+TEST(Optimizer, leaves_non_float_matmul_alone) {
+  auto m = small_model();
+  auto* g = m.mutable_graph();
+  set_tensor_type(g->add_input(), "q", onnx::TensorProto::DOUBLE, {2, 3, 4});
+  set_tensor_type(g->add_input(), "k", onnx::TensorProto::DOUBLE, {2, 3, 4});
+  set_tensor_type(g->add_output(), "y", onnx::TensorProto::DOUBLE, {2, 3, 3});
+  set_perm(add_node(g, "Transpose", {"k"}, {"kt"}, "t"), {0, 2, 1});
+  add_node(g, "MatMul", {"q", "kt"}, {"y"}, "mm");
+  std::vector<double> qv(24), kv(24);
+  for (int i = 0; i < 24; ++i) qv[i] = 0.1 * i, kv[i] = 1.0 - 0.05 * i;
+  Outputs o = run_plain_and_optimized(
+      m, {{"q", Tensor::from_vector<double>(qv, {2, 3, 4})}, {"k", Tensor::from_vector<double>(kv, {2, 3, 4})}});
+  expect_same(o);
+  EXPECT_EQ(o.ops["FusedMatMul"], 0);
+}
+
+// A scale that cancels out (alpha back at 1) must not take its node away from a MatMul left as is;
+// a one-element constant of higher rank (which raises the output rank) is not a scale either.
+TEST(Optimizer, matmul_scales_that_fold_to_nothing_or_change_rank) {
+  auto m = small_model();
+  auto* g = m.mutable_graph();
+  set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {3, 4});
+  set_tensor_type(g->add_input(), "w", onnx::TensorProto::FLOAT, {4, 5});
+  set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {3, 5});
+  set_tensor_type(g->add_output(), "z", onnx::TensorProto::FLOAT, {1, 3, 5});
+  add_float_initializer(g, "half", {}, {0.5f});
+  add_float_initializer(g, "two", {}, {2.0f});
+  add_float_initializer(g, "c3", {1, 1, 1}, {3.0f});
+  add_node(g, "Mul", {"x", "half"}, {"xs"}, "mx");
+  add_node(g, "Mul", {"two", "w"}, {"ws"}, "mw");
+  add_node(g, "MatMul", {"xs", "ws"}, {"y"}, "mm");
+  add_node(g, "Mul", {"x", "c3"}, {"x3"}, "m3");
+  add_node(g, "MatMul", {"x3", "w"}, {"z"}, "mm3");
+  Outputs o = run_plain_and_optimized(m, {{"x", Tensor::from_vector<float>(random_values(12, 41), {3, 4})},
+                                          {"w", Tensor::from_vector<float>(random_values(20, 42), {4, 5})}});
+  expect_same(o);
+}
+
+// torch.nn.GELU's (1 + erf) read elsewhere too: the GELU stays unfused, the model still loads.
+TEST(Optimizer, gelu_with_a_shared_intermediate_stays) {
+  auto m = matmul_gelu_model(false, true);
+  set_tensor_type(m.mutable_graph()->add_output(), "a", onnx::TensorProto::FLOAT, {2, 5, 32});
+  Outputs o = run_plain_and_optimized(m, {{"x", Tensor::from_vector<float>(random_values(160, 43), {2, 5, 16})}});
+  expect_same(o);
+  EXPECT_EQ(o.ops["Erf"], 1);
+}
+
+}  // namespace
+}  // namespace hearth
