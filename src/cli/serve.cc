@@ -169,7 +169,7 @@ Status serve(const ServeOptions& o) {
   // With authentication on, a caller whose credentials fail is answered
   // before the server reads (and buffers) its body.
   if (access->auth_enabled())
-    ho.header_check = [&api](const serving::HttpRequest& head) { return api.check_header(head); };
+    ho.header_check = [&api](serving::HttpRequest& head) { return api.check_header(head); };
   ho.tls = o.tls;
   serving::HttpServer http(
       [&api](serving::HttpRequest request, serving::HttpResponder respond) {

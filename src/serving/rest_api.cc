@@ -205,7 +205,7 @@ HttpReply access_error_reply(const Status& status, int retry_after) {
 
 }  // namespace
 
-std::optional<HttpReply> RestApi::check_header(const HttpRequest& head) {
+std::optional<HttpReply> RestApi::check_header(HttpRequest& head) {
   AccessControl* access = options_.access;
   if (!access || !access->auth_enabled()) return std::nullopt;
   auto parsed = split_path(head.target);
@@ -217,7 +217,10 @@ std::optional<HttpReply> RestApi::check_header(const HttpRequest& head) {
   int retry_after = 0;
   auto who = access->authenticate(Caller{authorization, head.remote_address, head.client_cert_subject, id}, need,
                                   &retry_after);
-  if (who.ok()) return std::nullopt;
+  if (who.ok()) {
+    head.checked = std::make_shared<const security::Principal>(std::move(who).value());
+    return std::nullopt;
+  }
   HttpReply reply = access_error_reply(who.status(), retry_after);
   reply.headers.emplace_back("X-Request-Id", id);
   return reply;
@@ -336,7 +339,16 @@ void RestApi::route(HttpRequest& request, const std::string& request_id, const H
   const std::string authorization = request.header("Authorization");
   Caller caller{authorization, request.remote_address, request.client_cert_subject, request_id};
   int retry_after = 0;
-  auto principal = access->check(caller, need, &retry_after);
+  Result<security::Principal> principal = security::Principal{};
+  if (request.checked && !need.open) {
+    // Authenticated by check_header when the header came in: authorize only.
+    principal = *static_cast<const security::Principal*>(request.checked.get());
+    if (!need.any_authenticated) {
+      if (Status s = access->authorize(*principal, caller, need); !s.ok()) return respond(error_reply(s));
+    }
+  } else {
+    principal = access->check(caller, need, &retry_after);
+  }
   if (!principal.ok()) return respond(access_error_reply(principal.status(), retry_after));
   if (loading) {  // models:deploy is granted; an upload also needs create (files) or update (config)
     load = load_body(request.body);

@@ -54,8 +54,9 @@ class RestApi {
   // Serves one request; `respond` runs exactly once. Never throws.
   void handle(HttpRequest request, HttpResponder respond);
   // For HttpServerOptions::header_check: with authentication on, answers a
-  // request whose credentials fail (401 / 429) before its body is read.
-  std::optional<HttpReply> check_header(const HttpRequest& head);
+  // request whose credentials fail (401 / 429) before its body is read, and
+  // hands the authenticated caller on to handle() in `head.checked`.
+  std::optional<HttpReply> check_header(HttpRequest& head);
   // Blocking form for tests.
   HttpReply handle_sync(const std::string& method, const std::string& target, const std::string& body = "",
                         std::vector<std::pair<std::string, std::string>> headers = {});
