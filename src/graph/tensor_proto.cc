@@ -107,6 +107,37 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& tp, const std::string&
   return tensor_from_proto(tp, ExternalData{base_dir, nullptr});
 }
 
+Result<Tensor> take_tensor_from_proto(onnx::TensorProto* tp, const ExternalData& external) {
+  constexpr size_t kTakeAtLeast = 64 << 10;  // small tensors: copy into aligned memory as usual
+  if (tp->data_location() == onnx::TensorProto::EXTERNAL || !tp->has_raw_data() ||
+      tp->raw_data().size() < kTakeAtLeast) {
+    return tensor_from_proto(*tp, external);
+  }
+  // Validate through the copying path's rules on an empty stand-in of the same
+  // dims and type, then keep the payload itself.
+  auto payload = std::make_shared<std::string>(std::move(*tp->mutable_raw_data()));
+  tp->clear_raw_data();
+  const DataType dt = static_cast<DataType>(tp->data_type());
+  Shape shape(tp->dims().begin(), tp->dims().end());
+  int64_t numel = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return invalid_argument("tensor '", tp->name(), "' has negative dimension ", d);
+    if (d > 0 && numel > (int64_t{1} << 48) / d) return invalid_argument("tensor '", tp->name(), "' is impossibly large");
+    numel *= d;
+  }
+  if (dt == DataType::kString || !dtype_is_supported(dt) || tp->has_segment()) {
+    tp->set_raw_data(std::move(*payload));
+    return tensor_from_proto(*tp, external);  // the copying path names what is unsupported
+  }
+  const size_t nbytes = static_cast<size_t>(numel) * dtype_size(dt);
+  if (payload->size() != nbytes) {
+    return invalid_argument("tensor '", tp->name(), "' raw_data holds ", payload->size(), " bytes but dims ",
+                            shape_str(shape), " of ", dtype_name(dt), " need ", nbytes);
+  }
+  void* data = payload->data();
+  return Tensor::view(dt, std::move(shape), std::move(payload), data);
+}
+
 Result<Tensor> tensor_from_proto(const onnx::TensorProto& tp, const ExternalData& external) {
   const DataType dt = static_cast<DataType>(tp.data_type());
   const std::string& name = tp.name();

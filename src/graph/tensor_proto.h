@@ -20,6 +20,10 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& tp, const std::string&
 // in-memory location must be one of `files` exactly: relative, no "..".
 Result<Tensor> tensor_from_proto(const onnx::TensorProto& tp, const ExternalData& external);
 
+// As above, but a large raw_data payload is moved out of `tp` into the tensor
+// (no copy; the tensor then owns the bytes, 16-byte aligned rather than 64).
+Result<Tensor> take_tensor_from_proto(onnx::TensorProto* tp, const ExternalData& external);
+
 // Writes `t` into `tp` using raw_data.
 void tensor_to_proto(const Tensor& t, const std::string& name, onnx::TensorProto* tp);
 

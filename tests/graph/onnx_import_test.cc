@@ -87,6 +87,32 @@ TEST(OnnxImport, rejects_raw_data_size_mismatch) {
   EXPECT_NE(m.status().message().find("'w'"), std::string::npos);
 }
 
+// Large raw_data payloads are moved out of the parsed protobuf, not copied: the
+// values must survive, a size mismatch must still be refused, and shape
+// inference (which runs before) must still see the graph.
+TEST(OnnxImport, large_initializers_keep_values_and_checks) {
+  TempDir dir;
+  auto mp = relu_model();
+  std::vector<float> big(40000);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(i) * 0.25f - 7.0f;
+  add_float_initializer(mp.mutable_graph(), "big", {200, 200}, big);
+  add_node(mp.mutable_graph(), "Relu", {"y"}, {"z"}, "second");
+  const std::string path = (dir.path / "model.onnx").string();
+  std::ofstream(path, std::ios::binary) << mp.SerializeAsString();
+  auto m = load_model_file(path);
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const Tensor& t = m->graph.initializers.at("big");
+  ASSERT_EQ(t.shape(), (Shape{200, 200}));
+  for (size_t i = 0; i < big.size(); ++i) ASSERT_EQ(t.data<float>()[i], big[i]) << i;
+  EXPECT_TRUE(m->graph.value_info.count("z") || m->graph.value_info.count("y")) << "shape inference ran";
+
+  auto bad = relu_model();
+  add_float_initializer(bad.mutable_graph(), "big", {200, 201}, big);
+  auto r = import(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("raw_data holds 160000 bytes"), std::string::npos) << r.status().message();
+}
+
 TEST(OnnxImport, rejects_external_data_outside_model_dir) {
   TempDir dir;
   auto mp = relu_model();
