@@ -2,6 +2,7 @@
 #include "security/model_source.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,6 +52,10 @@ size_t read_parallel(int fd, char* dst, size_t size) {
 
 }  // namespace
 
+void FileBufferRelease::operator()(char* p) const {
+  if (p) ::munmap(p, length);
+}
+
 Result<FileBuffer> read_file_buffer(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -62,8 +67,15 @@ Result<FileBuffer> read_file_buffer(const std::string& path) {
     ::close(fd);
     return invalid_argument(path, " is not a regular file");
   }
+  // Anonymous memory that may use huge pages: a 100 MB model otherwise costs
+  // ~25,000 page faults while it is read.
   FileBuffer buf;
-  buf.data.reset(new (std::nothrow) char[st.st_size > 0 ? static_cast<size_t>(st.st_size) : 1]);
+  const size_t length = st.st_size > 0 ? static_cast<size_t>(st.st_size) : 1;
+  void* p = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p != MAP_FAILED) {
+    ::madvise(p, length, MADV_HUGEPAGE);
+    buf.data = std::unique_ptr<char[], FileBufferRelease>(static_cast<char*>(p), FileBufferRelease{length});
+  }
   if (!buf.data) {
     ::close(fd);
     return resource_exhausted(path, " (", st.st_size, " bytes) does not fit in memory");

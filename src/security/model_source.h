@@ -21,8 +21,13 @@ Result<Package> load_encrypted_model(const std::string& package_path, const KeyR
                                      const OpenOptions& options = {});
 
 // A whole file in a heap buffer that is not zero-filled first (packages are large).
+// Releases a FileBuffer's memory (anonymous pages that may be huge pages).
+struct FileBufferRelease {
+  size_t length = 0;
+  void operator()(char* p) const;
+};
 struct FileBuffer {
-  std::unique_ptr<char[]> data;
+  std::unique_ptr<char[], FileBufferRelease> data;
   size_t size = 0;
   std::string_view view() const { return std::string_view(data.get(), size); }
 };
