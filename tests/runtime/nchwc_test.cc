@@ -15,6 +15,7 @@
 #include "graph/optimizer.h"
 #include "kernels/nchwc_layout.h"
 #include "runtime/session.h"
+#include "runtime/session_pair.h"
 
 namespace hearth {
 namespace {
@@ -63,38 +64,17 @@ void add_conv(onnx::GraphProto* g, const std::string& x, const std::string& y, i
   if (pad) set_ints(n, "pads", {pad, pad, pad, pad});
 }
 
-using Feeds = std::vector<std::pair<std::string, Tensor>>;
+using testing::Feeds;
+using testing::SessionPair;
 
-struct Outcome {
-  std::vector<Tensor> plain, blocked;
-  std::map<std::string, int> op_counts;  // of the blocked session's nodes
-};
-
-Outcome run_both(const onnx::ModelProto& m, const Feeds& feeds, int threads = 1) {
-  const std::string bytes = m.SerializeAsString();
+// The blocked layout against the same optimizer without it.
+SessionPair run_both(const onnx::ModelProto& m, const Feeds& feeds, int threads = 1) {
   SessionOptions plain;
   plain.blocked_layout = false;
   plain.intra_op_threads = threads;
   SessionOptions blocked;
-  blocked.profile = true;
   blocked.intra_op_threads = threads;
-  auto a = Session::load_bytes(bytes.data(), bytes.size(), "", plain);
-  auto b = Session::load_bytes(bytes.data(), bytes.size(), "", blocked);
-  Outcome o;
-  if (!a.ok() || !b.ok()) {
-    ADD_FAILURE() << (a.ok() ? b.status().message() : a.status().message());
-    return o;
-  }
-  auto ya = (*a)->run(feeds);
-  auto yb = (*b)->run(feeds);
-  if (!ya.ok() || !yb.ok()) {
-    ADD_FAILURE() << (ya.ok() ? yb.status().message() : ya.status().message());
-    return o;
-  }
-  o.plain = std::move(ya).value();
-  o.blocked = std::move(yb).value();
-  for (const auto& p : (*b)->node_profile()) ++o.op_counts[p.op_type];
-  return o;
+  return testing::run_session_pair(m, feeds, plain, blocked);
 }
 
 void expect_close(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
@@ -151,11 +131,11 @@ TEST(BlockedLayout, cnn_block_stays_blocked_and_matches_plain) {
   if (!nchwc_native()) GTEST_SKIP() << "oneDNN does not use 8-channel blocks on this CPU";
   for (int threads : {1, 2}) {
     for (int64_t n : {1, 3}) {
-      Outcome o = run_both(cnn_block(), {{"x", random_input({n, 8, 12, 12}, 7)}}, threads);
-      expect_close(o.plain, o.blocked);
-      EXPECT_EQ(o.op_counts["ReorderOutput"], 1) << "only the model output is reordered back";
-      EXPECT_EQ(o.op_counts["ReorderInput"], 0);
-      EXPECT_EQ(o.op_counts["GlobalAveragePool"], 1);
+      SessionPair o = run_both(cnn_block(), {{"x", random_input({n, 8, 12, 12}, 7)}}, threads);
+      expect_close(o.reference, o.tested);
+      EXPECT_EQ(o.tested_ops["ReorderOutput"], 1) << "only the model output is reordered back";
+      EXPECT_EQ(o.tested_ops["ReorderInput"], 0);
+      EXPECT_EQ(o.tested_ops["GlobalAveragePool"], 1);
     }
   }
 }
@@ -172,11 +152,11 @@ TEST(BlockedLayout, every_plain_reader_shares_one_reorder) {
   add_conv(g, "c1", "c2", 16, 8, 1, 1, 0, 50);
   add_node(g, "Flatten", {"c2"}, {"flat"}, "flatten");
   add_node(g, "Shape", {"c1"}, {"shape"}, "shape");  // a second plain reader of c1
-  Outcome o = run_both(m, {{"x", random_input({1, 3, 9, 9}, 8)}});
-  ASSERT_EQ(o.plain.size(), 3u);
-  expect_close({o.plain[0], o.plain[1]}, {o.blocked[0], o.blocked[1]});
-  EXPECT_EQ(o.blocked[2].data<int64_t>()[1], 16);
-  EXPECT_EQ(o.op_counts["ReorderOutput"], 2) << "c1 once for both readers, c2 once for Flatten";
+  SessionPair o = run_both(m, {{"x", random_input({1, 3, 9, 9}, 8)}});
+  ASSERT_EQ(o.reference.size(), 3u);
+  expect_close({o.reference[0], o.reference[1]}, {o.tested[0], o.tested[1]});
+  EXPECT_EQ(o.tested[2].data<int64_t>()[1], 16);
+  EXPECT_EQ(o.tested_ops["ReorderOutput"], 2) << "c1 once for both readers, c2 once for Flatten";
 }
 
 TEST(BlockedLayout, plain_residual_is_reordered_in) {
@@ -189,11 +169,11 @@ TEST(BlockedLayout, plain_residual_is_reordered_in) {
   add_conv(g, "x", "c", 8, 16, 3, 1, 1, 60);
   add_node(g, "Add", {"c", "skip"}, {"sum"}, "add");
   add_node(g, "Relu", {"sum"}, {"y"}, "relu");
-  Outcome o = run_both(m, {{"x", random_input({1, 8, 6, 6}, 9)}, {"skip", random_input({1, 16, 6, 6}, 10)}});
-  expect_close(o.plain, o.blocked);
-  EXPECT_EQ(o.op_counts["ReorderInput"], 1);
-  EXPECT_EQ(o.op_counts["ReorderOutput"], 1);
-  EXPECT_EQ(o.op_counts["Conv"], 1);  // Conv + Add + Relu, fused and blocked
+  SessionPair o = run_both(m, {{"x", random_input({1, 8, 6, 6}, 9)}, {"skip", random_input({1, 16, 6, 6}, 10)}});
+  expect_close(o.reference, o.tested);
+  EXPECT_EQ(o.tested_ops["ReorderInput"], 1);
+  EXPECT_EQ(o.tested_ops["ReorderOutput"], 1);
+  EXPECT_EQ(o.tested_ops["Conv"], 1);  // Conv + Add + Relu, fused and blocked
 }
 
 TEST(BlockedLayout, leaves_graphs_without_blockable_convs_alone) {

@@ -10,6 +10,7 @@
 
 #include "graph/model_builder.h"
 #include "runtime/session.h"
+#include "runtime/session_pair.h"
 
 namespace hearth {
 namespace {
@@ -246,43 +247,21 @@ TEST(Optimizer, absorbs_scales_and_transposes_into_matmul) {
 namespace hearth {
 namespace {
 
-struct Outputs {
-  std::vector<Tensor> plain, optimized;
-  std::map<std::string, int> ops;
-};
+using testing::SessionPair;
 
-// Runs `m` with and without the optimizer on the same inputs.
-Outputs run_plain_and_optimized(const onnx::ModelProto& m, const std::vector<std::pair<std::string, Tensor>>& in) {
-  const std::string bytes = m.SerializeAsString();
+// The optimizer against no optimization.
+SessionPair run_plain_and_optimized(const onnx::ModelProto& m, const testing::Feeds& in) {
   SessionOptions plain;
   plain.optimize = false;
-  SessionOptions opt;
-  opt.profile = true;
-  Outputs o;
-  auto a = Session::load_bytes(bytes.data(), bytes.size(), "", plain);
-  auto b = Session::load_bytes(bytes.data(), bytes.size(), "", opt);
-  if (!a.ok() || !b.ok()) {
-    ADD_FAILURE() << (a.ok() ? b.status().message() : a.status().message());
-    return o;
-  }
-  auto ya = (*a)->run(in);
-  auto yb = (*b)->run(in);
-  if (!ya.ok() || !yb.ok()) {
-    ADD_FAILURE() << (ya.ok() ? yb.status().message() : ya.status().message());
-    return o;
-  }
-  o.plain = std::move(ya).value();
-  o.optimized = std::move(yb).value();
-  for (const auto& p : (*b)->node_profile()) ++o.ops[p.op_type];
-  return o;
+  return testing::run_session_pair(m, in, plain, SessionOptions{});
 }
 
-void expect_same(const Outputs& o) {
-  ASSERT_EQ(o.plain.size(), o.optimized.size());
-  for (size_t k = 0; k < o.plain.size(); ++k) {
-    ASSERT_EQ(o.plain[k].shape(), o.optimized[k].shape()) << "output " << k;
-    ASSERT_EQ(o.plain[k].dtype(), o.optimized[k].dtype());
-    auto x = tensor_to_doubles(o.plain[k]).value(), y = tensor_to_doubles(o.optimized[k]).value();
+void expect_same(const SessionPair& o) {
+  ASSERT_EQ(o.reference.size(), o.tested.size());
+  for (size_t k = 0; k < o.reference.size(); ++k) {
+    ASSERT_EQ(o.reference[k].shape(), o.tested[k].shape()) << "output " << k;
+    ASSERT_EQ(o.reference[k].dtype(), o.tested[k].dtype());
+    auto x = tensor_to_doubles(o.reference[k]).value(), y = tensor_to_doubles(o.tested[k]).value();
     for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], y[i], 1e-5 * (1 + std::fabs(x[i]))) << k << " at " << i;
   }
 }
@@ -313,10 +292,10 @@ TEST(Optimizer, leaves_non_float_matmul_alone) {
   add_node(g, "MatMul", {"q", "kt"}, {"y"}, "mm");
   std::vector<double> qv(24), kv(24);
   for (int i = 0; i < 24; ++i) qv[i] = 0.1 * i, kv[i] = 1.0 - 0.05 * i;
-  Outputs o = run_plain_and_optimized(
+  SessionPair o = run_plain_and_optimized(
       m, {{"q", Tensor::from_vector<double>(qv, {2, 3, 4})}, {"k", Tensor::from_vector<double>(kv, {2, 3, 4})}});
   expect_same(o);
-  EXPECT_EQ(o.ops["FusedMatMul"], 0);
+  EXPECT_EQ(o.tested_ops["FusedMatMul"], 0);
 }
 
 // A scale that cancels out (alpha back at 1) must not take its node away from a MatMul left as is;
@@ -336,7 +315,7 @@ TEST(Optimizer, matmul_scales_that_fold_to_nothing_or_change_rank) {
   add_node(g, "MatMul", {"xs", "ws"}, {"y"}, "mm");
   add_node(g, "Mul", {"x", "c3"}, {"x3"}, "m3");
   add_node(g, "MatMul", {"x3", "w"}, {"z"}, "mm3");
-  Outputs o = run_plain_and_optimized(m, {{"x", Tensor::from_vector<float>(random_values(12, 41), {3, 4})},
+  SessionPair o = run_plain_and_optimized(m, {{"x", Tensor::from_vector<float>(random_values(12, 41), {3, 4})},
                                           {"w", Tensor::from_vector<float>(random_values(20, 42), {4, 5})}});
   expect_same(o);
 }
@@ -345,9 +324,9 @@ TEST(Optimizer, matmul_scales_that_fold_to_nothing_or_change_rank) {
 TEST(Optimizer, gelu_with_a_shared_intermediate_stays) {
   auto m = matmul_gelu_model(false, true);
   set_tensor_type(m.mutable_graph()->add_output(), "a", onnx::TensorProto::FLOAT, {2, 5, 32});
-  Outputs o = run_plain_and_optimized(m, {{"x", Tensor::from_vector<float>(random_values(160, 43), {2, 5, 16})}});
+  SessionPair o = run_plain_and_optimized(m, {{"x", Tensor::from_vector<float>(random_values(160, 43), {2, 5, 16})}});
   expect_same(o);
-  EXPECT_EQ(o.ops["Erf"], 1);
+  EXPECT_EQ(o.tested_ops["Erf"], 1);
 }
 
 }  // namespace
