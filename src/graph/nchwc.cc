@@ -1,6 +1,7 @@
 // The blocked-layout pass (see nchwc.h).
 #include "graph/nchwc.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -127,6 +128,27 @@ class NchwcPass {
     return r.outputs[0];
   }
 
+  // A float constant holding one value per channel, shaped [C, 1, 1] or [1, C, 1, 1]
+  // (as a scale or bias broadcast over an [N, C, H, W] tensor).
+  static bool per_channel(const Tensor* t, int64_t channels) {
+    if (!t || t->dtype() != DataType::kFloat || t->rank() < 3 || t->rank() > 4 || t->numel() != channels) return false;
+    const size_t r = t->rank();
+    return t->dim(r - 3) == channels && t->dim(r - 2) == 1 && t->dim(r - 1) == 1;
+  }
+
+  // The [1, C/8, 1, 1, 8] form of a per-channel constant, added once per constant.
+  std::string blocked_constant(const std::string& name, const Tensor& t) {
+    auto it = blocked_constants_.find(name);
+    if (it != blocked_constants_.end()) return it->second;
+    const int64_t c = t.numel();
+    Tensor b(DataType::kFloat, {1, c / kNchwcBlock, 1, 1, kNchwcBlock});
+    std::copy_n(t.data<float>(), c, b.data<float>());  // [C] in channel order is already [C/8][8]
+    const std::string blocked_name = fresh(name + "_nchwc");
+    g_.initializers[blocked_name] = std::move(b);
+    blocked_constants_[name] = blocked_name;
+    return blocked_name;
+  }
+
   // Rewrites `n` to run on blocked values when it can; false leaves it as is.
   bool rewrite(Node& n) {
     if (n.outputs.empty() || n.outputs[0].empty()) return false;
@@ -156,6 +178,8 @@ class NchwcPass {
       if (x && y && x->channels == y->channels) c = x->channels;  // both blocked alike: shapes broadcast alike
       else if (x && scalar(cb)) c = x->channels;
       else if (y && scalar(ca)) c = y->channels;
+      else if (x && per_channel(cb, x->channels)) c = x->channels, n.inputs[1] = blocked_constant(n.inputs[1], *cb);
+      else if (y && per_channel(ca, y->channels)) c = y->channels, n.inputs[0] = blocked_constant(n.inputs[0], *ca);
       else return false;
       if (x) n.inputs[0] = x->name;
       if (y) n.inputs[1] = y->name;
@@ -229,6 +253,7 @@ class NchwcPass {
   std::map<std::string, Blocked> blocked_;    // original name -> its blocked version
   std::set<std::string> plain_;               // blocked-produced values also made plain
   int rewritten_ = 0;
+  std::map<std::string, std::string> blocked_constants_;  // per-channel constant -> its blocked copy
 };
 
 }  // namespace

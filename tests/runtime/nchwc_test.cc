@@ -176,6 +176,28 @@ TEST(BlockedLayout, plain_residual_is_reordered_in) {
   EXPECT_EQ(o.tested_ops["Conv"], 1);  // Conv + Add + Relu, fused and blocked
 }
 
+// A per-channel scale and shift after a convolution (as unfused normalizations
+// export) stay in the blocked layout: the constants get a blocked copy.
+TEST(BlockedLayout, per_channel_constants_are_blocked_too) {
+  if (!nchwc_native()) GTEST_SKIP() << "oneDNN does not use 8-channel blocks on this CPU";
+  auto m = empty_model();
+  auto* g = m.mutable_graph();
+  set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {2, 8, 5, 5});
+  set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {2, 8, 5, 5});
+  add_conv(g, "x", "c", 8, 16, 3, 1, 1, 80);
+  add_float_initializer(g, "scale", {1, 16, 1, 1}, random_values(16, 81, 0.5f, 2.0f));
+  add_float_initializer(g, "shift", {16, 1, 1}, random_values(16, 82));
+  add_node(g, "Mul", {"c", "scale"}, {"scaled"}, "scale");
+  add_node(g, "Add", {"shift", "scaled"}, {"shifted"}, "shift");
+  add_node(g, "Relu", {"shifted"}, {"r"}, "relu");
+  add_conv(g, "r", "y", 16, 8, 1, 1, 0, 84);
+  SessionPair o = run_both(m, {{"x", random_input({2, 8, 5, 5}, 83)}});
+  expect_close(o.reference, o.tested);
+  EXPECT_EQ(o.tested_ops["ReorderOutput"], 1) << "only the model output: the chain between the convs stays blocked";
+  EXPECT_EQ(o.tested_ops["Mul"], 1);
+  EXPECT_EQ(o.tested_ops["Add"], 1);
+}
+
 TEST(BlockedLayout, leaves_graphs_without_blockable_convs_alone) {
   auto m = empty_model();
   auto* g = m.mutable_graph();
