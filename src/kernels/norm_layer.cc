@@ -413,6 +413,8 @@ class MvnKernel : public Kernel {
 void register_norm_layer_kernels(KernelRegistry& r) {
   const std::vector<DataType> types = {DataType::kFloat, DataType::kDouble, DataType::kFloat16, DataType::kBFloat16};
   r.add({"LayerNormalization", "", 17, kMaxOpset, types, kernel_factory<LayerNormKernel>()});
+  // The optimizer's fused form of the spelled-out pattern, for models of any opset.
+  r.add({"LayerNormalization", "ai.hearth", 1, kMaxOpset, types, kernel_factory<LayerNormKernel>()});
   r.add({"InstanceNormalization", "", 1, kMaxOpset, types, kernel_factory<InstanceNormKernel>()});
   r.add({"LRN", "", 1, kMaxOpset, types, kernel_factory<LrnKernel>()});
   r.add({"MeanVarianceNormalization", "", 9, kMaxOpset, types, kernel_factory<MvnKernel>()});

@@ -331,3 +331,61 @@ TEST(Optimizer, gelu_with_a_shared_intermediate_stays) {
 
 }  // namespace
 }  // namespace hearth
+
+namespace hearth {
+namespace {
+
+// nn.LayerNorm as exports before opset 17 spell it out (also valid at 17);
+// optionally with d read a third time.
+onnx::ModelProto spelled_out_layer_norm(int64_t opset, bool extra_reader) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(opset);
+  auto* g = m.mutable_graph();
+  set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {2, 5, 16});
+  set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {2, 5, 16});
+  add_float_initializer(g, "two", {}, {2.0f});
+  add_float_initializer(g, "eps", {}, {1e-5f});
+  add_float_initializer(g, "gamma", {16}, random_values(16, 51, 0.5f, 1.5f));
+  add_float_initializer(g, "beta", {16}, random_values(16, 52));
+  auto mean = [&](const std::string& in, const std::string& out) {
+    auto* n = add_node(g, "ReduceMean", {in}, {out}, out);
+    auto* a = n->add_attribute();
+    a->set_name("axes");
+    a->set_type(onnx::AttributeProto::INTS);
+    a->add_ints(-1);
+  };
+  mean("x", "m");
+  add_node(g, "Sub", {"x", "m"}, {"d"}, "sub");
+  add_node(g, "Pow", {"d", "two"}, {"p"}, "pow");
+  mean("p", "v");
+  add_node(g, "Add", {"v", "eps"}, {"e"}, "add_eps");
+  add_node(g, "Sqrt", {"e"}, {"s"}, "sqrt");
+  add_node(g, "Div", {"d", "s"}, {"n"}, "div");
+  add_node(g, "Mul", {"n", "gamma"}, {"scaled"}, "mul");
+  add_node(g, "Add", {"scaled", "beta"}, {"y"}, "add_beta");
+  if (extra_reader) {
+    set_tensor_type(g->add_output(), "d2", onnx::TensorProto::FLOAT, {2, 5, 16});
+    add_node(g, "Neg", {"d"}, {"d2"}, "neg");
+  }
+  return m;
+}
+
+TEST(Optimizer, fuses_spelled_out_layer_norm) {
+  for (int64_t opset : {13, 17}) {
+    for (bool extra : {false, true}) {
+      SessionPair o = run_plain_and_optimized(
+          spelled_out_layer_norm(opset, extra), {{"x", Tensor::from_vector<float>(random_values(160, 53, -3.0f, 3.0f), {2, 5, 16})}});
+      expect_same(o);
+      if (!extra) {
+        EXPECT_EQ(o.tested_ops.size(), 1u) << "opset " << opset;
+        EXPECT_EQ(o.tested_ops["LayerNormalization"], 1) << "opset " << opset;
+      } else {
+        EXPECT_EQ(o.tested_ops["LayerNormalization"], 0) << "d is read elsewhere: nothing fused";
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hearth
