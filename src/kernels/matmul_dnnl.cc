@@ -31,21 +31,29 @@ std::vector<int64_t> cache_key(const MatmulOperand& a, const MatmulOperand& b, f
   return key;
 }
 
-// Dense row-major weights whose rows are a multiple of 1 KiB apart.
-bool aliasing_row_stride(const MatmulOperand& b) {
+// Rows of N floats that would be a multiple of 1 KiB apart.
+bool aliasing_rows(int64_t n) { return n >= 256 && n % 256 == 0; }
+
+// Constant weights worth one copy into dense rows (see padded_rows): rows a
+// multiple of 1 KiB apart alias in L1 as oneDNN's sgemm walks down K (N = 1024
+// ran at half the speed of N = 768 here), and transposed weights (Gemm with
+// transB, a MatMul reading a Transpose) ran slower than dense rows:
+// [128,256] x [256,1024] took 1.5 ms transposed, 0.76 ms dense and padded.
+bool worth_a_dense_copy(const MatmulOperand& b) {
   const size_t r = b.dims.size();
-  const int64_t n = b.dims[r - 1];
-  return b.strides == shape_strides(b.dims) && n >= 256 && n % 256 == 0 && b.dims[r - 2] >= 64;
+  if (b.dims[r - 2] < 64 || b.dims[r - 1] < 8) return false;
+  return b.strides != shape_strides(b.dims) || aliasing_rows(b.dims[r - 1]);
 }
 
-// `b`'s dims with each row padded by 16 floats (one 64-byte line).
+// `b`'s dims in dense rows, each padded by 16 floats (one 64-byte line) when
+// they would alias.
 dnnl::memory::desc padded_rows(const MatmulOperand& b) {
   const size_t r = b.dims.size();
   Shape strides(r);
   int64_t stride = 1;
   for (size_t d = r; d-- > 0;) {
     strides[d] = stride;
-    stride *= d == r - 1 ? b.dims[d] + 16 : b.dims[d];
+    stride *= d == r - 1 && aliasing_rows(b.dims[d]) ? b.dims[d] + 16 : b.dims[d];
   }
   return dnnl::memory::desc(to_dims(b.dims), dnnl::memory::data_type::f32, to_dims(strides));
 }
@@ -132,10 +140,11 @@ Result<DnnlMatmul::Entry*> DnnlMatmul::entry_for(const MatmulOperand& a, const M
                            shape_str(b.dims), " (", err.what(), ")");
     }
   }
-  if (packed && pd.weights_desc() == e->b_user_md && aliasing_row_stride(b)) {
-    // oneDNN keeps constant weights as they are; rows a multiple of 1 KiB apart
-    // alias in the L1 cache as the GEMM walks down K (N = 1024 ran at half the
-    // speed of N = 768 here). A copy with padded rows avoids that.
+  const dnnl::memory::desc dense_b(to_dims(b.dims), dt::f32, to_dims(shape_strides(b.dims)));
+  const bool plain_choice = pd.weights_desc() == e->b_user_md || pd.weights_desc() == dense_b;
+  if (packed && plain_choice && worth_a_dense_copy(b)) {
+    // oneDNN keeps constant weights in a plain layout (as given, or dense rows):
+    // copy them once into dense rows, padded where they would alias.
     try {
       auto padded = padded_rows(b);
       pd = dnnl::matmul::primitive_desc(make_desc(padded), attr, eng);
