@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -147,7 +148,7 @@ Result<Graph> convert_graph(const onnx::GraphProto& gp, const ImportContext& ctx
   }
   for (const auto& vi : gp.value_info()) {
     auto v = convert_value_info(vi, "value");
-    if (v.ok()) g.value_info.emplace(v->name, std::move(v).value());  // declared before inferred
+    if (v.ok()) g.value_info[v->name] = std::move(v).value();
   }
   size_t index = 0;
   for (const auto& np : gp.node()) {
@@ -186,11 +187,20 @@ Status check_opsets(const Model& m) {
   return ok_status();
 }
 
-// Adds ONNX shape inference's results to mp's value_info. Failures only lose information.
-void infer_shapes(onnx::ModelProto& mp) {
+// Fills value_info from ONNX shape inference, for values that have none
+// declared. Failures only lose information. Runs after conversion, which has
+// checked every tensor's data size: ONNX's inference reads constant inputs
+// (shapes) without checking them. Large float payloads have been moved out of
+// `mp` by then; inference never needs their values.
+void infer_shapes(onnx::ModelProto& mp, Graph& g) {
   try {
     onnx::shape_inference::InferShapes(mp);
   } catch (const std::exception&) {
+    return;
+  }
+  for (const auto& vi : mp.graph().value_info()) {
+    auto v = convert_value_info(vi, "value");
+    if (v.ok() && !g.value_info.count(v->name)) g.value_info[v->name] = std::move(v).value();
   }
 }
 
@@ -230,28 +240,30 @@ Result<Model> load_model_bytes(const void* data, size_t size, const ExternalData
   }
   ImportContext ctx;
   ctx.external = external;
-  // Shape inference first: it may read small initializers (shapes), and the
-  // conversion then moves large payloads out of `mp` instead of copying them.
-  // Its results land in mp's value_info, after the declared ones.
-  infer_shapes(mp);
   HEARTH_ASSIGN_OR_RETURN(m.graph, convert_graph(mp.graph(), ctx, true, mp.mutable_graph()));
+  infer_shapes(mp, m.graph);
   return m;
 }
 
 Result<Model> load_model_file(const std::string& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) return not_found("model file '", path, "' does not exist or is not a file");
-  auto size = fs::file_size(path, ec);
-  if (ec) return not_found("cannot stat '", path, "': ", ec.message());
-  if (size > static_cast<uintmax_t>(std::numeric_limits<int>::max())) {
-    return invalid_argument("'", path, "' is ", size, " bytes; ONNX files over 2 GiB must keep weights in external data");
-  }
   std::string dir = fs::absolute(path).parent_path().string();
   // Read into anonymous memory that may use huge pages: a 100 MB model otherwise
   // costs ~25,000 page faults before parsing starts. (Not mmap of the file: a
   // file truncated while mapped would kill the process with SIGBUS.)
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return not_found("cannot open '", path, "': ", std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {  // what was opened, not what was checked
+    ::close(fd);
+    return not_found("model file '", path, "' is not a regular file");
+  }
+  const uintmax_t size = static_cast<uintmax_t>(st.st_size);
+  if (size > static_cast<uintmax_t>(std::numeric_limits<int>::max())) {
+    ::close(fd);
+    return invalid_argument("'", path, "' is ", size, " bytes; ONNX files over 2 GiB must keep weights in external data");
+  }
   const size_t len = std::max<size_t>(size, 1);
   void* buf = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (buf == MAP_FAILED) {
@@ -266,10 +278,12 @@ Result<Model> load_model_file(const std::string& path) {
     if (n <= 0) break;
     got += static_cast<size_t>(n);
   }
+  char extra = 0;
+  if (got == size && ::read(fd, &extra, 1) > 0) got = size + 1;  // it grew while being read
   ::close(fd);
   Result<Model> m = got == size ? load_model_bytes(buf, size, dir)
-                                : Result<Model>(data_loss("could not read '", path, "' (", got, " of ", size,
-                                                          " bytes; did it change while being read?)"));
+                                : Result<Model>(data_loss("could not read '", path, "': it changed size while "
+                                                          "being read (", size, " bytes expected)"));
   ::munmap(buf, len);
   if (!m.ok()) return m.status().with_context(path);
   m->path = path;

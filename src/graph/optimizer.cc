@@ -434,6 +434,9 @@ int fuse_layer_norms(Graph& g) {
     const std::string gamma = other_input(*mul, normed);
     const Tensor* gt = constant(g, {gamma}, 0);
     if (!gt || gt->dtype() != DataType::kFloat || gt->rank() != 1) continue;
+    // gamma must match the normalized axis (else Mul would broadcast x's size-1 axis up).
+    const ValueInfo* xv = find_value_info(g, x);
+    if (!xv || !xv->has_shape || xv->dims.empty() || xv->dims.back() != gt->numel()) continue;
     std::string out = mul->outputs[0], beta;
     std::vector<size_t> parts = {i, sub_idx, pow_idx, var_idx, add_idx, sqrt_idx, div_idx, mul_idx};
     const size_t bias_idx = uses.sole_reader(out);

@@ -109,12 +109,16 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& tp, const std::string&
 
 Result<Tensor> take_tensor_from_proto(onnx::TensorProto* tp, const ExternalData& external) {
   constexpr size_t kTakeAtLeast = 64 << 10;  // small tensors: copy into aligned memory as usual
-  if (tp->data_location() == onnx::TensorProto::EXTERNAL || !tp->has_raw_data() ||
-      tp->raw_data().size() < kTakeAtLeast) {
+  // Only floating-point weights: ONNX shape inference, which runs on `tp`'s model
+  // afterwards, may read the values of integer tensors (shapes, indices).
+  const auto type = tp->data_type();
+  const bool floating = type == onnx::TensorProto::FLOAT || type == onnx::TensorProto::DOUBLE ||
+                        type == onnx::TensorProto::FLOAT16 || type == onnx::TensorProto::BFLOAT16;
+  if (!floating || tp->data_location() == onnx::TensorProto::EXTERNAL || !tp->has_raw_data() ||
+      tp->has_segment() || tp->raw_data().size() < kTakeAtLeast) {
     return tensor_from_proto(*tp, external);
   }
-  // Validate through the copying path's rules on an empty stand-in of the same
-  // dims and type, then keep the payload itself.
+  // The same checks as the copying path, then the payload itself becomes the tensor's memory.
   auto payload = std::make_shared<std::string>(std::move(*tp->mutable_raw_data()));
   tp->clear_raw_data();
   const DataType dt = static_cast<DataType>(tp->data_type());
@@ -124,10 +128,6 @@ Result<Tensor> take_tensor_from_proto(onnx::TensorProto* tp, const ExternalData&
     if (d < 0) return invalid_argument("tensor '", tp->name(), "' has negative dimension ", d);
     if (d > 0 && numel > (int64_t{1} << 48) / d) return invalid_argument("tensor '", tp->name(), "' is impossibly large");
     numel *= d;
-  }
-  if (dt == DataType::kString || !dtype_is_supported(dt) || tp->has_segment()) {
-    tp->set_raw_data(std::move(*payload));
-    return tensor_from_proto(*tp, external);  // the copying path names what is unsupported
   }
   const size_t nbytes = static_cast<size_t>(numel) * dtype_size(dt);
   if (payload->size() != nbytes) {

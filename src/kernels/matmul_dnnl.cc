@@ -146,8 +146,8 @@ Result<DnnlMatmul::Entry*> DnnlMatmul::entry_for(const MatmulOperand& a, const M
     // oneDNN keeps constant weights in a plain layout (as given, or dense rows):
     // copy them once into dense rows, padded where they would alias.
     try {
-      auto padded = padded_rows(b);
-      pd = dnnl::matmul::primitive_desc(make_desc(padded), attr, eng);
+      auto padded = dnnl::matmul::primitive_desc(make_desc(padded_rows(b)), attr, eng);
+      if (std::string(padded.impl_info_str()).rfind("ref", 0) != 0) pd = padded;  // never onto the slow loops
     } catch (const dnnl::error&) {
       // keep the unpadded primitive
     }

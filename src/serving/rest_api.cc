@@ -340,8 +340,10 @@ void RestApi::route(HttpRequest& request, const std::string& request_id, const H
   Caller caller{authorization, request.remote_address, request.client_cert_subject, request_id};
   int retry_after = 0;
   Result<security::Principal> principal = security::Principal{};
-  if (request.checked && !need.open) {
+  if (request.checked && !need.open && !control_plane) {
     // Authenticated by check_header when the header came in: authorize only.
+    // (Control-plane requests are checked again in full: a token revoked while a
+    // large upload was arriving must not deploy it.)
     principal = *static_cast<const security::Principal*>(request.checked.get());
     if (!need.any_authenticated) {
       if (Status s = access->authorize(*principal, caller, need); !s.ok()) return respond(error_reply(s));

@@ -113,6 +113,22 @@ TEST(OnnxImport, large_initializers_keep_values_and_checks) {
   EXPECT_NE(r.status().message().find("raw_data holds 160000 bytes"), std::string::npos) << r.status().message();
 }
 
+// ONNX's shape inference reads constant shapes without checking their size; a
+// malformed one must be refused by the import before inference sees it.
+TEST(OnnxImport, malformed_shape_constant_is_refused_before_shape_inference) {
+  auto mp = relu_model();
+  auto* g = mp.mutable_graph();
+  auto* t = g->add_initializer();
+  t->set_name("shape");
+  t->set_data_type(onnx::TensorProto::INT64);
+  t->add_dims(1);
+  t->set_raw_data(std::string(7, '\x01'));  // 7 bytes for one int64
+  add_node(g, "Reshape", {"y", "shape"}, {"z"}, "reshape");
+  auto m = import(mp);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("raw_data holds 7 bytes"), std::string::npos) << m.status().message();
+}
+
 TEST(OnnxImport, rejects_external_data_outside_model_dir) {
   TempDir dir;
   auto mp = relu_model();

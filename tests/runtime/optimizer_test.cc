@@ -371,6 +371,17 @@ onnx::ModelProto spelled_out_layer_norm(int64_t opset, bool extra_reader) {
   return m;
 }
 
+// x's last axis of size 1 with a 16-element gamma: Mul broadcasts the output up
+// to 16; a LayerNormalization could not, so nothing is fused.
+TEST(Optimizer, layer_norm_pattern_with_broadcasting_gamma_stays) {
+  auto m = spelled_out_layer_norm(13, false);
+  auto* in = m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
+  in->mutable_dim(2)->set_dim_value(1);
+  SessionPair o = run_plain_and_optimized(m, {{"x", Tensor::from_vector<float>(random_values(10, 54), {2, 5, 1})}});
+  expect_same(o);
+  EXPECT_EQ(o.tested_ops["LayerNormalization"], 0);
+}
+
 TEST(Optimizer, fuses_spelled_out_layer_norm) {
   for (int64_t opset : {13, 17}) {
     for (bool extra : {false, true}) {
