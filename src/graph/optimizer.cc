@@ -2,6 +2,7 @@
 
 #include "graph/nchwc.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <set>
@@ -231,6 +232,85 @@ bool gelu_after(const Graph& g, const Uses& uses, const std::string& x, const st
   return true;
 }
 
+// The single live reader of `v` when it is a default-domain `op` (and `v` is no graph output).
+size_t only_reader(const Graph& g, const Uses& uses, const std::string& v, const std::vector<bool>& dead,
+                   const char* op) {
+  const size_t r = uses.sole_reader(v);
+  return live_node(g, r, dead, op) ? r : SIZE_MAX;
+}
+
+// Matches GELU's tanh approximation on `x`, as PyTorch exports it:
+//   x * (1 + tanh(0.79788456 * (x + 0.044715 * x^3))) * 0.5    (nn.GELU(approximate="tanh"))
+//   (x * 0.5) * (1 + tanh(...))                               (Hugging Face's gelu_new)
+// with x^3 written Pow(x, 3) or x * (x * x). Every reader of x must be part of
+// it. Sets the nodes to remove and the result.
+bool gelu_tanh_after(const Graph& g, const Uses& uses, const std::string& x, const std::vector<bool>& dead,
+                     std::vector<size_t>* nodes, std::string* result) {
+  if (uses.graph_outputs.count(x)) return false;
+  auto it = uses.readers.find(x);
+  if (it == uses.readers.end()) return false;
+  std::set<size_t> x_readers;
+  for (auto [idx, slot] : it->second) {
+    if (idx == SIZE_MAX || dead[idx] || !is_default(g.nodes[idx])) return false;
+    x_readers.insert(idx);
+  }
+  std::vector<size_t> found;
+  std::string cube;
+  for (size_t r : x_readers) {
+    const Node& n = g.nodes[r];
+    if (n.op_type == "Pow" && n.inputs.size() == 2 && n.inputs[0] == x && scalar_near(g, n.inputs[1], 3.0f, 0.0f)) {
+      found = {r};
+      cube = n.outputs[0];
+    } else if (n.op_type == "Mul" && n.inputs.size() == 2 && n.inputs[0] == x && n.inputs[1] == x) {
+      const size_t r2 = only_reader(g, uses, n.outputs[0], dead, "Mul");
+      if (r2 != SIZE_MAX && other_input(g.nodes[r2], n.outputs[0]) == x) {
+        found = {r, r2};
+        cube = g.nodes[r2].outputs[0];
+      }
+    }
+    if (!cube.empty()) break;
+  }
+  if (cube.empty()) return false;
+  // 0.044715 * x^3, then x + that, then 0.79788456 * that, tanh, 1 + that.
+  const size_t r3 = only_reader(g, uses, cube, dead, "Mul");
+  if (r3 == SIZE_MAX || !scalar_near(g, other_input(g.nodes[r3], cube), 0.044715f, 1e-5f)) return false;
+  const size_t r4 = only_reader(g, uses, g.nodes[r3].outputs[0], dead, "Add");
+  if (r4 == SIZE_MAX || other_input(g.nodes[r4], g.nodes[r3].outputs[0]) != x) return false;
+  const size_t r5 = only_reader(g, uses, g.nodes[r4].outputs[0], dead, "Mul");
+  if (r5 == SIZE_MAX || !scalar_near(g, other_input(g.nodes[r5], g.nodes[r4].outputs[0]), 0.7978845608f, 1e-4f))
+    return false;
+  const size_t r6 = only_reader(g, uses, g.nodes[r5].outputs[0], dead, "Tanh");
+  if (r6 == SIZE_MAX) return false;
+  const size_t r7 = only_reader(g, uses, g.nodes[r6].outputs[0], dead, "Add");
+  if (r7 == SIZE_MAX || !scalar_near(g, other_input(g.nodes[r7], g.nodes[r6].outputs[0]), 1.0f, 0.0f)) return false;
+  const std::string one_plus = g.nodes[r7].outputs[0];
+  found.insert(found.end(), {r3, r4, r5, r6, r7});
+  const size_t r8 = only_reader(g, uses, one_plus, dead, "Mul");
+  if (r8 == SIZE_MAX) return false;
+  size_t last = SIZE_MAX;
+  if (other_input(g.nodes[r8], one_plus) == x) {  // x * (1 + tanh) then * 0.5
+    last = only_reader(g, uses, g.nodes[r8].outputs[0], dead, "Mul");
+    if (last == SIZE_MAX || !scalar_near(g, other_input(g.nodes[last], g.nodes[r8].outputs[0]), 0.5f, 0.0f))
+      return false;
+    found.insert(found.end(), {r8, last});
+  } else {  // (x * 0.5) * (1 + tanh)
+    const std::string half_x = other_input(g.nodes[r8], one_plus);
+    size_t half = SIZE_MAX;
+    for (size_t r : x_readers)
+      if (g.nodes[r].op_type == "Mul" && g.nodes[r].outputs[0] == half_x &&
+          scalar_near(g, other_input(g.nodes[r], x), 0.5f, 0.0f))
+        half = r;
+    if (half == SIZE_MAX || uses.sole_reader(half_x) != r8) return false;
+    last = r8;
+    found.insert(found.end(), {half, r8});
+  }
+  for (size_t r : x_readers)
+    if (std::find(found.begin(), found.end(), r) == found.end()) return false;  // x is read elsewhere too
+  *nodes = found;
+  *result = g.nodes[last].outputs[0];
+  return true;
+}
+
 // A bias for MatMul's [..., N] output: a float constant of N elements that
 // broadcasts along the last axis only and leaves the output's rank alone.
 bool matmul_bias(const Graph& g, const std::string& name, const std::string& a, int64_t n) {
@@ -332,7 +412,7 @@ int fuse_matmuls(Graph& g) {
     std::string out = g.nodes[i].outputs[0], bias;
     std::vector<size_t> gelu_nodes;
     std::string gelu_out;
-    bool gelu = false;
+    bool gelu = false, gelu_tanh = false;
     const Tensor* w = constant(g, {ins[1]}, 0);
     if (alpha == 1.0f && perms[1].empty() && w && w->dtype() == DataType::kFloat && w->rank() == 2) {
       const size_t next = uses.sole_reader(out);
@@ -345,8 +425,9 @@ int fuse_matmuls(Graph& g) {
         }
       }
       gelu = gelu_after(g, uses, out, dead, &gelu_nodes, &gelu_out);
+      gelu_tanh = !gelu && gelu_tanh_after(g, uses, out, dead, &gelu_nodes, &gelu_out);
     }
-    if (!gelu && bias.empty() && alpha == 1.0f && perms[0].empty() && perms[1].empty()) continue;
+    if (!gelu && !gelu_tanh && bias.empty() && alpha == 1.0f && perms[0].empty() && perms[1].empty()) continue;
     for (size_t k : absorbed) dead[k] = true;
     Node& mm = g.nodes[i];
     mm.op_type = "FusedMatMul";
@@ -362,13 +443,13 @@ int fuse_matmuls(Graph& g) {
     }
     if (!perms[0].empty()) mm.attributes["perm_a"] = attr_ints("perm_a", perms[0]);
     if (!perms[1].empty()) mm.attributes["perm_b"] = attr_ints("perm_b", perms[1]);
-    if (gelu) {
+    if (gelu || gelu_tanh) {
       for (size_t k : gelu_nodes) dead[k] = true;
       out = gelu_out;
       Attribute a;
       a.name = "activation";
       a.type = Attribute::Type::kString;
-      a.s = "Gelu";
+      a.s = gelu ? "Gelu" : "GeluTanh";
       mm.attributes["activation"] = a;
     }
     mm.outputs[0] = out;

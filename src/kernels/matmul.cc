@@ -80,6 +80,8 @@ void apply_epilogue(const MatmulEpilogue& e, float* y, int64_t rows, int64_t n) 
     for (int64_t j = 0; j < n; ++j) {
       float v = y[r * n + j] + (e.bias ? e.bias[j] : 0.0f);
       if (e.act == MatmulActivation::kGelu) v = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
+      if (e.act == MatmulActivation::kGeluTanh)
+        v = 0.5f * v * (1.0f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
       y[r * n + j] = v;
     }
 }
@@ -92,6 +94,7 @@ class MatMulKernel : public Kernel {
     if (fused_) {
       const std::string act = info.node.attr_string("activation", "");
       if (act == "Gelu") act_ = MatmulActivation::kGelu;
+      else if (act == "GeluTanh") act_ = MatmulActivation::kGeluTanh;
       else if (!act.empty()) return unimplemented("FusedMatMul activation '", act, "' is not supported");
       alpha_ = info.node.attr_float("alpha", 1.0f);
       perm_a_ = info.node.attr_ints("perm_a");

@@ -112,9 +112,12 @@ Result<DnnlMatmul::Entry*> DnnlMatmul::entry_for(const MatmulOperand& a, const M
   }
   dnnl::primitive_attr attr;
   if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
-  if (epi.act == MatmulActivation::kGelu) {
+  if (epi.act != MatmulActivation::kNone) {
     dnnl::post_ops ops;
-    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+    ops.append_eltwise(1.0f,
+                       epi.act == MatmulActivation::kGelu ? dnnl::algorithm::eltwise_gelu_erf
+                                                          : dnnl::algorithm::eltwise_gelu_tanh,
+                       0.0f, 0.0f);
     attr.set_post_ops(ops);
   }
   // The 4-descriptor form takes a bias; an empty bias_md means none.

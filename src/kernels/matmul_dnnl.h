@@ -30,7 +30,7 @@ Status sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float 
 
 // What oneDNN adds after the product, in the same pass over dst:
 // dst = act(product + bias), bias broadcast along every dim but the last.
-enum class MatmulActivation { kNone, kGelu };  // kGelu: x * Phi(x), the erf form
+enum class MatmulActivation { kNone, kGelu, kGeluTanh };  // x * Phi(x): exact (erf) / tanh approximation
 struct MatmulEpilogue {
   const float* bias = nullptr;  // [N], or none
   MatmulActivation act = MatmulActivation::kNone;

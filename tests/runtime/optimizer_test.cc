@@ -400,3 +400,66 @@ TEST(Optimizer, fuses_spelled_out_layer_norm) {
 
 }  // namespace
 }  // namespace hearth
+
+namespace hearth {
+namespace {
+
+// x[2,5,16] -> MatMul -> + bias -> GELU's tanh approximation, as nn.GELU(approximate="tanh")
+// exports it (x * (x * x), torch order) or as Hugging Face's gelu_new does (Pow(x, 3), x * 0.5 first).
+onnx::ModelProto matmul_gelu_tanh_model(bool hf, bool x_read_elsewhere) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(14);
+  auto* g = m.mutable_graph();
+  set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {2, 5, 16});
+  set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {2, 5, 32});
+  add_float_initializer(g, "W", {16, 32}, random_values(16 * 32, 61));
+  add_float_initializer(g, "bias", {32}, random_values(32, 62));
+  add_float_initializer(g, "three", {}, {3.0f});
+  add_float_initializer(g, "k1", {}, {0.044715f});
+  add_float_initializer(g, "k2", {}, {0.7978845608f});
+  add_float_initializer(g, "one", {}, {1.0f});
+  add_float_initializer(g, "half", {}, {0.5f});
+  add_node(g, "MatMul", {"x", "W"}, {"mm"}, "matmul");
+  add_node(g, "Add", {"bias", "mm"}, {"v"}, "add_bias");
+  if (hf) {
+    add_node(g, "Pow", {"v", "three"}, {"cube"}, "pow");
+  } else {
+    add_node(g, "Mul", {"v", "v"}, {"sq"}, "sq");
+    add_node(g, "Mul", {"v", "sq"}, {"cube"}, "cube");
+  }
+  add_node(g, "Mul", {"k1", "cube"}, {"t"}, "k1");
+  add_node(g, "Add", {"v", "t"}, {"a"}, "inner");
+  add_node(g, "Mul", {"k2", "a"}, {"u"}, "k2");
+  add_node(g, "Tanh", {"u"}, {"h"}, "tanh");
+  add_node(g, "Add", {"one", "h"}, {"o"}, "one_plus");
+  if (hf) {
+    add_node(g, "Mul", {"v", "half"}, {"hv"}, "half");
+    add_node(g, "Mul", {"hv", "o"}, {"y"}, "out");
+  } else {
+    add_node(g, "Mul", {"v", "o"}, {"m"}, "times_x");
+    add_node(g, "Mul", {"half", "m"}, {"y"}, "out");
+  }
+  if (x_read_elsewhere) {
+    set_tensor_type(g->add_output(), "v", onnx::TensorProto::FLOAT, {2, 5, 32});
+  }
+  return m;
+}
+
+TEST(Optimizer, fuses_matmul_bias_and_gelu_tanh) {
+  for (bool hf : {false, true}) {
+    for (bool elsewhere : {false, true}) {
+      SessionPair o = run_plain_and_optimized(
+          matmul_gelu_tanh_model(hf, elsewhere),
+          {{"x", Tensor::from_vector<float>(random_values(160, 63, -3.0f, 3.0f), {2, 5, 16})}});
+      expect_same(o);
+      EXPECT_EQ(o.tested_ops["Tanh"], elsewhere ? 1 : 0) << "hf " << hf << " elsewhere " << elsewhere;
+      int nodes = 0;
+      for (const auto& [op, n] : o.tested_ops) nodes += n;
+      if (!elsewhere) EXPECT_EQ(nodes, 1) << "hf " << hf << ": one FusedMatMul";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hearth
