@@ -8,7 +8,6 @@
 
 #include <cmath>
 #include <map>
-#include <random>
 
 #include "graph/model_builder.h"
 #include "graph/onnx_import.h"
@@ -23,13 +22,7 @@ using testing::add_float_initializer;
 using testing::add_node;
 using testing::set_tensor_type;
 
-std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using testing::random_values;
 
 void set_ints(onnx::NodeProto* n, const std::string& name, const std::vector<int64_t>& v) {
   auto* a = n->add_attribute();

@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <map>
-#include <random>
 
 #include "graph/model_builder.h"
 #include "runtime/session.h"
@@ -18,13 +17,8 @@ using testing::add_float_initializer;
 using testing::add_node;
 using testing::set_tensor_type;
 
-std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using testing::random_values;
+using testing::SessionPair;
 
 // x[1,4,6,6] -> Conv(8 out, 3x3, pad 1) -> tail nodes added by `tail`; output "y".
 template <typename Tail>
@@ -73,6 +67,38 @@ Compared run_both(const onnx::ModelProto& m) {
   return c;
 }
 
+// The optimizer against no optimization.
+SessionPair run_plain_and_optimized(const onnx::ModelProto& m, const testing::Feeds& in) {
+  SessionOptions plain;
+  plain.optimize = false;
+  return testing::run_session_pair(m, in, plain, SessionOptions{});
+}
+
+void expect_same(const SessionPair& o) {
+  ASSERT_EQ(o.reference.size(), o.tested.size());
+  for (size_t k = 0; k < o.reference.size(); ++k) {
+    ASSERT_EQ(o.reference[k].shape(), o.tested[k].shape()) << "output " << k;
+    ASSERT_EQ(o.reference[k].dtype(), o.tested[k].dtype());
+    auto x = tensor_to_doubles(o.reference[k]).value(), y = tensor_to_doubles(o.tested[k]).value();
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], y[i], 1e-5) << "output " << k << " at " << i;
+  }
+}
+
+onnx::ModelProto small_model() {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  m.mutable_graph()->set_name("g");
+  return m;
+}
+
+void set_perm(onnx::NodeProto* n, std::vector<int64_t> p) {
+  auto* a = n->add_attribute();
+  a->set_name("perm");
+  a->set_type(onnx::AttributeProto::INTS);
+  for (int64_t v : p) a->add_ints(v);
+}
+
 TEST(Optimizer, folds_batchnorm_and_fuses_relu) {
   auto m = conv_model([](onnx::GraphProto* g) {
     add_float_initializer(g, "gamma", {8}, random_values(8, 4, 0.5f, 1.5f));
@@ -107,11 +133,7 @@ TEST(Optimizer, leaves_conv_alone_when_its_output_has_other_readers) {
   EXPECT_LT(c.max_abs_diff, 1e-6);
 }
 
-}  // namespace
-}  // namespace hearth
 
-namespace hearth {
-namespace {
 
 // x[2,5,16] -> MatMul W[16,32] -> Add bias -> GELU (erf form, torch or Hugging Face order) -> y.
 onnx::ModelProto matmul_gelu_model(bool hf_order, bool with_bias) {
@@ -148,25 +170,13 @@ onnx::ModelProto matmul_gelu_model(bool hf_order, bool with_bias) {
 TEST(Optimizer, fuses_matmul_bias_and_gelu) {
   for (bool hf : {false, true}) {
     for (bool bias : {false, true}) {
-      const std::string bytes = matmul_gelu_model(hf, bias).SerializeAsString();
-      SessionOptions plain;
-      plain.optimize = false;
-      SessionOptions fused;
-      fused.profile = true;
-      auto a = Session::load_bytes(bytes.data(), bytes.size(), "", plain);
-      auto b = Session::load_bytes(bytes.data(), bytes.size(), "", fused);
-      ASSERT_TRUE(a.ok() && b.ok());
-      Tensor x = Tensor::from_vector<float>(random_values(2 * 5 * 16, 23, -2.0f, 2.0f), {2, 5, 16});
-      auto ya = (*a)->run({{"x", x}});
-      auto yb = (*b)->run({{"x", x}});
-      ASSERT_TRUE(ya.ok() && yb.ok());
-      ASSERT_EQ((*yb)[0].shape(), (Shape{2, 5, 32}));
-      double diff = 0;
-      for (int64_t i = 0; i < (*ya)[0].numel(); ++i)
-        diff = std::max(diff, std::fabs(double((*ya)[0].data<float>()[i]) - (*yb)[0].data<float>()[i]));
-      EXPECT_LT(diff, 1e-5) << "hf " << hf << " bias " << bias;
-      ASSERT_EQ((*b)->node_profile().size(), 1u) << "hf " << hf << " bias " << bias;
-      EXPECT_EQ((*b)->node_profile()[0].op_type, "FusedMatMul");
+      SessionPair o = run_plain_and_optimized(
+          matmul_gelu_model(hf, bias),
+          {{"x", Tensor::from_vector<float>(random_values(2 * 5 * 16, 23, -2.0f, 2.0f), {2, 5, 16})}});
+      expect_same(o);
+      ASSERT_EQ(o.tested[0].shape(), (Shape{2, 5, 32}));
+      ASSERT_EQ(o.tested_ops.size(), 1u) << "hf " << hf << " bias " << bias;
+      EXPECT_EQ(o.tested_ops["FusedMatMul"], 1);
     }
   }
 }
@@ -174,111 +184,37 @@ TEST(Optimizer, fuses_matmul_bias_and_gelu) {
 TEST(Optimizer, leaves_gelu_alone_when_a_part_has_other_readers) {
   auto m = matmul_gelu_model(false, true);
   set_tensor_type(m.mutable_graph()->add_output(), "e", onnx::TensorProto::FLOAT, {2, 5, 32});  // erf is read
-  const std::string bytes = m.SerializeAsString();
-  SessionOptions fused;
-  fused.profile = true;
-  auto b = Session::load_bytes(bytes.data(), bytes.size(), "", fused);
-  ASSERT_TRUE(b.ok());
-  Tensor x = Tensor::from_vector<float>(random_values(2 * 5 * 16, 24), {2, 5, 16});
-  ASSERT_TRUE((*b)->run({{"x", x}}).ok());
-  EXPECT_EQ((*b)->node_profile().size(), 6u) << "MatMul+bias fused, the five GELU nodes kept";
+  SessionPair o = run_plain_and_optimized(m, {{"x", Tensor::from_vector<float>(random_values(2 * 5 * 16, 24), {2, 5, 16})}});
+  expect_same(o);
+  int nodes = 0;
+  for (const auto& [op, n] : o.tested_ops) nodes += n;
+  EXPECT_EQ(nodes, 6) << "MatMul+bias fused, the five GELU nodes kept";
 }
-
-}  // namespace
-}  // namespace hearth
-
-namespace hearth {
-namespace {
 
 // Attention scores as PyTorch exports them: MatMul(Transpose(q) / 2, Transpose(k)), plus a
 // MatMul of two Transposes that move the unit-stride dim out of the matrix (not absorbed).
 TEST(Optimizer, absorbs_scales_and_transposes_into_matmul) {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(13);
+  auto m = small_model();
   auto* g = m.mutable_graph();
   set_tensor_type(g->add_input(), "q", onnx::TensorProto::FLOAT, {3, 4, 6});
   set_tensor_type(g->add_input(), "k", onnx::TensorProto::FLOAT, {3, 4, 6});
   set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {4, 3, 3});
   set_tensor_type(g->add_output(), "z", onnx::TensorProto::FLOAT, {6, 3, 3});
   add_float_initializer(g, "two", {}, {2.0f});
-  auto perm = [](onnx::NodeProto* n, std::vector<int64_t> p) {
-    auto* a = n->add_attribute();
-    a->set_name("perm");
-    a->set_type(onnx::AttributeProto::INTS);
-    for (int64_t v : p) a->add_ints(v);
-  };
-  perm(add_node(g, "Transpose", {"q"}, {"qt"}, "tq"), {1, 0, 2});  // [4,3,6]
+  set_perm(add_node(g, "Transpose", {"q"}, {"qt"}, "tq"), {1, 0, 2});  // [4,3,6]
   add_node(g, "Div", {"qt", "two"}, {"qs"}, "scale");
-  perm(add_node(g, "Transpose", {"k"}, {"kt"}, "tk"), {1, 2, 0});  // [4,6,3]
+  set_perm(add_node(g, "Transpose", {"k"}, {"kt"}, "tk"), {1, 2, 0});  // [4,6,3]
   add_node(g, "MatMul", {"qs", "kt"}, {"y"}, "scores");
-  perm(add_node(g, "Transpose", {"q"}, {"qz"}, "tz"), {2, 0, 1});  // [6,3,4]: last dim moved to the batch
-  perm(add_node(g, "Transpose", {"k"}, {"kz"}, "tkz"), {2, 1, 0});  // [6,4,3]
+  set_perm(add_node(g, "Transpose", {"q"}, {"qz"}, "tz"), {2, 0, 1});  // [6,3,4]: last dim moved to the batch
+  set_perm(add_node(g, "Transpose", {"k"}, {"kz"}, "tkz"), {2, 1, 0});  // [6,4,3]
   add_node(g, "MatMul", {"qz", "kz"}, {"z"}, "other");
-  const std::string bytes = m.SerializeAsString();
-  SessionOptions plain;
-  plain.optimize = false;
-  SessionOptions fused;
-  fused.profile = true;
-  auto a = Session::load_bytes(bytes.data(), bytes.size(), "", plain);
-  auto b = Session::load_bytes(bytes.data(), bytes.size(), "", fused);
-  ASSERT_TRUE(a.ok() && b.ok());
-  Tensor q = Tensor::from_vector<float>(random_values(72, 31), {3, 4, 6});
-  Tensor k = Tensor::from_vector<float>(random_values(72, 32), {3, 4, 6});
-  auto ya = (*a)->run({{"q", q}, {"k", k}});
-  auto yb = (*b)->run({{"q", q}, {"k", k}});
-  ASSERT_TRUE(ya.ok() && yb.ok()) << (yb.ok() ? "" : yb.status().message());
-  for (size_t o = 0; o < 2; ++o) {
-    ASSERT_EQ((*ya)[o].shape(), (*yb)[o].shape());
-    for (int64_t i = 0; i < (*ya)[o].numel(); ++i)
-      EXPECT_NEAR((*ya)[o].data<float>()[i], (*yb)[o].data<float>()[i], 1e-5) << "output " << o << " at " << i;
-  }
-  std::map<std::string, int> ops;
-  for (const auto& p : (*b)->node_profile()) ++ops[p.op_type];
-  EXPECT_EQ(ops["FusedMatMul"], 1);
-  EXPECT_EQ(ops["MatMul"], 1);
-  EXPECT_EQ(ops["Div"], 0);
-  EXPECT_EQ(ops["Transpose"], 2) << "[2,0,1] and [2,1,0] leave no unit stride among the last two dims";
-}
-
-}  // namespace
-}  // namespace hearth
-
-namespace hearth {
-namespace {
-
-using testing::SessionPair;
-
-// The optimizer against no optimization.
-SessionPair run_plain_and_optimized(const onnx::ModelProto& m, const testing::Feeds& in) {
-  SessionOptions plain;
-  plain.optimize = false;
-  return testing::run_session_pair(m, in, plain, SessionOptions{});
-}
-
-void expect_same(const SessionPair& o) {
-  ASSERT_EQ(o.reference.size(), o.tested.size());
-  for (size_t k = 0; k < o.reference.size(); ++k) {
-    ASSERT_EQ(o.reference[k].shape(), o.tested[k].shape()) << "output " << k;
-    ASSERT_EQ(o.reference[k].dtype(), o.tested[k].dtype());
-    auto x = tensor_to_doubles(o.reference[k]).value(), y = tensor_to_doubles(o.tested[k]).value();
-    for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], y[i], 1e-5 * (1 + std::fabs(x[i]))) << k << " at " << i;
-  }
-}
-
-onnx::ModelProto small_model() {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(13);
-  m.mutable_graph()->set_name("g");
-  return m;
-}
-
-void set_perm(onnx::NodeProto* n, std::vector<int64_t> p) {
-  auto* a = n->add_attribute();
-  a->set_name("perm");
-  a->set_type(onnx::AttributeProto::INTS);
-  for (int64_t v : p) a->add_ints(v);
+  SessionPair o = run_plain_and_optimized(m, {{"q", Tensor::from_vector<float>(random_values(72, 31), {3, 4, 6})},
+                                              {"k", Tensor::from_vector<float>(random_values(72, 32), {3, 4, 6})}});
+  expect_same(o);
+  EXPECT_EQ(o.tested_ops["FusedMatMul"], 1);
+  EXPECT_EQ(o.tested_ops["MatMul"], 1);
+  EXPECT_EQ(o.tested_ops["Div"], 0);
+  EXPECT_EQ(o.tested_ops["Transpose"], 2) << "[2,0,1] and [2,1,0] leave no unit stride among the last two dims";
 }
 
 // Only float32 MatMuls become FusedMatMul: a double attention product keeps its Transpose.
@@ -329,11 +265,7 @@ TEST(Optimizer, gelu_with_a_shared_intermediate_stays) {
   EXPECT_EQ(o.tested_ops["Erf"], 1);
 }
 
-}  // namespace
-}  // namespace hearth
 
-namespace hearth {
-namespace {
 
 // nn.LayerNorm as exports before opset 17 spell it out (also valid at 17);
 // optionally with d read a third time.
@@ -398,11 +330,7 @@ TEST(Optimizer, fuses_spelled_out_layer_norm) {
   }
 }
 
-}  // namespace
-}  // namespace hearth
 
-namespace hearth {
-namespace {
 
 // x[2,5,16] -> MatMul -> + bias -> GELU's tanh approximation, as nn.GELU(approximate="tanh")
 // exports it (x * (x * x), torch order) or as Hugging Face's gelu_new does (Pow(x, 3), x * 0.5 first).

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +17,15 @@
 namespace hearth::testing {
 
 using Feeds = std::vector<std::pair<std::string, Tensor>>;
+
+// `n` uniform values in [lo, hi), the same for the same seed.
+inline std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
 
 struct SessionPair {
   std::vector<Tensor> reference, tested;
