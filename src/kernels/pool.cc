@@ -12,6 +12,7 @@
 #include "kernels/kernel.h"
 #include "graph/nchwc.h"
 #include "kernels/nchwc_layout.h"
+#include "kernels/pool_nchwc.h"
 #include "kernels/pool_dnnl.h"
 #include "kernels/pool_kernels.h"
 #include "kernels/pool_ref.h"
@@ -116,6 +117,17 @@ class WindowPoolKernel : public Kernel {
     if (y.numel() == 0) return ok_status();
     if (x.numel() == 0) return invalid_argument(node.describe(), ": pooling over an empty input");
     const int threads = std::max(1, ctx.num_threads());
+    if (kOp != PoolOp::kLp && blocked_pool2d_supported(w)) {
+      BlockedPool2d p;
+      p.planes = s.n * s.c / kNchwcBlock;
+      p.ih = w.in[0], p.iw = w.in[1], p.oh = w.out[0], p.ow = w.out[1];
+      p.kh = w.kernel[0], p.kw = w.kernel[1], p.sh = w.strides[0], p.sw = w.strides[1];
+      p.pt = w.pad_begin[0], p.pl = w.pad_begin[1], p.pb = w.pad_end[0], p.pr = w.pad_end[1];
+      p.max = kOp == PoolOp::kMax;
+      p.count_include_pad = count_include_pad_;
+      blocked_pool2d(p, x.data<float>(), y.data<float>(), threads);
+      return ok_status();
+    }
     if (update_plan(s, w, true)) return plan_->run(x.data<float>(), y.data<float>());
     // oneDNN cannot express this window: the reference on plain copies.
     const int64_t in_plane = shape_numel(w.in), out_plane = shape_numel(w.out);

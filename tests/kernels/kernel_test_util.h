@@ -44,7 +44,7 @@ inline Result<std::vector<Tensor>> run_node(Node node, const std::vector<Tensor>
   const KernelDef* def = KernelRegistry::global().find(node.op_type, node.domain, opset);
   if (!def) return unimplemented("no kernel for ", node.op_type, " at opset ", opset);
   KernelInfo info{node, opset, [&](size_t i) -> const Tensor* {
-                    if (i < constant_inputs.size() && constant_inputs[i] && inputs[i].defined()) return &inputs[i];
+                    if (i < inputs.size() && i < constant_inputs.size() && constant_inputs[i] && inputs[i].defined()) return &inputs[i];
                     return nullptr;
                   }};
   HEARTH_ASSIGN_OR_RETURN(auto kernel, def->factory(info));

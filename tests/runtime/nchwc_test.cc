@@ -239,6 +239,55 @@ TEST(BlockedLayout, blocked_ops_reject_malformed_tensors) {
   }
 }
 
+// The hand-written blocked pools (kernels/pool_nchwc.h) against the plain path
+// (oneDNN or the reference) over window shapes, strides, pads, ceil_mode and
+// count_include_pad, on sizes where the last window overhangs.
+TEST(BlockedLayout, pools_match_plain_over_window_geometries) {
+  if (!nchwc_native()) GTEST_SKIP() << "oneDNN does not use 8-channel blocks on this CPU";
+  struct Case {
+    std::vector<int64_t> kernel, strides, pads;
+  };
+  const std::vector<Case> cases = {
+      {{3, 3}, {2, 2}, {1, 1, 1, 1}}, {{2, 2}, {2, 2}, {0, 0, 0, 0}}, {{3, 3}, {1, 1}, {1, 1, 1, 1}},
+      {{1, 1}, {1, 1}, {0, 0, 0, 0}}, {{3, 2}, {2, 3}, {2, 1, 0, 1}}, {{4, 4}, {3, 3}, {1, 2, 3, 0}},
+      {{5, 5}, {1, 2}, {2, 2, 2, 2}}, {{2, 3}, {1, 1}, {0, 0, 1, 2}},
+  };
+  int checked = 0;
+  for (const char* op : {"MaxPool", "AveragePool"}) {
+    for (const Case& c : cases) {
+      for (int64_t ceil_mode : {0, 1}) {
+        for (int64_t include_pad : {0, 1}) {
+          if (std::string(op) == "MaxPool" && include_pad) continue;
+          for (const Shape& in : {Shape{1, 8, 9, 11}, Shape{2, 16, 12, 7}}) {
+            auto m = empty_model();
+            auto* g = m.mutable_graph();
+            set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {-1, in[1], in[2], in[3]});
+            set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {});
+            add_conv(g, "x", "c", in[1], 16, 1, 1, 0, 40);  // makes the pool's input blocked
+            auto* p = add_node(g, op, {"c"}, {"p"}, "pool");
+            set_ints(p, "kernel_shape", c.kernel);
+            set_ints(p, "strides", c.strides);
+            set_ints(p, "pads", c.pads);
+            set_int(p, "ceil_mode", ceil_mode);
+            if (include_pad) set_int(p, "count_include_pad", 1);
+            add_node(g, "Relu", {"p"}, {"y"}, "relu");
+            for (int threads : {1, 2}) {
+              SessionPair o = run_both(m, {{"x", random_input(in, 13)}}, threads);
+              SCOPED_TRACE(std::string(op) + " kernel " + shape_str(c.kernel) + " strides " + shape_str(c.strides) +
+                           " pads " + shape_str(c.pads) + " ceil " + std::to_string(ceil_mode) + " include_pad " +
+                           std::to_string(include_pad) + " input " + shape_str(in));
+              expect_close(o.reference, o.tested);
+              EXPECT_EQ(o.tested_ops["ReorderInput"], 0) << "the pool ran blocked";
+              ++checked;
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(checked, 2 * 2 * 8 * (2 + 4));
+}
+
 TEST(BlockedLayout, reorders_round_trip) {
   auto m = single_blocked_op("ReorderInput", {2, 16, 5, 3});
   auto* g = m.mutable_graph();
