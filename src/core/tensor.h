@@ -64,6 +64,13 @@ class Tensor {
   template <typename T> T* data() { return static_cast<T*>(data_); }
   template <typename T> const T* data() const { return static_cast<const T*>(data_); }
 
+  // True when this tensor is the only holder of its (owned) memory: nothing else,
+  // not even a view of another shape, can observe a write to it.
+  bool sole_owner() const { return storage_ != nullptr && storage_.use_count() == 1; }
+  // The same memory under a new dtype and shape of at most the same byte size;
+  // both tensors keep it alive.
+  Tensor alias(DataType dtype, Shape shape) const { return view(dtype, std::move(shape), storage_, data_); }
+
   // Same memory, new shape with the same element count.
   Result<Tensor> reshaped(Shape shape) const;
   // Deep copy into fresh memory.

@@ -78,7 +78,10 @@ class ConvKernelBase : public Kernel {
     if (z && (z->shape() != y_shape || z->dtype() != x->dtype()))
       return invalid_argument(ctx.node().describe(), ": Z ", z->describe(), " must match the output ",
                               dtype_name(x->dtype()), shape_str(y_shape));
-    Tensor& y = ctx.allocate_output(0, x->dtype(), y_shape);
+    // A residual Z that nothing reads later becomes Y's memory: the fused sum then
+    // accumulates onto it in place instead of copying it first.
+    Tensor& y = z ? ctx.allocate_output_over_input(0, 3, x->dtype(), y_shape)
+                  : ctx.allocate_output(0, x->dtype(), y_shape);
     if (y.numel() == 0) return ok_status();
     const int threads = std::max(1, ctx.num_threads());
     scratch_ = ctx.allocator();
@@ -145,6 +148,11 @@ class ConvKernelBase : public Kernel {
 
   template <typename T>
   void run_ref(const ConvCall& c, const T* x, const T* w, const T* b, const T* z, T* y, int threads) const {
+    std::vector<T> z_copy;  // the reference writes Y before adding Z
+    if (z && z == y) {
+      z_copy.assign(z, z + shape_numel(c.out_shape));
+      z = z_copy.data();
+    }
     if (transpose_) conv_transpose_ref<T>(c.shape, x, w, b, y, threads);
     else conv_ref<T>(c.shape, x, w, b, y, threads);
     if (z || fusion_.act != ConvActivation::kNone) apply_conv_fusion<T>(fusion_, z, y, shape_numel(c.out_shape));

@@ -28,9 +28,16 @@ struct KernelInfo {
 // What a kernel sees when it runs. Inputs are borrowed; outputs are set by the kernel.
 class KernelContext {
  public:
+  // `donatable` bit k: the session releases input k after this node and nothing
+  // else reads it (see allocate_output_over_input).
   KernelContext(const Node& node, std::vector<const Tensor*> inputs, std::vector<Tensor>* outputs,
-                Allocator* allocator, int num_threads)
-      : node_(node), inputs_(std::move(inputs)), outputs_(outputs), allocator_(allocator), num_threads_(num_threads) {}
+                Allocator* allocator, int num_threads, uint64_t donatable = 0)
+      : node_(node),
+        inputs_(std::move(inputs)),
+        outputs_(outputs),
+        allocator_(allocator),
+        num_threads_(num_threads),
+        donatable_(donatable) {}
 
   const Node& node() const { return node_; }
   size_t num_inputs() const { return inputs_.size(); }
@@ -41,6 +48,20 @@ class KernelContext {
   Tensor& allocate_output(size_t i, DataType dtype, Shape shape) {
     (*outputs_)[i] = Tensor(dtype, std::move(shape), allocator_);
     return (*outputs_)[i];
+  }
+  // Output i in the memory of input `in` when the session allows it (this node is
+  // the input's last reader and no other tensor shares that memory) and dtype and
+  // element count match; freshly allocated otherwise. Saves a buffer and, for
+  // a fused residual, a copy. The kernel must read every element of the input
+  // no later than it writes the same element of the output.
+  Tensor& allocate_output_over_input(size_t i, size_t in, DataType dtype, Shape shape) {
+    const Tensor* x = input(in);
+    if (in < 64 && (donatable_ >> in & 1) && x && x->dtype() == dtype && x->sole_owner() &&
+        x->numel() == shape_numel(shape)) {
+      (*outputs_)[i] = x->alias(dtype, std::move(shape));
+      return (*outputs_)[i];
+    }
+    return allocate_output(i, dtype, std::move(shape));
   }
   // Sets output i to an existing tensor (for views such as Reshape or Identity).
   void set_output(size_t i, Tensor t) { (*outputs_)[i] = std::move(t); }
@@ -54,6 +75,7 @@ class KernelContext {
   std::vector<Tensor>* outputs_;
   Allocator* allocator_;
   int num_threads_;
+  uint64_t donatable_;
 };
 
 class Kernel {

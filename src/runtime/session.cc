@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -172,6 +173,18 @@ Status Session::prepare() {
       steps_[last_reader[s]].release.push_back(static_cast<int>(s));
     }
   }
+  // An input the step releases, that the step reads once, and that the caller did not
+  // feed may lend its memory to an output (the run also checks nobody shares it).
+  std::set<int> fed(input_slots_.begin(), input_slots_.end());
+  fed.insert(override_slots_.begin(), override_slots_.end());
+  for (auto& step : steps_) {
+    step.donatable = 0;
+    for (size_t k = 0; k < step.inputs.size() && k < 64; ++k) {
+      const int s = step.inputs[k];
+      if (s < 0 || fed.count(s) || std::count(step.inputs.begin(), step.inputs.end(), s) != 1) continue;
+      if (std::find(step.release.begin(), step.release.end(), s) != step.release.end()) step.donatable |= uint64_t{1} << k;
+    }
+  }
   return ok_status();
 }
 
@@ -277,7 +290,7 @@ Result<std::vector<Tensor>> Session::run(const std::vector<std::pair<std::string
     ins.clear();
     for (int s : step.inputs) ins.push_back(s >= 0 && values[s].defined() ? &values[s] : nullptr);
     std::vector<Tensor> outs(step.outputs.size());
-    KernelContext ctx(*step.node, ins, &outs, pool_.get(), threads_);
+    KernelContext ctx(*step.node, ins, &outs, pool_.get(), threads_, step.donatable);
     auto t0 = options_.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     Status st = compute_guarded(*step.kernel, ctx);
     if (!st.ok()) return with_node_context(st, *step.node);

@@ -74,6 +74,7 @@ class Session {
     std::vector<int> inputs;       // slot per input (declared, then implicit), -1 when omitted
     std::vector<int> outputs;      // slot per output, -1 when omitted
     std::vector<int> release;      // slots whose last reader is this step
+    uint64_t donatable = 0;        // bit k: input k may become an output's memory (KernelContext)
     NodeProfile profile;
   };
 

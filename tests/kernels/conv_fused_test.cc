@@ -73,5 +73,52 @@ TEST(FusedConvKernel, rejects_unknown_activation_and_bad_z) {
   EXPECT_EQ(bad_z.status().code(), StatusCode::kInvalidArgument);
 }
 
+// A residual Z that the session may give away becomes Y's memory (the sum then
+// accumulates in place); one that another tensor still shares does not. Both
+// give the reference result, on oneDNN (float) and on the reference (double).
+TEST(FusedConvKernel, donated_residual_becomes_the_output_in_place) {
+  std::mt19937 rng(23);
+  for (DataType dt : {DataType::kFloat, DataType::kDouble}) {
+    for (bool shared : {false, true}) {
+      Tensor x = random_tensor({1, 8, 7, 7}, rng), w = random_tensor({8, 8, 3, 3}, rng);
+      Tensor b = random_tensor({8}, rng), z = random_tensor({1, 8, 7, 7}, rng);
+      auto xd = tensor_to_doubles(x).value(), wd = tensor_to_doubles(w).value();
+      auto bd = tensor_to_doubles(b).value(), zd = tensor_to_doubles(z).value();
+      if (dt == DataType::kDouble) {
+        x = cast_tensor(x, dt).value(), w = cast_tensor(w, dt).value();
+        b = cast_tensor(b, dt).value(), z = cast_tensor(z, dt).value();
+      }
+      const void* z_memory = z.raw_data();
+      std::vector<Tensor> ins = {x, w, b};
+      Tensor keep;  // another holder of Z's memory
+      if (shared) keep = z;
+      ins.push_back(std::move(z));
+      std::map<std::string, Attribute> attrs = {{"pads", attr_ints({1, 1, 1, 1})},
+                                                {"activation", attr_string("Relu")}};
+      auto out = run_node(make_node("FusedConv", 4, 1, attrs, "com.microsoft"), ins, 1, {false, true, true, false},
+                          1, uint64_t{1} << 3);
+      ASSERT_TRUE(out.ok()) << out.status().to_string();
+      EXPECT_EQ((*out)[0].raw_data() == z_memory, !shared) << dtype_name(dt);
+      Window win;
+      win.in = win.out = {7, 7};
+      win.kernel = {3, 3};
+      win.strides = win.dilations = {1, 1};
+      win.pad_begin = win.pad_end = {1, 1};
+      std::vector<double> ref(8 * 49);
+      conv_ref<double>(ConvShape{1, 8, 8, 1, to_window3(win)}, xd.data(), wd.data(), bd.data(), ref.data(), 1);
+      ConvFusion f;
+      f.act = ConvActivation::kRelu;
+      apply_conv_fusion<double>(f, zd.data(), ref.data(), ref.size());
+      auto yd = tensor_to_doubles((*out)[0]).value();
+      for (size_t i = 0; i < ref.size(); ++i)
+        ASSERT_NEAR(yd[i], ref[i], 1e-4 * std::max(1.0, std::fabs(ref[i]))) << dtype_name(dt) << " shared " << shared;
+      if (shared) {
+        auto kd = tensor_to_doubles(keep).value();
+        for (size_t i = 0; i < zd.size(); ++i) ASSERT_EQ(kd[i], zd[i]) << "a shared Z was written";
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace hearth

@@ -37,8 +37,10 @@ inline Attribute attr_floats(std::vector<float> v) { Attribute a; a.type = Attri
 
 // Creates the kernel for `node` at `opset` and runs it once on `inputs`.
 // `constant_inputs[i]` true marks input i as an initializer (visible to init()).
+// `donatable` marks inputs the kernel may turn into output memory (KernelContext).
 inline Result<std::vector<Tensor>> run_node(Node node, const std::vector<Tensor>& inputs, int64_t opset = 17,
-                                            std::vector<bool> constant_inputs = {}, int threads = 1) {
+                                            std::vector<bool> constant_inputs = {}, int threads = 1,
+                                            uint64_t donatable = 0) {
   for (size_t i = 0; i < inputs.size() && i < node.inputs.size(); ++i)
     if (!inputs[i].defined()) node.inputs[i] = "";
   const KernelDef* def = KernelRegistry::global().find(node.op_type, node.domain, opset);
@@ -51,7 +53,7 @@ inline Result<std::vector<Tensor>> run_node(Node node, const std::vector<Tensor>
   std::vector<const Tensor*> in;
   for (const auto& t : inputs) in.push_back(t.defined() ? &t : nullptr);
   std::vector<Tensor> outs(node.outputs.size());
-  KernelContext ctx(node, in, &outs, default_allocator(), threads);
+  KernelContext ctx(node, in, &outs, default_allocator(), threads, donatable);
   HEARTH_RETURN_IF_ERROR(kernel->compute(ctx));
   return outs;
 }

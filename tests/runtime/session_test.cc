@@ -5,6 +5,7 @@
 
 #include "graph/model_builder.h"
 #include "runtime/pool_allocator.h"
+#include "runtime/session_pair.h"
 
 namespace hearth {
 namespace {
@@ -92,6 +93,59 @@ TEST(Session, steady_state_reuses_memory) {
   EXPECT_EQ((*s)->pool_bytes(), held);
   // Three 16 KiB intermediates alive at most two at a time, plus the output.
   EXPECT_LE(held, 3u * 16384u);
+}
+
+// Outputs may take over the memory of inputs the run no longer needs (fused
+// residuals): results must not change, and a tensor the caller fed is never
+// written, even where it is a residual.
+TEST(Session, in_place_outputs_never_touch_fed_or_live_tensors) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  g->set_name("residuals");
+  testing::set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {1, 8, 6, 6});
+  testing::set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {1, 8, 6, 6});
+  testing::set_tensor_type(g->add_output(), "y2", onnx::TensorProto::FLOAT, {1, 8, 6, 6});
+  auto conv = [&](const std::string& in, const std::string& out, uint32_t seed) {
+    add_float_initializer(g, out + "_W", {8, 8, 3, 3}, testing::random_values(8 * 8 * 9, seed, -0.3f, 0.3f));
+    add_float_initializer(g, out + "_B", {8}, testing::random_values(8, seed + 1));
+    auto* n = add_node(g, "Conv", {in, out + "_W", out + "_B"}, {out}, out);
+    auto* a = n->add_attribute();
+    a->set_name("pads");
+    a->set_type(onnx::AttributeProto::INTS);
+    for (int i = 0; i < 4; ++i) a->add_ints(1);
+  };
+  conv("x", "a", 1);
+  conv("a", "c1", 3);
+  add_node(g, "Relu", {"c1"}, {"t"}, "relu1");
+  conv("t", "c2", 5);
+  add_node(g, "Add", {"c2", "a"}, {"s"}, "residual");  // a's last reader
+  add_node(g, "Relu", {"s"}, {"y"}, "relu2");
+  conv("x", "c3", 7);
+  add_node(g, "Add", {"c3", "x"}, {"s2"}, "fed_residual");  // x is the caller's
+  add_node(g, "Relu", {"s2"}, {"y2"}, "relu3");
+  const std::vector<float> xv = testing::random_values(8 * 36, 9, -2.0f, 2.0f);
+  for (bool blocked : {false, true}) {
+    for (int threads : {1, 2}) {
+      Tensor x = Tensor::from_vector<float>(xv, {1, 8, 6, 6});
+      SessionOptions plain;
+      plain.optimize = false;
+      plain.intra_op_threads = threads;
+      SessionOptions fused;
+      fused.blocked_layout = blocked;
+      fused.intra_op_threads = threads;
+      auto o = testing::run_session_pair(m, {{"x", x}}, plain, fused);
+      ASSERT_EQ(o.tested.size(), 2u);
+      EXPECT_GE(o.tested_ops["Conv"] + o.tested_ops["FusedConv"], 4);
+      EXPECT_EQ(o.tested_ops["Add"], 0) << "both residuals were fused";
+      for (size_t k = 0; k < 2; ++k)
+        for (int64_t i = 0; i < o.reference[k].numel(); ++i)
+          ASSERT_NEAR(o.tested[k].data<float>()[i], o.reference[k].data<float>()[i], 1e-4)
+              << "output " << k << " blocked " << blocked << " threads " << threads;
+      for (size_t i = 0; i < xv.size(); ++i) ASSERT_EQ(x.data<float>()[i], xv[i]) << "the fed input was written";
+    }
+  }
 }
 
 }  // namespace
