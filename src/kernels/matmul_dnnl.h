@@ -58,7 +58,14 @@ class DnnlMatmul {
   struct Entry;
   Result<Entry*> entry_for(const MatmulOperand& a, const MatmulOperand& b, float alpha, bool b_constant,
                            const MatmulEpilogue& epilogue);
+  // The kGemvMaxRows-row path (gemv.h): constant B transposed into dense rows, for
+  // the B it was made from (none when B already has that layout).
+  bool try_gemv(const MatmulOperand& a, const MatmulOperand& b, float* dst, float alpha, bool b_constant,
+                const MatmulEpilogue& epilogue);
   std::map<std::vector<int64_t>, std::unique_ptr<Entry>> cache_;
+  Tensor gemv_bt_;
+  const float* gemv_src_ = nullptr;
+  Shape gemv_dims_, gemv_strides_;
 };
 
 }  // namespace hearth

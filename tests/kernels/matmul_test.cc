@@ -145,6 +145,46 @@ TEST(GemmKernel, onednn_matches_plain_loop_on_random_shapes) {
   }
 }
 
+// One to four rows against constant weights take the hand-written path (gemv.h);
+// five rows go to oneDNN. Transposed and plain B, A read through transA, the
+// row bias fused or not, K and N off the vector width, one and two threads.
+TEST(GemmKernel, few_rows_against_constant_weights_match_plain_loop) {
+  std::mt19937 rng(19);
+  const int64_t K = 203, N = 130;  // K * N above the small-product cutoff
+  int checked = 0;
+  for (int64_t M : {1, 2, 3, 4, 5}) {
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        for (const Shape& cs : {Shape{N}, Shape{M, N}}) {
+          for (int threads : {1, 2}) {
+            Tensor a = random_tensor(ta ? Shape{K, M} : Shape{M, K}, rng);
+            Tensor b = random_tensor(tb ? Shape{N, K} : Shape{K, N}, rng);
+            Tensor c = random_tensor(cs, rng);
+            const float alpha = cs.size() == 1 ? 1.0f : 0.5f, beta = cs.size() == 1 ? 1.0f : 2.0f;
+            auto node = make_node("Gemm", 3, 1,
+                                  {{"alpha", attr_float(alpha)}, {"beta", attr_float(beta)},
+                                   {"transA", attr_int(ta)}, {"transB", attr_int(tb)}});
+            for (int rep = 0; rep < 2; ++rep) {  // the second run reuses the transposed weights
+              auto out = run_node(node, {a, b, c}, 13, {false, true, true}, threads);
+              ASSERT_TRUE(out.ok()) << out.status().to_string();
+              SCOPED_TRACE("M " + std::to_string(M) + " transA " + std::to_string(ta) + " transB " +
+                           std::to_string(tb) + " C " + shape_str(cs));
+              expect_close((*out)[0], plain_gemm(a, b, &c, ta, tb, alpha, beta));
+            }
+            ++checked;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(checked, 5 * 2 * 2 * 2 * 2);
+  // MatMul with a [1, K] row and constant [K, N] weights.
+  Tensor a = random_tensor({1, K}, rng), b = random_tensor({K, N}, rng);
+  auto out = run_node(make_node("MatMul", 2, 1), {a, b}, 13, {false, true});
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  expect_close((*out)[0], plain_gemm(a, b, nullptr, false, false, 1.0f, 0.0f));
+}
+
 TEST(GemmKernel, c_is_optional_from_opset_11_only) {
   std::mt19937 rng(3);
   Tensor a = random_tensor({2, 3}, rng), b = random_tensor({3, 4}, rng);

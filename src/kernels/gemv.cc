@@ -1,0 +1,95 @@
+// Small-M products against transposed weights (see gemv.h).
+#include "kernels/gemv.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace hearth {
+namespace {
+
+#define HEARTH_GEMV_TARGET __attribute__((target("avx2,fma")))
+
+HEARTH_GEMV_TARGET inline float hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+
+// Outputs [n0, n1) for M rows, J weight rows at a time (M * J accumulators).
+template <int M, int J>
+HEARTH_GEMV_TARGET void gemv_block(int64_t n0, int64_t n1, int64_t K, const float* A, int64_t lda, const float* Bt,
+                                   int64_t ldb, float alpha, const float* bias, float* Y, int64_t N) {
+  const int64_t K8 = K / 8 * 8;
+  int64_t n = n0;
+  for (; n + J <= n1; n += J) {
+    __m256 acc[M][J];
+#pragma GCC unroll 4
+    for (int m = 0; m < M; ++m)
+#pragma GCC unroll 4
+      for (int j = 0; j < J; ++j) acc[m][j] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < K8; k += 8) {
+      __m256 b[J];
+#pragma GCC unroll 4
+      for (int j = 0; j < J; ++j) b[j] = _mm256_loadu_ps(Bt + (n + j) * ldb + k);
+#pragma GCC unroll 4
+      for (int m = 0; m < M; ++m) {
+        const __m256 a = _mm256_loadu_ps(A + m * lda + k);
+#pragma GCC unroll 4
+        for (int j = 0; j < J; ++j) acc[m][j] = _mm256_fmadd_ps(a, b[j], acc[m][j]);
+      }
+    }
+    for (int m = 0; m < M; ++m)
+      for (int j = 0; j < J; ++j) {
+        float s = hsum(acc[m][j]);
+        for (int64_t k = K8; k < K; ++k) s += A[m * lda + k] * Bt[(n + j) * ldb + k];
+        Y[m * N + n + j] = alpha * s + (bias ? bias[n + j] : 0.0f);
+      }
+  }
+  for (; n < n1; ++n) gemv_block<M, 1>(n, n + 1, K, A, lda, Bt, ldb, alpha, bias, Y, N);
+}
+
+template <int M>
+HEARTH_GEMV_TARGET void gemv_range(int64_t n0, int64_t n1, int64_t K, const float* A, int64_t lda, const float* Bt,
+                                   int64_t ldb, float alpha, const float* bias, float* Y, int64_t N) {
+  // Four weight rows in flight keep the memory stream busy; M * J <= 8 accumulators.
+  constexpr int J = M <= 2 ? 4 : 2;
+  gemv_block<M, J>(n0, n1, K, A, lda, Bt, ldb, alpha, bias, Y, N);
+}
+
+}  // namespace
+
+bool gemv_available() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+}
+
+void gemv_rows(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bt, int64_t ldb,
+               float alpha, const float* bias, float* Y, int threads) {
+  // Threads split N; small products stay on one thread.
+  const int64_t work = N * K;
+  const int nt = work < (1 << 16) ? 1 : std::max(1, threads);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    int t = 0, count = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num(), count = omp_get_num_threads();
+#endif
+    const int64_t per = (N + count - 1) / count;
+    const int64_t n0 = std::min(N, per * t), n1 = std::min(N, n0 + per);
+    if (n0 < n1) {
+      switch (M) {
+        case 1: gemv_range<1>(n0, n1, K, A, lda, Bt, ldb, alpha, bias, Y, N); break;
+        case 2: gemv_range<2>(n0, n1, K, A, lda, Bt, ldb, alpha, bias, Y, N); break;
+        case 3: gemv_range<3>(n0, n1, K, A, lda, Bt, ldb, alpha, bias, Y, N); break;
+        default: gemv_range<4>(n0, n1, K, A, lda, Bt, ldb, alpha, bias, Y, N); break;
+      }
+    }
+  }
+}
+
+}  // namespace hearth
