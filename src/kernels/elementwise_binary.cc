@@ -164,7 +164,13 @@ class BinaryKernel final : public Kernel {
           using T = decltype(tag);
           if constexpr (type_in_set<T>(Op::kTypes)) {
             using O = std::conditional_t<Op::kBoolOut, bool, T>;
-            Tensor& y = ctx.allocate_output(0, dtype_of<O>(), plan->out_shape);
+            // An operand of the output's shape that dies here holds the result (each
+            // element is read before the same element is written).
+            const DataType odt = dtype_of<O>();
+            const size_t over = ctx.can_donate(1, odt, plan->out_shape) && b->shape() == plan->out_shape ? 1 : 0;
+            Tensor& y = (over == 1 || a->shape() == plan->out_shape)
+                            ? ctx.allocate_output_over_input(0, over, odt, plan->out_shape)
+                            : ctx.allocate_output(0, odt, plan->out_shape);
             broadcast_map2(*plan, a->data<T>(), b->data<T>(), y.data<O>(), ctx.num_threads(),
                            [this](T x, T z) -> O {
                              if constexpr (is_half_v<T>) return store_value<O>(op_(load_value(x), load_value(z)));

@@ -121,10 +121,27 @@ void unary_map_range(const T* __restrict x, U* __restrict y, int64_t b, int64_t 
   }
 }
 
+// The same over one array in place (no restrict: x and y are the same memory).
+template <typename T, typename Op>
+void unary_map_range_in_place(T* y, int64_t b, int64_t e, Op op) {
+  if constexpr (is_half_v<T>) {
+    for (int64_t i = b; i < e; ++i) y[i] = store_value<T>(op(load_value(y[i])));
+  } else {
+#pragma omp simd
+    for (int64_t i = b; i < e; ++i) y[i] = op(y[i]);
+  }
+}
+
 // y[i] = store(op(load(x[i]))) for every element, in parallel when large.
-// x and y must not overlap.
+// x and y are the same array or do not overlap.
 template <typename T, typename U, typename Op>
 void unary_map(const T* x, U* y, int64_t n, int num_threads, const Op& op) {
+  if constexpr (std::is_same_v<T, U>) {
+    if (static_cast<const void*>(x) == static_cast<const void*>(y)) {
+      parallel_ranges(n, num_threads, [&](int64_t b, int64_t e) { unary_map_range_in_place(y, b, e, op); });
+      return;
+    }
+  }
   parallel_ranges(n, num_threads, [&](int64_t b, int64_t e) { unary_map_range(x, y, b, e, op); });
 }
 
@@ -155,7 +172,8 @@ class PointwiseKernel final : public Kernel {
         [&](auto tag) -> Status {
           using T = decltype(tag);
           if constexpr (type_in_set<T>(Op::kTypes)) {
-            Tensor& y = ctx.allocate_output(0, x->dtype(), x->shape());
+            // Element i is read before it is written: an input that dies here can hold Y.
+            Tensor& y = ctx.allocate_output_over_input(0, 0, x->dtype(), x->shape());
             unary_map(x->data<T>(), y.data<T>(), x->numel(), ctx.num_threads(), op_);
             return ok_status();
           } else {

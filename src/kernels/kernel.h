@@ -55,13 +55,17 @@ class KernelContext {
   // a fused residual, a copy. The kernel must read every element of the input
   // no later than it writes the same element of the output.
   Tensor& allocate_output_over_input(size_t i, size_t in, DataType dtype, Shape shape) {
-    const Tensor* x = input(in);
-    if (in < 64 && (donatable_ >> in & 1) && x && x->dtype() == dtype && x->sole_owner() &&
-        x->numel() == shape_numel(shape)) {
-      (*outputs_)[i] = x->alias(dtype, std::move(shape));
+    if (can_donate(in, dtype, shape)) {
+      (*outputs_)[i] = input(in)->alias(dtype, std::move(shape));
       return (*outputs_)[i];
     }
     return allocate_output(i, dtype, std::move(shape));
+  }
+  // Whether allocate_output_over_input(_, in, dtype, shape) would reuse input `in`.
+  bool can_donate(size_t in, DataType dtype, const Shape& shape) const {
+    const Tensor* x = input(in);
+    return in < 64 && (donatable_ >> in & 1) && x && x->dtype() == dtype && x->sole_owner() &&
+           x->numel() == shape_numel(shape);
   }
   // Sets output i to an existing tensor (for views such as Reshape or Identity).
   void set_output(size_t i, Tensor t) { (*outputs_)[i] = std::move(t); }
