@@ -1,4 +1,4 @@
-// Small-M products against transposed weights (see gemv.h).
+// Small-M products against constant weights, read in place (see gemv.h).
 #include "kernels/gemv.h"
 
 #include <immintrin.h>
@@ -61,6 +61,57 @@ HEARTH_GEMV_TARGET void gemv_range(int64_t n0, int64_t n1, int64_t K, const floa
   gemv_block<M, J>(n0, n1, K, A, lda, Bt, ldb, alpha, bias, Y, N);
 }
 
+// B [K, N] with unit column stride: J vectors of 8 columns are accumulated down K
+// (each step reads J * 32 contiguous bytes of one row of B).
+template <int M, int J>
+HEARTH_GEMV_TARGET void gemv_cols_block(int64_t n0, int64_t n1, int64_t K, const float* A, int64_t lda,
+                                        const float* B, int64_t ldb, float alpha, const float* bias, float* Y,
+                                        int64_t N) {
+  int64_t n = n0;
+  const __m256 va = _mm256_set1_ps(alpha);
+  for (; n + 8 * J <= n1; n += 8 * J) {
+    __m256 acc[M][J];
+#pragma GCC unroll 4
+    for (int m = 0; m < M; ++m)
+#pragma GCC unroll 4
+      for (int j = 0; j < J; ++j) acc[m][j] = _mm256_setzero_ps();
+    const float* b = B + n;
+    for (int64_t k = 0; k < K; ++k, b += ldb) {
+      __m256 w[J];
+#pragma GCC unroll 4
+      for (int j = 0; j < J; ++j) w[j] = _mm256_loadu_ps(b + 8 * j);
+#pragma GCC unroll 4
+      for (int m = 0; m < M; ++m) {
+        const __m256 a = _mm256_broadcast_ss(A + m * lda + k);
+#pragma GCC unroll 4
+        for (int j = 0; j < J; ++j) acc[m][j] = _mm256_fmadd_ps(a, w[j], acc[m][j]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int m = 0; m < M; ++m)
+#pragma GCC unroll 4
+      for (int j = 0; j < J; ++j) {
+        __m256 v = _mm256_mul_ps(acc[m][j], va);
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + n + 8 * j));
+        _mm256_storeu_ps(Y + m * N + n + 8 * j, v);
+      }
+  }
+  for (; n < n1; ++n) {  // the last columns, one at a time
+    for (int m = 0; m < M; ++m) {
+      float s = 0;
+      for (int64_t k = 0; k < K; ++k) s += A[m * lda + k] * B[k * ldb + n];
+      Y[m * N + n] = alpha * s + (bias ? bias[n] : 0.0f);
+    }
+  }
+}
+
+template <int M>
+HEARTH_GEMV_TARGET void gemv_cols(int64_t n0, int64_t n1, int64_t K, const float* A, int64_t lda, const float* B,
+                                  int64_t ldb, float alpha, const float* bias, float* Y, int64_t N) {
+  constexpr int J = M <= 2 ? 4 : M == 3 ? 3 : 2;  // M * J accumulators, J weight vectors
+  gemv_cols_block<M, J>(n0, n1, K, A, lda, B, ldb, alpha, bias, Y, N);
+}
+
 }  // namespace
 
 bool gemv_available() {
@@ -68,25 +119,33 @@ bool gemv_available() {
   return ok;
 }
 
-void gemv_rows(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* Bt, int64_t ldb,
-               float alpha, const float* bias, float* Y, int threads) {
-  // Threads split N; small products stay on one thread.
-  const int64_t work = N * K;
-  const int nt = work < (1 << 16) ? 1 : std::max(1, threads);
+void gemv_rows(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t b_k,
+               int64_t b_n, float alpha, const float* bias, float* Y, int threads) {
+  const bool rows = b_k == 1;  // B stored transposed: each output is a dot product of two rows
+  // Threads split N (in whole 32-column blocks for the column form); small products stay on one thread.
+  const int nt = N * K < (1 << 16) ? 1 : std::max(1, threads);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     int t = 0, count = 1;
 #ifdef _OPENMP
     t = omp_get_thread_num(), count = omp_get_num_threads();
 #endif
-    const int64_t per = (N + count - 1) / count;
-    const int64_t n0 = std::min(N, per * t), n1 = std::min(N, n0 + per);
-    if (n0 < n1) {
+    const int64_t unit = rows ? 1 : 32;
+    const int64_t units = (N + unit - 1) / unit, per = (units + count - 1) / count;
+    const int64_t n0 = std::min(N, per * t * unit), n1 = std::min(N, n0 + per * unit);
+    if (n0 < n1 && rows) {
       switch (M) {
-        case 1: gemv_range<1>(n0, n1, K, A, lda, Bt, ldb, alpha, bias, Y, N); break;
-        case 2: gemv_range<2>(n0, n1, K, A, lda, Bt, ldb, alpha, bias, Y, N); break;
-        case 3: gemv_range<3>(n0, n1, K, A, lda, Bt, ldb, alpha, bias, Y, N); break;
-        default: gemv_range<4>(n0, n1, K, A, lda, Bt, ldb, alpha, bias, Y, N); break;
+        case 1: gemv_range<1>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
+        case 2: gemv_range<2>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
+        case 3: gemv_range<3>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
+        default: gemv_range<4>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
+      }
+    } else if (n0 < n1) {
+      switch (M) {
+        case 1: gemv_cols<1>(n0, n1, K, A, lda, B, b_k, alpha, bias, Y, N); break;
+        case 2: gemv_cols<2>(n0, n1, K, A, lda, B, b_k, alpha, bias, Y, N); break;
+        case 3: gemv_cols<3>(n0, n1, K, A, lda, B, b_k, alpha, bias, Y, N); break;
+        default: gemv_cols<4>(n0, n1, K, A, lda, B, b_k, alpha, bias, Y, N); break;
       }
     }
   }

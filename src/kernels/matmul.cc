@@ -106,6 +106,7 @@ class MatMulKernel : public Kernel {
   }
 
   Status compute(KernelContext& ctx) override {
+    threads_ = std::max(1, ctx.num_threads());
     HEARTH_RETURN_IF_ERROR(check_inputs(ctx, 2));
     const Tensor& a = *ctx.input(0);
     const Tensor& b = *ctx.input(1);
@@ -137,7 +138,7 @@ class MatMulKernel : public Kernel {
     if (a.dtype() == DataType::kFloat) {
       MatmulOperand ao{p.a_full, dense_strides(p.a_full), a.data<float>()};
       MatmulOperand bo{p.b_full, dense_strides(p.b_full), b.data<float>()};
-      Status s = dnnl_.run(ao, bo, y.data<float>(), 1.0f, b_constant);
+      Status s = dnnl_.run(ao, bo, y.data<float>(), 1.0f, b_constant, {}, threads_);
       if (s.code() != StatusCode::kUnimplemented) return s.with_context(node.describe());
     }
     return dispatch_reference(a.dtype(), node, [&](auto tag) {
@@ -216,7 +217,7 @@ class MatMulKernel : public Kernel {
     }
     const MatmulOperand ao = strided ? widen_to(va, p.a_full) : MatmulOperand{p.a_full, dense_strides(p.a_full), va.data};
     const MatmulOperand bo = strided ? widen_to(vb, p.b_full) : MatmulOperand{p.b_full, dense_strides(p.b_full), vb.data};
-    Status s = dnnl_.run(ao, bo, y.data<float>(), alpha_, same_tensor(b, b_const_), epi);
+    Status s = dnnl_.run(ao, bo, y.data<float>(), alpha_, same_tensor(b, b_const_), epi, threads_);
     if (s.code() != StatusCode::kUnimplemented) return s.with_context(node.describe());
     // oneDNN declined: dense copies of transposed operands and the reference loops.
     const int threads = std::max(1, ctx.num_threads());
@@ -231,6 +232,7 @@ class MatMulKernel : public Kernel {
 
   Tensor b_const_;
   DnnlMatmul dnnl_;
+  int threads_ = 1;  // the running call's thread budget
   bool fused_ = false;
   MatmulActivation act_ = MatmulActivation::kNone;
   float alpha_ = 1.0f;
@@ -267,6 +269,7 @@ class GemmKernel : public Kernel {
   }
 
   Status compute(KernelContext& ctx) override {
+    threads_ = std::max(1, ctx.num_threads());
     HEARTH_RETURN_IF_ERROR(check_inputs(ctx, opset_ < 11 ? 3 : 2));
     const Node& node = ctx.node();
     const Tensor& a = *ctx.input(0);
@@ -311,7 +314,7 @@ class GemmKernel : public Kernel {
       const bool row_bias = c && beta_ == 1.0f && alpha_ == 1.0f && cv.rs == 0 && cv.cs == 1;
       MatmulEpilogue epi;
       if (row_bias) epi.bias = c->data<float>();
-      Status s = dnnl_.run(ao, bo, y.data<float>(), alpha_, b_constant, epi);
+      Status s = dnnl_.run(ao, bo, y.data<float>(), alpha_, b_constant, epi, threads_);
       if (s.ok()) {
         if (c && beta_ != 0.0f && !row_bias) add_bias(c->data<float>(), cv, beta_, y.data<float>(), M, N);
         return ok_status();
@@ -357,6 +360,7 @@ class GemmKernel : public Kernel {
   bool trans_a_ = false, trans_b_ = false;
   Tensor b_const_;
   DnnlMatmul dnnl_;
+  int threads_ = 1;  // the running call's thread budget
 };
 
 std::vector<DataType> matmul_types() {

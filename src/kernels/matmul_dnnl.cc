@@ -2,8 +2,6 @@
 // packing of constant weights.
 #include "kernels/matmul_dnnl.h"
 
-#include <omp.h>
-
 #include <cstring>
 #include <string>
 #include <unordered_map>
@@ -188,39 +186,29 @@ Result<DnnlMatmul::Entry*> DnnlMatmul::entry_for(const MatmulOperand& a, const M
 }
 
 bool DnnlMatmul::try_gemv(const MatmulOperand& a, const MatmulOperand& b, float* dst, float alpha, bool b_constant,
-                          const MatmulEpilogue& epilogue) {
+                          const MatmulEpilogue& epilogue, int threads) {
   const size_t r = a.dims.size();
   if (!b_constant || epilogue.act != MatmulActivation::kNone || !gemv_available()) return false;
   for (size_t d = 0; d + 2 < r; ++d)
     if (a.dims[d] != 1 || b.dims[d] != 1) return false;  // one matrix product
   const int64_t M = a.dims[r - 2], K = a.dims[r - 1], N = b.dims[r - 1];
-  // Enough weights that streaming them is the cost; A's rows contiguous.
+  // Enough weights that streaming them is the cost; A's rows contiguous; B with a
+  // unit stride (dense rows, or transposed as Gemm's transB and PyTorch's Linear store it).
   if (M < 1 || M > kGemvMaxRows || K < 16 || N < 16 || K * N < 16384 || a.strides[r - 1] != 1) return false;
-  const float* bt = b.data;
-  int64_t ldb = b.strides[r - 1];
-  if (b.strides[r - 2] != 1) {  // B is not stored transposed: transpose it once
-    if (gemv_src_ != b.data || gemv_dims_ != b.dims || gemv_strides_ != b.strides) {
-      gemv_bt_ = Tensor(DataType::kFloat, {N, K});
-      float* t = gemv_bt_.data<float>();
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t k = 0; k < K; ++k) t[n * K + k] = b.data[k * b.strides[r - 2] + n * b.strides[r - 1]];
-      gemv_src_ = b.data, gemv_dims_ = b.dims, gemv_strides_ = b.strides;
-    }
-    bt = gemv_bt_.data<float>();
-    ldb = K;
-  }
-  gemv_rows(M, N, K, a.data, a.strides[r - 2], bt, ldb, alpha, epilogue.bias, dst, omp_get_max_threads());
+  if (b.strides[r - 2] != 1 && b.strides[r - 1] != 1) return false;
+  gemv_rows(M, N, K, a.data, a.strides[r - 2], b.data, b.strides[r - 2], b.strides[r - 1], alpha, epilogue.bias,
+            dst, threads);
   return true;
 }
 
 Status DnnlMatmul::run(const MatmulOperand& a, const MatmulOperand& b, float* dst, float alpha, bool b_constant,
-                       const MatmulEpilogue& epilogue) {
+                       const MatmulEpilogue& epilogue, int threads) {
   const size_t r = a.dims.size();
   if (r < 2 || r > kMaxDnnlRank || b.dims.size() != r || a.strides.size() != r || b.strides.size() != r) {
     return unimplemented("oneDNN matmul needs operands of one rank in 2..12, got ", shape_str(a.dims), " x ",
                          shape_str(b.dims));
   }
-  if (try_gemv(a, b, dst, alpha, b_constant, epilogue)) return ok_status();
+  if (try_gemv(a, b, dst, alpha, b_constant, epilogue, threads)) return ok_status();
   try {
     HEARTH_ASSIGN_OR_RETURN(Entry * e, entry_for(a, b, alpha, b_constant, epilogue));
     if (e->declined) return unimplemented("oneDNN matmul has only its reference implementation for these strides");

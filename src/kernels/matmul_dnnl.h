@@ -51,21 +51,19 @@ class DnnlMatmul {
   // alpha == 1.
   // Returns kUnimplemented when oneDNN has no implementation for the shapes
   // (callers then fall back to the reference), kInternal for other oneDNN errors.
+  // `threads`: the kernel's thread budget (the oneDNN primitive itself follows
+  // OpenMP's, which the session sets to the same).
   Status run(const MatmulOperand& a, const MatmulOperand& b, float* dst, float alpha, bool b_constant,
-             const MatmulEpilogue& epilogue = {});
+             const MatmulEpilogue& epilogue = {}, int threads = 1);
 
  private:
   struct Entry;
   Result<Entry*> entry_for(const MatmulOperand& a, const MatmulOperand& b, float alpha, bool b_constant,
                            const MatmulEpilogue& epilogue);
-  // The kGemvMaxRows-row path (gemv.h): constant B transposed into dense rows, for
-  // the B it was made from (none when B already has that layout).
+  // The path for one to kGemvMaxRows rows of A (gemv.h), reading constant B in place.
   bool try_gemv(const MatmulOperand& a, const MatmulOperand& b, float* dst, float alpha, bool b_constant,
-                const MatmulEpilogue& epilogue);
+                const MatmulEpilogue& epilogue, int threads);
   std::map<std::vector<int64_t>, std::unique_ptr<Entry>> cache_;
-  Tensor gemv_bt_;
-  const float* gemv_src_ = nullptr;
-  Shape gemv_dims_, gemv_strides_;
 };
 
 }  // namespace hearth
