@@ -61,55 +61,51 @@ HEARTH_GEMV_TARGET void gemv_range(int64_t n0, int64_t n1, int64_t K, const floa
   gemv_block<M, J>(n0, n1, K, A, lda, Bt, ldb, alpha, bias, Y, N);
 }
 
-// B [K, N] with unit column stride: J vectors of 8 columns are accumulated down K
-// (each step reads J * 32 contiguous bytes of one row of B).
-template <int M, int J>
-HEARTH_GEMV_TARGET void gemv_cols_block(int64_t n0, int64_t n1, int64_t K, const float* A, int64_t lda,
-                                        const float* B, int64_t ldb, float alpha, const float* bias, float* Y,
-                                        int64_t N) {
-  int64_t n = n0;
-  const __m256 va = _mm256_set1_ps(alpha);
-  for (; n + 8 * J <= n1; n += 8 * J) {
-    __m256 acc[M][J];
-#pragma GCC unroll 4
-    for (int m = 0; m < M; ++m)
-#pragma GCC unroll 4
-      for (int j = 0; j < J; ++j) acc[m][j] = _mm256_setzero_ps();
-    const float* b = B + n;
-    for (int64_t k = 0; k < K; ++k, b += ldb) {
-      __m256 w[J];
-#pragma GCC unroll 4
-      for (int j = 0; j < J; ++j) w[j] = _mm256_loadu_ps(b + 8 * j);
-#pragma GCC unroll 4
-      for (int m = 0; m < M; ++m) {
-        const __m256 a = _mm256_broadcast_ss(A + m * lda + k);
-#pragma GCC unroll 4
-        for (int j = 0; j < J; ++j) acc[m][j] = _mm256_fmadd_ps(a, w[j], acc[m][j]);
-      }
-    }
-#pragma GCC unroll 4
-    for (int m = 0; m < M; ++m)
-#pragma GCC unroll 4
-      for (int j = 0; j < J; ++j) {
-        __m256 v = _mm256_mul_ps(acc[m][j], va);
-        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + n + 8 * j));
-        _mm256_storeu_ps(Y + m * N + n + 8 * j, v);
-      }
-  }
-  for (; n < n1; ++n) {  // the last columns, one at a time
-    for (int m = 0; m < M; ++m) {
-      float s = 0;
-      for (int64_t k = 0; k < K; ++k) s += A[m * lda + k] * B[k * ldb + n];
-      Y[m * N + n] = alpha * s + (bias ? bias[n] : 0.0f);
-    }
-  }
-}
-
+// B [K, N] with unit column stride: Y's rows (in L1) accumulate four rows of B at a
+// time, each read contiguously, so the weights stream front to back.
 template <int M>
 HEARTH_GEMV_TARGET void gemv_cols(int64_t n0, int64_t n1, int64_t K, const float* A, int64_t lda, const float* B,
                                   int64_t ldb, float alpha, const float* bias, float* Y, int64_t N) {
-  constexpr int J = M <= 2 ? 4 : M == 3 ? 3 : 2;  // M * J accumulators, J weight vectors
-  gemv_cols_block<M, J>(n0, n1, K, A, lda, B, ldb, alpha, bias, Y, N);
+  const int64_t n8 = n0 + (n1 - n0) / 8 * 8;
+  for (int m = 0; m < M; ++m) std::fill(Y + m * N + n0, Y + m * N + n1, 0.0f);
+  int64_t k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const float* b0 = B + k * ldb;
+    __m256 a[M][4];
+#pragma GCC unroll 4
+    for (int m = 0; m < M; ++m)
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) a[m][i] = _mm256_broadcast_ss(A + m * lda + k + i);
+    for (int64_t n = n0; n < n8; n += 8) {
+      const __m256 w0 = _mm256_loadu_ps(b0 + n), w1 = _mm256_loadu_ps(b0 + ldb + n);
+      const __m256 w2 = _mm256_loadu_ps(b0 + 2 * ldb + n), w3 = _mm256_loadu_ps(b0 + 3 * ldb + n);
+#pragma GCC unroll 4
+      for (int m = 0; m < M; ++m) {
+        float* y = Y + m * N + n;
+        __m256 acc = _mm256_loadu_ps(y);
+        acc = _mm256_fmadd_ps(a[m][0], w0, acc);
+        acc = _mm256_fmadd_ps(a[m][1], w1, acc);
+        acc = _mm256_fmadd_ps(a[m][2], w2, acc);
+        acc = _mm256_fmadd_ps(a[m][3], w3, acc);
+        _mm256_storeu_ps(y, acc);
+      }
+    }
+    for (int64_t n = n8; n < n1; ++n)
+      for (int m = 0; m < M; ++m)
+        for (int i = 0; i < 4; ++i) Y[m * N + n] += A[m * lda + k + i] * b0[i * ldb + n];
+  }
+  for (; k < K; ++k) {
+    const float* b = B + k * ldb;
+    for (int m = 0; m < M; ++m) {
+      const __m256 a = _mm256_broadcast_ss(A + m * lda + k);
+      float* y = Y + m * N;
+      for (int64_t n = n0; n < n8; n += 8)
+        _mm256_storeu_ps(y + n, _mm256_fmadd_ps(a, _mm256_loadu_ps(b + n), _mm256_loadu_ps(y + n)));
+      for (int64_t n = n8; n < n1; ++n) y[n] += A[m * lda + k] * b[n];
+    }
+  }
+  for (int m = 0; m < M; ++m)
+    for (int64_t n = n0; n < n1; ++n) Y[m * N + n] = alpha * Y[m * N + n] + (bias ? bias[n] : 0.0f);
 }
 
 }  // namespace
@@ -122,7 +118,7 @@ bool gemv_available() {
 void gemv_rows(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t b_k,
                int64_t b_n, float alpha, const float* bias, float* Y, int threads) {
   const bool rows = b_k == 1;  // B stored transposed: each output is a dot product of two rows
-  // Threads split N (in whole 32-column blocks for the column form); small products stay on one thread.
+  // Threads split N (in whole 8-column vectors for the column form); small products stay on one thread.
   const int nt = N * K < (1 << 16) ? 1 : std::max(1, threads);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
@@ -130,7 +126,7 @@ void gemv_rows(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, con
 #ifdef _OPENMP
     t = omp_get_thread_num(), count = omp_get_num_threads();
 #endif
-    const int64_t unit = rows ? 1 : 32;
+    const int64_t unit = rows ? 1 : 8;
     const int64_t units = (N + unit - 1) / unit, per = (units + count - 1) / count;
     const int64_t n0 = std::min(N, per * t * unit), n1 = std::min(N, n0 + per * unit);
     if (n0 < n1 && rows) {

@@ -16,8 +16,9 @@ inline constexpr int64_t kGemvMaxRows = 4;
 bool gemv_available();
 
 // Y [M, N] (dense) = alpha * A B + bias, A [M, K] with row stride lda, B [K, N]
-// read in place through its strides (b_k between rows, b_n between columns; one
-// of them 1), bias [N] or null. M in 1..kGemvMaxRows; `threads` split N.
+// read in place through its strides (b_k between rows, b_n between columns):
+// b_k == 1 reads B as transposed rows of stride b_n, otherwise b_n must be 1 and
+// rows are b_k apart. bias [N] or null. M in 1..kGemvMaxRows; `threads` split N.
 void gemv_rows(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t b_k,
                int64_t b_n, float alpha, const float* bias, float* Y, int threads);
 

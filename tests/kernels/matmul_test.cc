@@ -187,7 +187,7 @@ TEST(GemmKernel, few_rows_against_constant_weights_match_plain_loop) {
 // The streaming product itself, on both weight layouts (transposed rows as
 // Gemm's transB stores them, plain [K, N] rows), padded row strides, K and N
 // off the vector width, with and without bias, and a product large enough that
-// two threads split it.
+// two and three threads split it.
 TEST(Gemv, matches_double_loop_on_both_weight_layouts) {
   if (!gemv_available()) GTEST_SKIP() << "no AVX2/FMA";
   std::mt19937 rng(29);
@@ -199,7 +199,7 @@ TEST(Gemv, matches_double_loop_on_both_weight_layouts) {
     for (int64_t M = 1; M <= kGemvMaxRows; ++M) {
       for (bool transposed : {true, false}) {
         for (bool with_bias : {false, true}) {
-          for (int threads : {1, 2}) {
+          for (int threads : {1, 2, 3}) {  // 3: a split that leaves partial vectors to a thread
             const int64_t N = sz.N, K = sz.K, lda = K + 3;
             const int64_t ldb = (transposed ? K : N) + 5;  // padded rows
             std::vector<float> a(M * lda), b((transposed ? N : K) * ldb), bias(N), y(M * N, -7.0f);
