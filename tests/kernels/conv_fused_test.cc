@@ -20,6 +20,22 @@ using testing::random_tensor;
 using testing::run_node;
 
 
+// The double reference of a 3x3 "same" convolution on one [1, c_in, size, size]
+// image followed by the fused epilogue: what FusedConv must produce.
+std::vector<double> reference_fused_conv(int64_t c_in, int64_t c_out, int64_t size, const std::vector<double>& x,
+                                         const std::vector<double>& w, const std::vector<double>& b,
+                                         const double* z, const ConvFusion& f) {
+  Window win;
+  win.in = win.out = {size, size};
+  win.kernel = {3, 3};
+  win.strides = win.dilations = {1, 1};
+  win.pad_begin = win.pad_end = {1, 1};
+  std::vector<double> ref(c_out * size * size);
+  conv_ref<double>(ConvShape{1, c_in, c_out, 1, to_window3(win)}, x.data(), w.data(), b.data(), ref.data(), 1);
+  apply_conv_fusion<double>(f, z, ref.data(), ref.size());
+  return ref;
+}
+
 struct Act {
   const char* name;
   std::vector<float> params;
@@ -44,16 +60,9 @@ TEST(FusedConvKernel, matches_reference_epilogue_for_each_activation) {
       ASSERT_TRUE(out.ok()) << out.status().to_string();
       auto xd = tensor_to_doubles(x).value(), wd = tensor_to_doubles(w).value();
       auto bd = tensor_to_doubles(b).value(), zd = tensor_to_doubles(z).value();
-      Window win;
-      win.in = win.out = {9, 9};
-      win.kernel = {3, 3};
-      win.strides = win.dilations = {1, 1};
-      win.pad_begin = win.pad_end = {1, 1};
-      std::vector<double> ref(16 * 81);
-      conv_ref<double>(ConvShape{1, 8, 16, 1, to_window3(win)}, xd.data(), wd.data(), bd.data(), ref.data(), 1);
       ConvFusion f;
       ASSERT_TRUE(parse_conv_activation(act.name, act.params, &f).ok());
-      apply_conv_fusion<double>(f, with_z ? zd.data() : nullptr, ref.data(), ref.size());
+      const auto ref = reference_fused_conv(8, 16, 9, xd, wd, bd, with_z ? zd.data() : nullptr, f);
       auto yd = tensor_to_doubles((*out)[0]).value();
       for (size_t i = 0; i < ref.size(); ++i)
         ASSERT_NEAR(yd[i], ref[i], 1e-4 * std::max(1.0, std::fabs(ref[i]))) << act.name << " z " << with_z;
@@ -99,16 +108,9 @@ TEST(FusedConvKernel, donated_residual_becomes_the_output_in_place) {
                           1, uint64_t{1} << 3);
       ASSERT_TRUE(out.ok()) << out.status().to_string();
       EXPECT_EQ((*out)[0].raw_data() == z_memory, !shared) << dtype_name(dt);
-      Window win;
-      win.in = win.out = {7, 7};
-      win.kernel = {3, 3};
-      win.strides = win.dilations = {1, 1};
-      win.pad_begin = win.pad_end = {1, 1};
-      std::vector<double> ref(8 * 49);
-      conv_ref<double>(ConvShape{1, 8, 8, 1, to_window3(win)}, xd.data(), wd.data(), bd.data(), ref.data(), 1);
       ConvFusion f;
       f.act = ConvActivation::kRelu;
-      apply_conv_fusion<double>(f, zd.data(), ref.data(), ref.size());
+      const auto ref = reference_fused_conv(8, 8, 7, xd, wd, bd, zd.data(), f);
       auto yd = tensor_to_doubles((*out)[0]).value();
       for (size_t i = 0; i < ref.size(); ++i)
         ASSERT_NEAR(yd[i], ref[i], 1e-4 * std::max(1.0, std::fabs(ref[i]))) << dtype_name(dt) << " shared " << shared;
