@@ -64,8 +64,11 @@ class Tensor {
   template <typename T> T* data() { return static_cast<T*>(data_); }
   template <typename T> const T* data() const { return static_cast<const T*>(data_); }
 
-  // True when this tensor is the only holder of its (owned) memory: nothing else,
-  // not even a view of another shape, can observe a write to it.
+  // True when this tensor is the only Tensor holding its memory's owner: no other
+  // Tensor, not even a view of another shape, can observe a write to it. Memory
+  // passed to view() under an owner that something else also reaches (a wrapper
+  // with its own count) is not covered; the session only asks this of tensors
+  // its kernels allocated.
   bool sole_owner() const { return storage_ != nullptr && storage_.use_count() == 1; }
   // The same memory under a new dtype and shape of at most the same byte size;
   // both tensors keep it alive.
