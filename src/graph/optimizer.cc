@@ -35,6 +35,14 @@ struct Uses {
   }
 };
 
+// Removes the nodes a rewrite marked dead, keeping the others in order.
+void erase_dead(Graph& g, const std::vector<bool>& dead) {
+  std::vector<Node> kept;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!dead[i]) kept.push_back(std::move(g.nodes[i]));
+  g.nodes = std::move(kept);
+}
+
 const Tensor* constant(const Graph& g, const std::vector<std::string>& inputs, size_t i) {
   if (i >= inputs.size() || inputs[i].empty()) return nullptr;
   auto it = g.initializers.find(inputs[i]);
@@ -455,10 +463,7 @@ int fuse_matmuls(Graph& g) {
     mm.outputs[0] = out;
     ++fused;
   }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!dead[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
+  erase_dead(g, dead);
   return fused;
 }
 
@@ -552,10 +557,7 @@ int fuse_layer_norms(Graph& g) {
     dead[i] = false;
     ++fused;
   }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!dead[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
+  erase_dead(g, dead);
   return fused;
 }
 
@@ -627,10 +629,7 @@ Result<OptimizerStats> optimize_graph(Model& model, bool blocked_layout) {
     ++stats.conv_fused;
     fused_any = true;
   }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!dead[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
+  erase_dead(g, dead);
   if (fused_any && !model.opsets.count("com.microsoft")) model.opsets["com.microsoft"] = 1;
   stats.layer_norm_fused = fuse_layer_norms(g);
   stats.matmul_fused = fuse_matmuls(g);
