@@ -89,11 +89,17 @@ bool ModelVersion::try_run_inline(Job& job) {
   std::vector<Job> batch;
   batch.push_back(std::move(job));
   execute(*sessions_[instance], batch);
+  bool queued = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     in_use_[instance] = 0;
+    queued = !queue_.empty();
   }
-  cv_.notify_all();  // requests that queued meanwhile wait for this instance's worker
+  // Requests that queued meanwhile wait for this instance's worker. Waking it
+  // with nothing queued would cost a futex call and a task switch (on another
+  // core, an inter-processor wake-up) per request for nothing: a request that
+  // queues after the unlock above wakes the workers itself.
+  if (queued) cv_.notify_all();
   return true;
 }
 
