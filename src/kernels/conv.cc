@@ -7,12 +7,15 @@
 // graph/nchwc.h (domain ai.hearth.nchwc) is the same kernel with its output,
 // and optionally its input, in 8-channel blocks.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "kernels/conv_dnnl.h"
 #include "kernels/conv_fusion.h"
 #include "kernels/conv_geometry.h"
 #include "kernels/conv_ref.h"
+#include "kernels/conv_winograd.h"
 #include "graph/nchwc.h"
 #include "kernels/kernel.h"
 #include "kernels/nchwc_layout.h"
@@ -158,10 +161,22 @@ class ConvKernelBase : public Kernel {
     if (z || fusion_.act != ConvActivation::kNone) apply_conv_fusion<T>(fusion_, z, y, shape_numel(c.out_shape));
   }
 
-  // oneDNN when it takes the configuration, the reference otherwise.
+  // Winograd for the blocked 3x3 stride-1 convolutions it pays for, else oneDNN
+  // when it takes the configuration, else the reference.
   Status run_float(const ConvCall& c, const float* x, const float* w, const float* b, const float* z, float* y,
                    int threads) {
     const bool has_bias = b != nullptr, has_z = z != nullptr;
+    const bool w_const = const_w_.defined() && const_w_.dtype() == DataType::kFloat && const_w_.data<float>() == w;
+    if (w_const && winograd_fits(c)) {
+      if (!winograd_ || winograd_->c_in() != c.shape.c_in || winograd_->c_out() != c.shape.c_out)
+        winograd_ = std::make_unique<WinogradConv3x3>(c.shape.c_in, c.shape.c_out, w);
+      WinogradShape s;
+      s.n = c.shape.n, s.c_in = c.shape.c_in, s.c_out = c.shape.c_out;
+      s.ih = c.window.in[0], s.iw = c.window.in[1], s.oh = c.window.out[0], s.ow = c.window.out[1];
+      s.pad_top = c.window.pad_begin[0], s.pad_left = c.window.pad_begin[1];
+      winograd_->run(s, x, b, z, y, fusion_, threads, scratch_);
+      return ok_status();
+    }
     if (!plan_tried_ || plan_in_ != c.window.in || plan_n_ != c.shape.n || plan_c_in_ != c.shape.c_in ||
         plan_c_out_ != c.shape.c_out || plan_bias_ != has_bias || plan_kernel_ != c.window.kernel ||
         plan_z_ != has_z) {
@@ -181,9 +196,25 @@ class ConvKernelBase : public Kernel {
       run_ref<float>(c, x, w, b, z, y, threads);
       return ok_status();
     }
-    const bool w_const = const_w_.defined() && const_w_.dtype() == DataType::kFloat && const_w_.data<float>() == w;
     return plan_->run(x, w, b, y, w_const, z, scratch_);
   }
+
+  // Winograd F(2x2, 3x3) takes blocked 3x3 stride-1 convolutions with enough
+  // channels for its products to pay for the transforms. HEARTH_CONV_WINOGRAD=0
+  // turns it off (for side-by-side measurements against oneDNN).
+  bool winograd_fits(const ConvCall& c) const {
+    static const bool enabled = [] {
+      const char* v = std::getenv("HEARTH_CONV_WINOGRAD");
+      return v == nullptr || std::strcmp(v, "0") != 0;
+    }();
+    const Window& win = c.window;
+    return enabled && nchwc_ && x_blocked_ && !transpose_ && group_ == 1 && win.rank() == 2 &&
+           win.kernel == std::vector<int64_t>{3, 3} && win.strides == std::vector<int64_t>{1, 1} &&
+           win.dilations == std::vector<int64_t>{1, 1} && c.shape.c_in >= kWinogradMinChannels &&
+           c.shape.c_out >= kWinogradMinChannels && WinogradConv3x3::fusable(fusion_) &&
+           WinogradConv3x3::supported();
+  }
+  static constexpr int64_t kWinogradMinChannels = 32;
 
   // The reference on plain copies of blocked operands (oneDNN refused the shape).
   Status run_ref_blocked(const ConvCall& c, const float* x, const float* w, const float* b, const float* z, float* y,
@@ -235,6 +266,7 @@ class ConvKernelBase : public Kernel {
   bool nchwc_ = false, x_blocked_ = false;  // blocked-layout Conv (graph/nchwc.h); its X is blocked
   Allocator* scratch_ = nullptr;  // the running session's pool, for oneDNN's blocked buffers
   ConvFusion fusion_;  // FusedConv's activation (sum is decided per call by Z)
+  std::unique_ptr<WinogradConv3x3> winograd_;  // built on the first call that fits (constant W)
   // oneDNN plan for the last seen shapes.
   std::unique_ptr<DnnlConvPlan> plan_;
   bool plan_tried_ = false, plan_ok_ = false, plan_bias_ = false, plan_z_ = false;
