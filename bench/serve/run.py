@@ -117,6 +117,41 @@ def wrk(url, body_file, conns, threads, seconds, header_len=None):
             "non200": r["non200"], "socket_errors": r["socket_errors"], "requests": r["requests"]}
 
 
+def tcp_round_trip_us(count=20000, cpu=None):
+    """p50 of a 1-byte TCP ping-pong between two processes on loopback: what the
+    kernel and the host charge one request/response before any server code runs.
+    With `cpu`, both processes are pinned to that one CPU (no cross-CPU wake-up)."""
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    pid = os.fork()
+    if pid == 0:  # the echo side
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while conn.recv(16):
+            conn.sendall(b"y")
+        os._exit(0)
+    listener_port = listener.getsockname()[1]
+    listener.close()
+    c = socket.create_connection(("127.0.0.1", listener_port))
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    times = []
+    for _ in range(count):
+        t = time.perf_counter()
+        c.sendall(b"x")
+        c.recv(16)
+        times.append(time.perf_counter() - t)
+    c.close()
+    os.waitpid(pid, 0)
+    if cpu is not None:
+        os.sched_setaffinity(0, range(os.cpu_count()))
+    times.sort()
+    return times[len(times) // 2] * 1e6
+
+
 def write_bodies(tmp, zoo):
     mlp = np.load(os.path.join(zoo, "mlp.in.npy")).astype(np.float32)
     mlp_body = os.path.join(tmp, "mlp.json")
@@ -159,9 +194,15 @@ def run_phases(args, server, tmp):
     local_p50 = json.loads(sh([args.hearth, "bench", os.path.join(args.zoo, "mlp.onnx"), "-i", "input=" + mlp_npy,
                                "-t", "1", "--warmup", "200", "--min-seconds", str(s), "--json"]))["median_ms"]
     report["mlp_in_process_p50_ms"] = local_p50
+    # The host's own round trip between two processes, across CPUs and on one CPU.
+    # On this VM, waking an idle vCPU costs tens of microseconds each way.
+    report["tcp_round_trip_us"] = tcp_round_trip_us()
+    report["tcp_round_trip_one_cpu_us"] = tcp_round_trip_us(cpu=0)
     for model in ("mlp", "mlp_direct"):  # mlp_direct: no dynamic batching, so no queue delay
         one = wrk(f"{http}/{model}/infer", mlp_body, 1, 1, s)
-        report[model + "_rest_1"] = dict(one, overhead_us=(one["p50_ms"] - local_p50) * 1e3)
+        overhead = (one["p50_ms"] - local_p50) * 1e3
+        report[model + "_rest_1"] = dict(one, overhead_us=overhead,
+                                         above_tcp_floor_us=overhead - report["tcp_round_trip_us"])
     print(f"[3/4] resnet18, 16 clients, unbatched vs batched, {s}s each", flush=True)
     for model in ("resnet18", "resnet18_batched"):
         wrk(f"{http}/{model}/infer", resnet_body, 16, args.wrk_threads, max(2, s // 2), header_len)  # warm-up
@@ -199,6 +240,9 @@ def print_table(r, v):
     line("MLP REST, 1 conn", r["mlp_rest_1"], f"overhead {r['mlp_rest_1']['overhead_us']:.0f} us")
     x = r["mlp_direct_rest_1"]
     line("MLP REST, 1 conn, no batching", x, f"overhead {x['overhead_us']:.0f} us, target <= 100: {ok(v['overhead'])}")
+    print(row.format("TCP round trip, two processes", "", f"{r['tcp_round_trip_us'] / 1e3:.3f}", "", "",
+                     f"one CPU: {r['tcp_round_trip_one_cpu_us']:.0f} us; overhead above it "
+                     f"{x['above_tcp_floor_us']:.0f} us"))
     for model in ("resnet18", "resnet18_batched"):
         x = r[model + "_16"]
         line(f"{model}, 16 clients", x, f"batch {x['avg_batch_size']:.2f}, {x['compute_ms_per_image']:.1f} ms/image")
