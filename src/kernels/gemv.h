@@ -11,6 +11,9 @@ namespace hearth {
 
 // Rows A lets this take (more rows reuse weights enough for a GEMM to win).
 inline constexpr int64_t kGemvMaxRows = 4;
+// Weights (elements) small enough to stay in L2 between blocks of rows: callers
+// may then run up to 2 * kGemvMaxRows rows as two calls.
+inline constexpr int64_t kGemvCachedWeights = 256 * 1024;
 
 // True when the CPU has the AVX2 and FMA this needs.
 bool gemv_available();

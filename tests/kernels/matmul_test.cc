@@ -151,9 +151,11 @@ TEST(GemmKernel, onednn_matches_plain_loop_on_random_shapes) {
 // transposed and plain B, A read through transA, the row bias fused or not.
 TEST(GemmKernel, few_rows_against_constant_weights_match_plain_loop) {
   std::mt19937 rng(19);
-  const int64_t K = 203, N = 130;  // K * N above the small-product cutoff
   int checked = 0;
-  for (int64_t M : {1, 2, 3, 4, 5}) {
+  // K * N in L2 (rows in blocks of 4 up to 8, then oneDNN), and a product too
+  // narrow for vectors (N = 10: scalar tails; the zoo MLP's last layer).
+  for (auto [K, N] : {std::pair<int64_t, int64_t>{203, 130}, {256, 10}})
+  for (int64_t M : {1, 2, 3, 4, 5, 8, 9}) {
     for (int ta = 0; ta < 2; ++ta) {
       for (int tb = 0; tb < 2; ++tb) {
         for (const Shape& cs : {Shape{N}, Shape{M, N}}) {
@@ -176,8 +178,9 @@ TEST(GemmKernel, few_rows_against_constant_weights_match_plain_loop) {
       }
     }
   }
-  EXPECT_EQ(checked, 5 * 2 * 2 * 2 * 2);
+  EXPECT_EQ(checked, 2 * 7 * 2 * 2 * 2 * 2);
   // MatMul with a [1, K] row and constant [K, N] weights.
+  const int64_t K = 203, N = 130;
   Tensor a = random_tensor({1, K}, rng), b = random_tensor({K, N}, rng);
   auto out = run_node(make_node("MatMul", 2, 1), {a, b}, 13, {false, true});
   ASSERT_TRUE(out.ok()) << out.status().to_string();
