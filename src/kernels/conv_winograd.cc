@@ -100,13 +100,15 @@ HEARTH_WINO_TARGET inline void product_block(const float* v, int64_t ldv, const 
   }
 }
 
-// The 16 products of one chunk: M[xi] = V[xi] x U[xi].
-HEARTH_WINO_TARGET void multiply(const Chunk& c, const float* u, int64_t c_in, int64_t oc_pad) {
+// The 16 products of one chunk, M[xi] = V[xi] x U[xi], for the 16-column
+// blocks [j0, j1) of the output channels.
+HEARTH_WINO_TARGET void multiply(const Chunk& c, const float* u, int64_t c_in, int64_t oc_pad, int64_t j0,
+                                 int64_t j1) {
   const int64_t col_blocks = oc_pad / kCols;
   for (int64_t xi = 0; xi < kTile; ++xi) {
     const float* v = c.v + xi * c.tiles * c_in;
     float* m = c.m + xi * c.tiles * oc_pad;
-    for (int64_t j = 0; j < col_blocks; ++j) {
+    for (int64_t j = j0; j < j1; ++j) {
       const float* uj = u + (xi * col_blocks + j) * c_in * kCols;
       int64_t i = 0;
       for (; i + kRows <= c.tiles; i += kRows)
@@ -138,16 +140,17 @@ HEARTH_WINO_TARGET inline __m256 activate(__m256 v, const ConvFusion& f) {
   }
 }
 
-// Output transform of the chunk's tiles, plus bias, Z and the activation.
+// Output transform of the chunk's tiles for the 8-channel output blocks
+// [ob0, ob1), plus bias, Z and the activation.
 HEARTH_WINO_TARGET void transform_output(const Geometry& g, const Chunk& c, const float* bias, const float* z,
-                                         float* y, const ConvFusion& f, int64_t oc_pad) {
+                                         float* y, const ConvFusion& f, int64_t oc_pad, int64_t ob0, int64_t ob1) {
   const WinogradShape& s = g.s;
   const int64_t ob_count = s.c_out / 8, plane = s.oh * s.ow;
   for (int64_t i = 0; i < c.tiles; ++i) {
     const int64_t t = c.t0 + i, img = t / (g.tiles_y * g.tiles_x), in_img = t % (g.tiles_y * g.tiles_x);
     const int64_t oy = in_img / g.tiles_x * 2, ox = in_img % g.tiles_x * 2;
     const bool full = oy + 2 <= s.oh && ox + 2 <= s.ow;
-    for (int64_t ob = 0; ob < ob_count; ++ob) {
+    for (int64_t ob = ob0; ob < ob1; ++ob) {
       const float* mp = c.m + i * oc_pad + ob * 8;
       const int64_t step = c.tiles * oc_pad;
       __m256 m[4][4];
@@ -178,11 +181,13 @@ HEARTH_WINO_TARGET void transform_output(const Geometry& g, const Chunk& c, cons
   }
 }
 
+// One chunk, output channels [16 j0, 16 j1) (clipped to c_out).
 HEARTH_WINO_TARGET void run_chunk(const Geometry& g, const float* x, const float* u, const float* bias,
-                                  const float* z, float* y, const ConvFusion& f, const Chunk& c, int64_t oc_pad) {
+                                  const float* z, float* y, const ConvFusion& f, const Chunk& c, int64_t oc_pad,
+                                  int64_t j0, int64_t j1) {
   transform_input(g, x, c, g.s.c_in);
-  multiply(c, u, g.s.c_in, oc_pad);
-  transform_output(g, c, bias, z, y, f, oc_pad);
+  multiply(c, u, g.s.c_in, oc_pad, j0, j1);
+  transform_output(g, c, bias, z, y, f, oc_pad, j0 * (kCols / 8), std::min(j1 * (kCols / 8), g.s.c_out / 8));
 }
 
 }  // namespace
@@ -243,13 +248,18 @@ void WinogradConv3x3::run(const WinogradShape& s, const float* x, const float* b
   if (g.tiles == 0) return;
   // Tiles per chunk: V and M within kChunkBytes, but at least kMinChunk tiles
   // (each chunk reads all of U, so small chunks of wide layers would stream
-  // weights instead of computing), and enough chunks to give every thread work.
+  // weights instead of computing).
   const int64_t per_tile = kTile * (c_in_ + oc_pad_) * static_cast<int64_t>(sizeof(float));
+  const int64_t col_blocks = oc_pad_ / kCols, nt = std::max(1, threads);
   int64_t chunk = std::max<int64_t>(kMinChunk, kChunkBytes / per_tile / kRows * kRows);
-  const int64_t nt = std::max(1, threads);
-  chunk = std::min(chunk, (g.tiles + nt - 1) / nt);
+  // Threads split the tiles when there are enough for every thread to fill
+  // chunks; otherwise (deep layers at small batch: 16 tiles of 7x7x512) they
+  // split the output channels, so each reads only its part of U, and each
+  // transforms the (few) input tiles itself.
+  const bool split_columns = nt > 1 && g.tiles < kMinChunk * nt && col_blocks >= nt;
+  if (!split_columns) chunk = std::min(chunk, (g.tiles + nt - 1) / nt);
   const int64_t chunks = (g.tiles + chunk - 1) / chunk;
-  const int team = static_cast<int>(std::min(nt, chunks));
+  const int team = static_cast<int>(split_columns ? nt : std::min(nt, chunks));
   const size_t per_thread = static_cast<size_t>(chunk * per_tile);
   std::shared_ptr<void> buffer = (scratch ? scratch : default_allocator())->allocate(per_thread * team);
   char* base = static_cast<char*>(buffer.get());
@@ -263,9 +273,18 @@ void WinogradConv3x3::run(const WinogradShape& s, const float* x, const float* b
 #endif
     float* v = reinterpret_cast<float*>(base + per_thread * t);
     float* m = v + kTile * chunk * c_in;
-    for (int64_t k = t; k < chunks; k += count) {
-      const int64_t t0 = k * chunk;
-      run_chunk(g, x, u, bias, z, y, f, Chunk{t0, std::min(chunk, g.tiles - t0), v, m}, oc_pad);
+    if (split_columns) {
+      const int64_t per = (col_blocks + count - 1) / count;
+      const int64_t j0 = std::min(col_blocks, per * t), j1 = std::min(col_blocks, j0 + per);
+      for (int64_t k = 0; k < chunks && j0 < j1; ++k) {
+        const int64_t t0 = k * chunk;
+        run_chunk(g, x, u, bias, z, y, f, Chunk{t0, std::min(chunk, g.tiles - t0), v, m}, oc_pad, j0, j1);
+      }
+    } else {
+      for (int64_t k = t; k < chunks; k += count) {
+        const int64_t t0 = k * chunk;
+        run_chunk(g, x, u, bias, z, y, f, Chunk{t0, std::min(chunk, g.tiles - t0), v, m}, oc_pad, 0, col_blocks);
+      }
     }
   }
 }

@@ -2,7 +2,8 @@
 // followed by the reference epilogue, on the blocked layout, over geometries
 // that exercise edge tiles, asymmetric pads, odd output sizes, channel counts
 // that leave a half-filled 16-column block, chunking over many tiles, and 1 and
-// 2 threads.
+// 2 threads (two threads split the tiles of the 270-tile case and the output
+// channels of the cases with few tiles, including a split that ends mid-block).
 #include <gtest/gtest.h>
 
 #include <cmath>
