@@ -117,37 +117,50 @@ def wrk(url, body_file, conns, threads, seconds, header_len=None):
             "non200": r["non200"], "socket_errors": r["socket_errors"], "requests": r["requests"]}
 
 
-def tcp_round_trip_us(count=20000, cpu=None):
+def tcp_round_trip_us(count=20000, one_cpu=False):
     """p50 of a 1-byte TCP ping-pong between two processes on loopback: what the
-    kernel and the host charge one request/response before any server code runs.
-    With `cpu`, both processes are pinned to that one CPU (no cross-CPU wake-up)."""
+    kernel and the host charge one request/response before any server code runs
+    (Python's own loop adds a few microseconds). With `one_cpu`, both processes
+    run on one allowed CPU (no cross-CPU wake-up)."""
     import socket
+    allowed = os.sched_getaffinity(0)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
-    if cpu is not None:
-        os.sched_setaffinity(0, {cpu})
-    pid = os.fork()
-    if pid == 0:  # the echo side
-        conn, _ = listener.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        while conn.recv(16):
-            conn.sendall(b"y")
-        os._exit(0)
-    listener_port = listener.getsockname()[1]
+    try:
+        if one_cpu:
+            os.sched_setaffinity(0, {min(allowed)})
+        pid = os.fork()
+        if pid == 0:  # the echo side: never returns into the caller's code (its cleanup is the parent's)
+            try:
+                conn, _ = listener.accept()
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                while conn.recv(16):
+                    conn.sendall(b"y")
+            finally:
+                os._exit(0)
+    finally:
+        os.sched_setaffinity(0, allowed)
+    port = listener.getsockname()[1]
     listener.close()
-    c = socket.create_connection(("127.0.0.1", listener_port))
-    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    times = []
-    for _ in range(count):
-        t = time.perf_counter()
-        c.sendall(b"x")
-        c.recv(16)
-        times.append(time.perf_counter() - t)
-    c.close()
-    os.waitpid(pid, 0)
-    if cpu is not None:
-        os.sched_setaffinity(0, range(os.cpu_count()))
+    times, connected = [], False
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            connected = True
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if one_cpu:
+                os.sched_setaffinity(0, {min(allowed)})
+            for _ in range(count):
+                t = time.perf_counter()
+                c.sendall(b"x")
+                if not c.recv(16):
+                    raise RuntimeError("the echo process went away")
+                times.append(time.perf_counter() - t)
+    finally:
+        os.sched_setaffinity(0, allowed)
+        if not connected:
+            os.kill(pid, signal.SIGKILL)  # still waiting in accept()
+        os.waitpid(pid, 0)  # the echo side exits when the connection closes
     times.sort()
     return times[len(times) // 2] * 1e6
 
@@ -197,7 +210,7 @@ def run_phases(args, server, tmp):
     # The host's own round trip between two processes, across CPUs and on one CPU.
     # On this VM, waking an idle vCPU costs tens of microseconds each way.
     report["tcp_round_trip_us"] = tcp_round_trip_us()
-    report["tcp_round_trip_one_cpu_us"] = tcp_round_trip_us(cpu=0)
+    report["tcp_round_trip_one_cpu_us"] = tcp_round_trip_us(one_cpu=True)
     for model in ("mlp", "mlp_direct"):  # mlp_direct: no dynamic batching, so no queue delay
         one = wrk(f"{http}/{model}/infer", mlp_body, 1, 1, s)
         overhead = (one["p50_ms"] - local_p50) * 1e3

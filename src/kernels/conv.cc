@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 
 #include "kernels/conv_dnnl.h"
 #include "kernels/conv_fusion.h"
@@ -167,9 +168,7 @@ class ConvKernelBase : public Kernel {
                    int threads) {
     const bool has_bias = b != nullptr, has_z = z != nullptr;
     const bool w_const = const_w_.defined() && const_w_.dtype() == DataType::kFloat && const_w_.data<float>() == w;
-    if (w_const && winograd_fits(c)) {
-      if (!winograd_ || winograd_->c_in() != c.shape.c_in || winograd_->c_out() != c.shape.c_out)
-        winograd_ = std::make_unique<WinogradConv3x3>(c.shape.c_in, c.shape.c_out, w);
+    if (w_const && winograd_fits(c) && winograd_ready(c, w)) {
       WinogradShape s;
       s.n = c.shape.n, s.c_in = c.shape.c_in, s.c_out = c.shape.c_out;
       s.ih = c.window.in[0], s.iw = c.window.in[1], s.oh = c.window.out[0], s.ow = c.window.out[1];
@@ -215,6 +214,20 @@ class ConvKernelBase : public Kernel {
            WinogradConv3x3::supported();
   }
   static constexpr int64_t kWinogradMinChannels = 32;
+
+  // Builds the transformed weights on the first call (W is constant); false
+  // when there was no memory for them, and oneDNN then keeps the layer.
+  bool winograd_ready(const ConvCall& c, const float* w) {
+    if (winograd_refused_) return false;
+    if (winograd_ && winograd_->c_in() == c.shape.c_in && winograd_->c_out() == c.shape.c_out) return true;
+    winograd_.reset();
+    try {
+      winograd_ = std::make_unique<WinogradConv3x3>(c.shape.c_in, c.shape.c_out, w);
+    } catch (const std::bad_alloc&) {
+      winograd_refused_ = true;
+    }
+    return winograd_ != nullptr;
+  }
 
   // The reference on plain copies of blocked operands (oneDNN refused the shape).
   Status run_ref_blocked(const ConvCall& c, const float* x, const float* w, const float* b, const float* z, float* y,
@@ -267,6 +280,7 @@ class ConvKernelBase : public Kernel {
   Allocator* scratch_ = nullptr;  // the running session's pool, for oneDNN's blocked buffers
   ConvFusion fusion_;  // FusedConv's activation (sum is decided per call by Z)
   std::unique_ptr<WinogradConv3x3> winograd_;  // built on the first call that fits (constant W)
+  bool winograd_refused_ = false;               // building it ran out of memory
   // oneDNN plan for the last seen shapes.
   std::unique_ptr<DnnlConvPlan> plan_;
   bool plan_tried_ = false, plan_ok_ = false, plan_bias_ = false, plan_z_ = false;

@@ -129,13 +129,15 @@ HEARTH_WINO_TARGET void multiply(const Chunk& c, const float* u, int64_t c_in, i
 
 HEARTH_WINO_TARGET inline __m256 activate(__m256 v, const ConvFusion& f) {
   switch (f.act) {
-    case ConvActivation::kRelu: return _mm256_max_ps(v, _mm256_setzero_ps());
+    // max/min return their second operand when either is NaN: v goes second so
+    // that NaN stays NaN, as in the reference epilogue and oneDNN.
+    case ConvActivation::kRelu: return _mm256_max_ps(_mm256_setzero_ps(), v);
     case ConvActivation::kLeakyRelu: {
       const __m256 neg = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ);
       return _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(f.alpha)), neg);
     }
     case ConvActivation::kClip:
-      return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(f.alpha)), _mm256_set1_ps(f.beta));
+      return _mm256_min_ps(_mm256_set1_ps(f.beta), _mm256_max_ps(_mm256_set1_ps(f.alpha), v));
     default: return v;
   }
 }
@@ -257,7 +259,7 @@ void WinogradConv3x3::run(const WinogradShape& s, const float* x, const float* b
   // split the output channels, so each reads only its part of U, and each
   // transforms the (few) input tiles itself.
   const bool split_columns = nt > 1 && g.tiles < kMinChunk * nt && col_blocks >= nt;
-  if (!split_columns) chunk = std::min(chunk, (g.tiles + nt - 1) / nt);
+  chunk = std::min(chunk, split_columns ? g.tiles : (g.tiles + nt - 1) / nt);
   const int64_t chunks = (g.tiles + chunk - 1) / chunk;
   const int team = static_cast<int>(split_columns ? nt : std::min(nt, chunks));
   const size_t per_thread = static_cast<size_t>(chunk * per_tile);

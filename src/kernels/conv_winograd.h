@@ -12,6 +12,9 @@
 // run by a register-tiled AVX2/FMA kernel on tile chunks sized for L2.
 // The transforms only add, subtract and halve, so the result stays within a
 // few ulps of direct convolution (checked against the reference in tests).
+// Non-finite inputs differ: a NaN or infinity in a tile's 4x4 input patch
+// makes all four of its outputs NaN, where a direct convolution spoils only
+// the outputs whose 3x3 window holds it.
 //
 // oneDNN 2.6 offers Winograd only with AVX-512; this is hand-written because no
 // library on the platform provides it for AVX2.
@@ -45,7 +48,9 @@ class WinogradConv3x3 {
 
   // y = act(conv(x, w) + bias + z). x: [n, c_in/8, ih, iw, 8]; y, z:
   // [n, c_out/8, oh, ow, 8]. bias and z may be null; z may be y itself.
-  // Scratch memory (per thread, a few hundred KiB) comes from `scratch`.
+  // Scratch memory comes from `scratch`: per thread, 64 * (c_in + c_out)
+  // bytes per tile of a chunk (at most 48 tiles, or the layer's tiles, if
+  // fewer): 384 KiB for 64 channels, 3 MiB for 512.
   void run(const WinogradShape& s, const float* x, const float* bias, const float* z, float* y,
            const ConvFusion& f, int threads, Allocator* scratch) const;
 

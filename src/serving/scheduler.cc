@@ -93,12 +93,13 @@ bool ModelVersion::try_run_inline(Job& job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     in_use_[instance] = 0;
-    queued = !queue_.empty();
+    queued = !queue_.empty() || stopping_;
   }
-  // Requests that queued meanwhile wait for this instance's worker. Waking it
-  // with nothing queued would cost a futex call and a task switch (on another
-  // core, an inter-processor wake-up) per request for nothing: a request that
-  // queues after the unlock above wakes the workers itself.
+  // Requests that queued meanwhile wait for this instance's worker, and so does
+  // stop(): the worker exits only once its instance is free. Waking it in any
+  // other case would cost a futex call and a task switch (on another core, an
+  // inter-processor wake-up) per request for nothing: a request that queues
+  // after the unlock above wakes the workers itself.
   if (queued) cv_.notify_all();
   return true;
 }

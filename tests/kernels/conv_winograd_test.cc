@@ -84,12 +84,14 @@ TEST(Winograd, matches_reference_over_geometries_epilogues_and_threads) {
       for (int use : {0, 1, 2})  // no Z; Z in its own buffer; Z accumulated in place (z == y)
         for (int threads : {1, 2}) {
           const ConvFusion& f = epilogues[e];
-          const bool with_z = use > 0;
-          const std::vector<float> want = reference(c, oh, ow, x, w, b, with_z ? z.data() : nullptr, f);
+          const bool with_z = use > 0, with_bias = (e + use + threads) % 2 == 0;  // half the runs without bias
+          const std::vector<float> no_bias(b.size(), 0.0f);
+          const std::vector<float> want =
+              reference(c, oh, ow, x, w, with_bias ? b : no_bias, with_z ? z.data() : nullptr, f);
           std::vector<float> yb(want.size(), NAN), y(want.size());
           if (use == 2) yb = zb;
-          conv.run(s, xb.data(), b.data(), use == 1 ? zb.data() : use == 2 ? yb.data() : nullptr, yb.data(), f,
-                   threads, nullptr);
+          conv.run(s, xb.data(), with_bias ? b.data() : nullptr,
+                   use == 1 ? zb.data() : use == 2 ? yb.data() : nullptr, yb.data(), f, threads, nullptr);
           nchwc_to_plain(yb.data(), y.data(), c.n, c.c_out, oh * ow, 1);
           double worst = 0;
           size_t at = 0;
@@ -102,9 +104,37 @@ TEST(Winograd, matches_reference_over_geometries_epilogues_and_threads) {
           }
           EXPECT_LE(worst, 1e-5) << "case n=" << c.n << " c_in=" << c.c_in << " c_out=" << c.c_out << " " << c.ih
                                  << "x" << c.iw << " pads " << c.pt << "," << c.pl << "," << c.pb << "," << c.pr
-                                 << " epilogue " << e << " z " << use << " threads " << threads << ": output " << at
+                                 << " epilogue " << e << " z " << use << " bias " << with_bias << " threads "
+                                 << threads << ": output " << at
                                  << " is " << y[at] << ", want " << want[at];
         }
+  }
+}
+
+// NaN stays NaN through every epilogue (max/min intrinsics drop a NaN in their
+// first operand): each output whose 3x3 window holds the NaN input is NaN.
+TEST(Winograd, nan_input_stays_nan_through_the_epilogue) {
+  if (!WinogradConv3x3::supported()) GTEST_SKIP() << "the CPU lacks AVX2/FMA";
+  const int64_t c = 8, h = 6, w = 6;
+  std::mt19937 rng(3);
+  std::vector<float> x = random_values(c * h * w, rng), wt = random_values(c * c * 9, rng), xb(x.size());
+  x[2 * w + 3] = NAN;  // channel 0, row 2, column 3
+  nchwc_from_plain(x.data(), xb.data(), 1, c, h * w, 1);
+  const WinogradConv3x3 conv(c, c, wt.data());
+  WinogradShape s;
+  s.n = 1, s.c_in = c, s.c_out = c, s.ih = h, s.iw = w, s.oh = h, s.ow = w, s.pad_top = 1, s.pad_left = 1;
+  std::vector<ConvFusion> epilogues(3);
+  epilogues[0].act = ConvActivation::kRelu;
+  epilogues[1].act = ConvActivation::kClip, epilogues[1].alpha = 0.0f, epilogues[1].beta = 6.0f;
+  epilogues[2].act = ConvActivation::kLeakyRelu, epilogues[2].alpha = 0.1f;
+  for (const ConvFusion& f : epilogues) {
+    std::vector<float> yb(x.size()), y(x.size());
+    conv.run(s, xb.data(), nullptr, nullptr, yb.data(), f, 1, nullptr);
+    nchwc_to_plain(yb.data(), y.data(), 1, c, h * w, 1);
+    for (int64_t oc = 0; oc < c; ++oc)
+      for (int64_t r = 1; r <= 3; ++r)
+        for (int64_t q = 2; q <= 4; ++q)
+          EXPECT_TRUE(std::isnan(y[(oc * h + r) * w + q])) << "channel " << oc << " row " << r << " col " << q;
   }
 }
 

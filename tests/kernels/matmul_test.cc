@@ -152,9 +152,10 @@ TEST(GemmKernel, onednn_matches_plain_loop_on_random_shapes) {
 TEST(GemmKernel, few_rows_against_constant_weights_match_plain_loop) {
   std::mt19937 rng(19);
   int checked = 0;
-  // K * N in L2 (rows in blocks of 4 up to 8, then oneDNN), and a product too
-  // narrow for vectors (N = 10: scalar tails; the zoo MLP's last layer).
-  for (auto [K, N] : {std::pair<int64_t, int64_t>{203, 130}, {256, 10}})
+  // K * N in L2 (rows in blocks of 4 up to 8, then oneDNN), and products too
+  // narrow for vectors: N = 10 (the zoo MLP's last layer), then K and N under
+  // one vector (scalar tails only).
+  for (auto [K, N] : {std::pair<int64_t, int64_t>{203, 130}, {256, 10}, {5, 7}, {3, 1}})
   for (int64_t M : {1, 2, 3, 4, 5, 8, 9}) {
     for (int ta = 0; ta < 2; ++ta) {
       for (int tb = 0; tb < 2; ++tb) {
@@ -178,7 +179,7 @@ TEST(GemmKernel, few_rows_against_constant_weights_match_plain_loop) {
       }
     }
   }
-  EXPECT_EQ(checked, 2 * 7 * 2 * 2 * 2 * 2);
+  EXPECT_EQ(checked, 4 * 7 * 2 * 2 * 2 * 2);
   // MatMul with a [1, K] row and constant [K, N] weights.
   const int64_t K = 203, N = 130;
   Tensor a = random_tensor({1, K}, rng), b = random_tensor({K, N}, rng);

@@ -133,6 +133,29 @@ TEST(BlockedLayout, cnn_block_stays_blocked_and_matches_plain) {
   }
 }
 
+// A ResNet basic block at 32 channels: its 3x3 stride-1 convolutions (one fused
+// with the residual Add and Relu) are what the blocked path runs as Winograd
+// F(2x2, 3x3); the plain path runs them on oneDNN. Odd sizes leave partial tiles.
+TEST(BlockedLayout, residual_3x3_block_matches_plain) {
+  if (!nchwc_native()) GTEST_SKIP() << "oneDNN does not use 8-channel blocks on this CPU";
+  auto m = empty_model();
+  auto* g = m.mutable_graph();
+  set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {-1, 8, 9, 11});
+  set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {-1, 32, 9, 11});
+  add_conv(g, "x", "c1", 8, 32, 3, 1, 1, 40);
+  add_node(g, "Relu", {"c1"}, {"r1"}, "relu1");
+  add_conv(g, "r1", "c2", 32, 32, 3, 1, 1, 50);
+  add_node(g, "Relu", {"c2"}, {"r2"}, "relu2");
+  add_conv(g, "r2", "c3", 32, 32, 3, 1, 1, 60);
+  add_node(g, "Add", {"c3", "r1"}, {"sum"}, "residual");
+  add_node(g, "Relu", {"sum"}, {"y"}, "relu_out");
+  for (int threads : {1, 2})
+    for (int64_t n : {1, 2}) {
+      SessionPair o = run_both(m, {{"x", random_input({n, 8, 9, 11}, 11)}}, threads);
+      expect_close(o.reference, o.tested);
+    }
+}
+
 TEST(BlockedLayout, every_plain_reader_shares_one_reorder) {
   if (!nchwc_native()) GTEST_SKIP() << "oneDNN does not use 8-channel blocks on this CPU";
   auto m = empty_model();
