@@ -63,7 +63,11 @@ void ModelVersion::submit(InferRequest request, InferCallback done) {
     if (!stopping && queue_.size() < max_queue_size_) {
       queue_.push_back(std::move(job));
       if (metrics_ && metrics_->pending) metrics_->pending->add(1);
-      cv_.notify_all();  // workers wait for work *and* their own instance to be free
+      // Workers wait for work *and* their own instance to be free. While every
+      // instance runs, waking them would only put them back to sleep: whoever
+      // frees an instance takes the queue next (its worker loops, the inline
+      // path wakes the workers when something queued).
+      if (std::find(in_use_.begin(), in_use_.end(), 0) != in_use_.end()) cv_.notify_all();
       return;
     }
   }
