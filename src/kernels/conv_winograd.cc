@@ -22,8 +22,14 @@ namespace {
 constexpr int64_t kTile = 16;     // 4x4 transformed values per tile and channel
 constexpr int64_t kRows = 6;      // tiles per register block of the product
 constexpr int64_t kCols = 16;     // output channels per register block (two vectors)
-constexpr int64_t kChunkBytes = 384 * 1024;  // V and M of one chunk: about half of L2
-constexpr int64_t kMinChunk = 48;            // U is read 4/kMinChunk bytes per multiply-add
+// Chunk sizes. A chunk's V and M, and U where it is small enough to stay
+// there, should fit one core's L2 (512 KiB here): 64-channel layers use
+// kSmallChunkBytes (24 tiles) next to their 256 KiB of U. Wider layers stream U
+// from L3 for every chunk, so their chunks have at least kMinChunk tiles
+// (U is then read 4/kMinChunk bytes per multiply-add).
+constexpr int64_t kSmallU = 256 * 1024;
+constexpr int64_t kSmallChunkBytes = 192 * 1024;
+constexpr int64_t kMinChunk = 48;
 
 // The chunk's part of the work: everything one thread touches between two
 // transforms. V: [16][tiles][c_in], M: [16][tiles][oc_pad].
@@ -248,12 +254,12 @@ void WinogradConv3x3::run(const WinogradShape& s, const float* x, const float* b
   Geometry g{s, (s.oh + 1) / 2, (s.ow + 1) / 2, 0};
   g.tiles = s.n * g.tiles_y * g.tiles_x;
   if (g.tiles == 0) return;
-  // Tiles per chunk: V and M within kChunkBytes, but at least kMinChunk tiles
-  // (each chunk reads all of U, so small chunks of wide layers would stream
-  // weights instead of computing).
+  // Tiles per chunk (see kSmallU above).
   const int64_t per_tile = kTile * (c_in_ + oc_pad_) * static_cast<int64_t>(sizeof(float));
   const int64_t col_blocks = oc_pad_ / kCols, nt = std::max(1, threads);
-  int64_t chunk = std::max<int64_t>(kMinChunk, kChunkBytes / per_tile / kRows * kRows);
+  const int64_t u_bytes = kTile * c_in_ * oc_pad_ * static_cast<int64_t>(sizeof(float));
+  int64_t chunk = u_bytes <= kSmallU ? std::max<int64_t>(kRows, kSmallChunkBytes / per_tile / kRows * kRows)
+                                     : kMinChunk;
   // Threads split the tiles when there are enough for every thread to fill
   // chunks; otherwise (deep layers at small batch: 16 tiles of 7x7x512) they
   // split the output channels, so each reads only its part of U, and each
