@@ -63,22 +63,77 @@ std::string peer_ip(const tcp::socket& socket) {
   return a.to_string(ec);
 }
 
+using Clock = std::chrono::steady_clock;
+
+// What the sweep of one io_context checks: a connection's deadline for the
+// phase it is in (header, body, reply, lingering close).
+class Expirable {
+ public:
+  virtual ~Expirable() = default;
+  Clock::time_point deadline = Clock::time_point::max();  // max(): none
+  virtual void expire() = 0;                               // past the deadline: close
+};
+
+// Timeouts without a timer per operation: Beast's tcp_stream::expires_after
+// armed and cancelled a timer for every read and write (three per request,
+// each a timer-queue update and often a timerfd_settime). Instead every
+// connection keeps a deadline, and one timer per io_context closes those past
+// it every kSweepPeriod. Everything here runs on that context's thread.
+class Sweeper {
+ public:
+  static constexpr auto kSweepPeriod = std::chrono::milliseconds(200);
+
+  explicit Sweeper(net::io_context& ioc) : timer_(ioc) {}
+  void start() { arm(); }
+  void add(std::weak_ptr<Expirable> c) { connections_.push_back(std::move(c)); }
+
+ private:
+  void arm() {
+    timer_.expires_after(kSweepPeriod);
+    timer_.async_wait([this](beast::error_code ec) {
+      if (ec) return;
+      sweep();
+      arm();
+    });
+  }
+  void sweep() {
+    const Clock::time_point now = Clock::now();
+    size_t kept = 0;
+    for (size_t i = 0; i < connections_.size(); ++i) {
+      std::shared_ptr<Expirable> c = connections_[i].lock();
+      if (!c) continue;  // closed and gone
+      if (c->deadline <= now) {
+        c->deadline = Clock::time_point::max();
+        c->expire();
+      }
+      if (kept != i) connections_[kept] = std::move(connections_[i]);  // (a self-move would empty it)
+      ++kept;
+    }
+    connections_.resize(kept);
+  }
+
+  net::steady_timer timer_;
+  std::vector<std::weak_ptr<Expirable>> connections_;
+};
+
 template <class Stream>
-class Connection : public std::enable_shared_from_this<Connection<Stream>> {
+class Connection : public Expirable, public std::enable_shared_from_this<Connection<Stream>> {
   static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
  public:
-  Connection(tcp::socket socket, std::string remote, std::shared_ptr<Shared> shared)
+  Connection(tcp::socket socket, std::string remote, std::shared_ptr<Shared> shared, Sweeper* sweeper)
       : stream_(make_stream(std::move(socket), *shared)),
         shared_(std::move(shared)),
         options_(shared_->options),
-        remote_(std::move(remote)) {
+        remote_(std::move(remote)),
+        sweeper_(sweeper) {
     over_limit_ = shared_->connections.fetch_add(1) >= options_.max_connections;
   }
   ~Connection() { shared_->connections.fetch_sub(1); }
 
   void start() {
     net::dispatch(tcp_layer().get_executor(), [self = this->shared_from_this()] {
+      self->sweeper_->add(self);
       if constexpr (kTls) {
         self->handshake();
       } else {
@@ -97,6 +152,13 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   }
 
   beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(stream_); }
+
+  void expire_in(Clock::duration d) { deadline = Clock::now() + d; }
+
+  // The sweep found this connection past its deadline (slow or idle client,
+  // stalled reader): closing the socket ends the pending operation with an
+  // error, and its handler lets the connection go.
+  void expire() override { close(); }
   tcp::socket& socket() { return tcp_layer().socket(); }
 
   void begin() {
@@ -107,7 +169,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
 
   // TLS only: the handshake, bounded like a request header.
   void handshake() {
-    tcp_layer().expires_after(std::chrono::seconds(options_.header_timeout_seconds));
+    expire_in(std::chrono::seconds(options_.header_timeout_seconds));
     stream_.async_handshake(net::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
       self->on_handshake(ec);
     });
@@ -132,7 +194,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     parser_.emplace();
     parser_->body_limit(options_.body_limit);
     parser_->header_limit(static_cast<std::uint32_t>(std::min<size_t>(options_.header_limit, UINT32_MAX)));
-    tcp_layer().expires_after(std::chrono::seconds(options_.header_timeout_seconds));
+    expire_in(std::chrono::seconds(options_.header_timeout_seconds));
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Connection::on_header, this->shared_from_this()));
   }
@@ -168,7 +230,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
       if (early) return send(std::move(*early), req.version(), false);  // the body stays unread: close after
       checked_ = std::move(head.checked);
     }
-    tcp_layer().expires_after(std::chrono::seconds(options_.body_timeout_seconds));
+    expire_in(std::chrono::seconds(options_.body_timeout_seconds));
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       continue_ = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
       http::async_write(stream_, *continue_, [self = this->shared_from_this()](beast::error_code wec, size_t) {
@@ -201,7 +263,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     if constexpr (kTls) request.client_cert_subject = client_subject_;
     cancelled_ = request.cancelled;
     busy_ = true;
-    tcp_layer().expires_never();
+    deadline = Clock::time_point::max();  // the model's time is bounded by the request timeout, not here
     watch();
     auto responder = [self = this->shared_from_this()](HttpReply reply) {
       net::post(self->tcp_layer().get_executor(),
@@ -267,7 +329,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     res->body() = std::move(reply.body);
     res->keep_alive(keep_alive);
     res->prepare_payload();
-    tcp_layer().expires_after(std::chrono::seconds(options_.body_timeout_seconds));
+    expire_in(std::chrono::seconds(options_.body_timeout_seconds));
     http::async_write(stream_, *res, [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
       if (ec) return self->close();
       if (!keep_alive) return self->linger_close();
@@ -284,7 +346,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   // TLS: sends close_notify; OpenSSL discards application data that arrives
   // while it waits for the client's close_notify.
   void linger_close() {
-    tcp_layer().expires_after(std::chrono::seconds(5));
+    expire_in(std::chrono::seconds(5));
     if constexpr (kTls) {
       stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->close(); });
     } else {
@@ -318,6 +380,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   const HttpServerOptions& options_;
   std::string remote_;          // peer IP
   std::string client_subject_;  // TLS with client CA: verified client certificate subject
+  Sweeper* sweeper_;                          // of the io_context this connection lives on
   std::optional<net::steady_timer> recheck_;  // TLS disconnect watch
   std::shared_ptr<std::atomic<bool>> cancelled_;
   std::shared_ptr<const void> checked_;  // from the header check, for the request being read
@@ -340,22 +403,25 @@ struct HttpServer::Impl {
     for (int i = 0; i < n; ++i) {
       contexts.push_back(std::make_unique<net::io_context>(1));
       guards.emplace_back(net::make_work_guard(*contexts.back()));
+      sweepers.push_back(std::make_unique<Sweeper>(*contexts.back()));
     }
     acceptor.emplace(*contexts[0]);
   }
 
   void accept() {
-    net::io_context& target = *contexts[next_context++ % contexts.size()];
-    acceptor->async_accept(target, [this](beast::error_code ec, tcp::socket socket) {
+    const size_t index = next_context++ % contexts.size();
+    net::io_context& target = *contexts[index];
+    Sweeper* sweeper = sweepers[index].get();
+    acceptor->async_accept(target, [this, sweeper](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
       if (!ec) {
         beast::error_code opt_ec;  // replies go out at once, not held back by Nagle
         socket.set_option(tcp::no_delay(true), opt_ec);
         std::string remote = peer_ip(socket);
         if (shared->tls)
-          std::make_shared<Connection<TlsStream>>(std::move(socket), std::move(remote), shared)->start();
+          std::make_shared<Connection<TlsStream>>(std::move(socket), std::move(remote), shared, sweeper)->start();
         else
-          std::make_shared<Connection<PlainStream>>(std::move(socket), std::move(remote), shared)->start();
+          std::make_shared<Connection<PlainStream>>(std::move(socket), std::move(remote), shared, sweeper)->start();
       }
       accept();
     });
@@ -383,6 +449,7 @@ struct HttpServer::Impl {
   std::shared_ptr<Shared> shared;
   std::vector<std::unique_ptr<net::io_context>> contexts;
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  std::vector<std::unique_ptr<Sweeper>> sweepers;  // one per context, used on its thread only
   std::optional<tcp::acceptor> acceptor;
   size_t next_context = 0;  // touched only by the accept handler (context 0's thread)
   std::vector<std::thread> threads;
@@ -415,6 +482,7 @@ Status HttpServer::start() {
   s.bound_port = acceptor.local_endpoint(ec).port();
   try {
     s.accept();
+    for (auto& sweeper : s.sweepers) sweeper->start();
     for (auto& context : s.contexts) {
       s.threads.emplace_back([ioc = context.get()] {
         for (;;) {
