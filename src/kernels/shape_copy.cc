@@ -55,7 +55,10 @@ class TransposeKernel : public Kernel {
 // ---- Concat / Split --------------------------------------------------------
 
 // Copies `outer` blocks: block o of part k is parts[k] + o * part_bytes[k] and lands
-// (or comes from) offset o * row + prefix[k] of the joined buffer.
+// (or comes from) offset o * row + prefix[k] of the joined buffer. copy(o, k, at,
+// off, len) moves bytes [off, off + len) of that block, `at` being the block's
+// offset in the joined buffer. Large copies are cut into pieces for the threads:
+// a channel concat at batch 1 (the blocked layout's) is one block per part.
 template <typename Fn>
 void copy_blocks(int64_t outer, const std::vector<size_t>& part_bytes, int num_threads, Fn&& copy) {
   size_t row = 0;
@@ -64,10 +67,29 @@ void copy_blocks(int64_t outer, const std::vector<size_t>& part_bytes, int num_t
     prefix.push_back(row);
     row += b;
   }
-  const bool parallel = num_threads > 1 && outer > 1 && static_cast<int64_t>(row) * outer > 256 * 1024;
-#pragma omp parallel for num_threads(std::max(num_threads, 1)) schedule(static) if (parallel)
-  for (int64_t o = 0; o < outer; ++o) {
-    for (size_t k = 0; k < part_bytes.size(); ++k) copy(o, k, o * row + prefix[k], part_bytes[k]);
+  const size_t total = row * static_cast<size_t>(outer);
+  if (num_threads <= 1 || total <= 256 * 1024) {
+    for (int64_t o = 0; o < outer; ++o)
+      for (size_t k = 0; k < part_bytes.size(); ++k)
+        if (part_bytes[k]) copy(o, k, o * row + prefix[k], 0, part_bytes[k]);
+    return;
+  }
+  // Pieces of about total / (8 * threads) bytes, at least 32 KiB, cut at 64-byte multiples.
+  const size_t piece = std::max<size_t>(32 * 1024, total / (8 * static_cast<size_t>(num_threads))) / 64 * 64;
+  struct Piece {
+    int64_t o;
+    size_t k, off, len;
+  };
+  std::vector<Piece> pieces;
+  for (int64_t o = 0; o < outer; ++o)
+    for (size_t k = 0; k < part_bytes.size(); ++k)
+      for (size_t off = 0; off < part_bytes[k]; off += piece)
+        pieces.push_back({o, k, off, std::min(piece, part_bytes[k] - off)});
+  const int64_t count = static_cast<int64_t>(pieces.size());
+#pragma omp parallel for num_threads(num_threads) schedule(dynamic, 1)
+  for (int64_t i = 0; i < count; ++i) {
+    const Piece& p = pieces[static_cast<size_t>(i)];
+    copy(p.o, p.k, p.o * row + prefix[p.k], p.off, p.len);
   }
 }
 
@@ -110,8 +132,8 @@ class ConcatKernel : public Kernel {
     std::vector<size_t> part_bytes;
     for (const Tensor* t : ins) part_bytes.push_back(outer == 0 ? 0 : t->nbytes() / static_cast<size_t>(outer));
     auto* dst = static_cast<uint8_t*>(y.raw_data());
-    copy_blocks(outer, part_bytes, ctx.num_threads(), [&](int64_t o, size_t k, size_t at, size_t n) {
-      if (n) std::memcpy(dst + at, static_cast<const uint8_t*>(ins[k]->raw_data()) + o * n, n);
+    copy_blocks(outer, part_bytes, ctx.num_threads(), [&](int64_t o, size_t k, size_t at, size_t off, size_t len) {
+      std::memcpy(dst + at + off, static_cast<const uint8_t*>(ins[k]->raw_data()) + o * part_bytes[k] + off, len);
     });
     return ok_status();
   }
@@ -150,8 +172,8 @@ class SplitKernel : public Kernel {
     }
     if (x->numel() == 0) return ok_status();
     const auto* src = static_cast<const uint8_t*>(x->raw_data());
-    copy_blocks(outer, part_bytes, ctx.num_threads(), [&](int64_t o, size_t k, size_t at, size_t n) {
-      if (n) std::memcpy(dsts[k] + o * n, src + at, n);
+    copy_blocks(outer, part_bytes, ctx.num_threads(), [&](int64_t o, size_t k, size_t at, size_t off, size_t len) {
+      std::memcpy(dsts[k] + o * part_bytes[k] + off, src + at + off, len);
     });
     return ok_status();
   }

@@ -185,6 +185,38 @@ TEST(ShapeConcat, parallel_copy_of_large_inputs_matches_serial_layout) {
   }
 }
 
+// One block per part (outer == 1, a channel concat at batch 1) and several, with
+// parts whose sizes are not multiples of the copy pieces, on 2 and 3 threads;
+// Split of the result gives the parts back.
+TEST(ShapeConcat, pieces_of_large_copies_land_in_place_and_split_back) {
+  for (int64_t outer : {1, 3}) {
+    for (int threads : {2, 3}) {
+      std::vector<Tensor> parts = {iota_f({outer, 40001}), iota_f({outer, 12345}), iota_f({outer, 70000})};
+      for (size_t k = 0; k < parts.size(); ++k)  // distinct values per part
+        for (int64_t i = 0; i < parts[k].numel(); ++i) parts[k].data<float>()[i] += 1e6f * static_cast<float>(k);
+      auto r = run_node(make_node("Concat", 3, 1, {{"axis", attr_int(1)}}), parts, 13, {}, threads);
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      const Tensor& y = (*r)[0];
+      ASSERT_EQ(y.shape(), (Shape{outer, 122346}));
+      for (int64_t o = 0; o < outer; ++o) {
+        int64_t at = o * 122346;
+        for (const Tensor& part : parts) {
+          const int64_t n = part.dim(1);
+          for (int64_t i = 0; i < n; ++i)
+            ASSERT_EQ(y.data<float>()[at + i], part.data<float>()[o * n + i])
+                << "outer " << outer << " threads " << threads << " row " << o << " element " << i;
+          at += n;
+        }
+      }
+      auto back = run_node(make_node("Split", 2, 3, {{"axis", attr_int(1)}}), {y, i64({40001, 12345, 70000})}, 13, {},
+                           threads);
+      ASSERT_TRUE(back.ok()) << back.status().to_string();
+      for (size_t k = 0; k < parts.size(); ++k)
+        ASSERT_EQ(vals<float>((*back)[k]), vals<float>(parts[k])) << "part " << k << " outer " << outer;
+    }
+  }
+}
+
 // ---- Expand / Tile ---------------------------------------------------------
 
 TEST(ShapeExpand, broadcasts_both_ways_and_rejects_conflicts) {
