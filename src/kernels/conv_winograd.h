@@ -49,7 +49,7 @@ class WinogradConv3x3 {
   // y = act(conv(x, w) + bias + z). x: [n, c_in/8, ih, iw, 8]; y, z:
   // [n, c_out/8, oh, ow, 8]. bias and z may be null; z may be y itself.
   // Scratch memory comes from `scratch`: per thread, 64 * (c_in + c_out)
-  // bytes per tile of a chunk (24-48 tiles, or the layer's tiles if fewer):
+  // bytes per tile of a chunk (18-48 tiles, or the layer's tiles if fewer):
   // about 200 KiB for 64 channels, 3 MiB for 512.
   void run(const WinogradShape& s, const float* x, const float* bias, const float* z, float* y,
            const ConvFusion& f, int threads, Allocator* scratch) const;

@@ -57,8 +57,9 @@ class TransposeKernel : public Kernel {
 // Copies `outer` blocks: block o of part k is parts[k] + o * part_bytes[k] and lands
 // (or comes from) offset o * row + prefix[k] of the joined buffer. copy(o, k, at,
 // off, len) moves bytes [off, off + len) of that block, `at` being the block's
-// offset in the joined buffer. Large copies are cut into pieces for the threads:
-// a channel concat at batch 1 (the blocked layout's) is one block per part.
+// offset in the joined buffer. Threads split the blocks when there are many; with
+// few (a channel concat at batch 1, in the blocked layout, is one block per part)
+// the copies are cut into pieces instead.
 template <typename Fn>
 void copy_blocks(int64_t outer, const std::vector<size_t>& part_bytes, int num_threads, Fn&& copy) {
   size_t row = 0;
@@ -67,15 +68,20 @@ void copy_blocks(int64_t outer, const std::vector<size_t>& part_bytes, int num_t
     prefix.push_back(row);
     row += b;
   }
+  auto copy_row = [&](int64_t o) {
+    for (size_t k = 0; k < part_bytes.size(); ++k)
+      if (part_bytes[k]) copy(o, k, o * row + prefix[k], 0, part_bytes[k]);
+  };
   const size_t total = row * static_cast<size_t>(outer);
-  if (num_threads <= 1 || total <= 256 * 1024) {
-    for (int64_t o = 0; o < outer; ++o)
-      for (size_t k = 0; k < part_bytes.size(); ++k)
-        if (part_bytes[k]) copy(o, k, o * row + prefix[k], 0, part_bytes[k]);
+  if (num_threads <= 1 || total <= 256 * 1024 || outer >= 4 * static_cast<int64_t>(num_threads)) {
+    const bool parallel = num_threads > 1 && outer > 1 && total > 256 * 1024;
+#pragma omp parallel for num_threads(std::max(num_threads, 1)) schedule(static) if (parallel)
+    for (int64_t o = 0; o < outer; ++o) copy_row(o);
     return;
   }
-  // Pieces of about total / (8 * threads) bytes, at least 32 KiB, cut at 64-byte multiples.
-  const size_t piece = std::max<size_t>(32 * 1024, total / (8 * static_cast<size_t>(num_threads))) / 64 * 64;
+  // Few blocks: pieces of about total / (8 * threads) bytes, at least 32 KiB.
+  // There are at most outer * parts + 8 * threads of them (outer < 4 * threads).
+  const size_t piece = std::max<size_t>(32 * 1024, total / (8 * static_cast<size_t>(num_threads)));
   struct Piece {
     int64_t o;
     size_t k, off, len;

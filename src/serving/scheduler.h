@@ -132,7 +132,13 @@ class ModelVersion {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
-  std::vector<char> in_use_;   // per instance: executing (by its worker or inline)
+  // Per instance: executing (by its worker or inline). Wake-ups rely on who may
+  // set and clear it: only the instance's own worker, which looks at the queue
+  // again before it waits, or an inline run, which notifies on release when
+  // something queued or the version is stopping. submit() notifies only while
+  // some instance is free. Anything else that claims an instance must notify
+  // when it lets go, or a queued request can wait for nobody.
+  std::vector<char> in_use_;
   bool stopping_ = false;
   // Small models run a request on the caller's thread when the queue is empty
   // and an instance is idle, saving two thread hand-offs (set at warm-up).

@@ -217,6 +217,24 @@ TEST(ShapeConcat, pieces_of_large_copies_land_in_place_and_split_back) {
   }
 }
 
+// Many small blocks (a last-axis concat, outer = 65536) stay a split over the
+// blocks; an empty middle part on the piece path is skipped.
+TEST(ShapeConcat, many_small_blocks_and_empty_parts_on_two_threads) {
+  Tensor a = iota_f({65536, 3}), b = iota_f({65536, 2});
+  auto r = run_node(make_node("Concat", 2, 1, {{"axis", attr_int(1)}}), {a, b}, 13, {}, 2);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  for (int64_t o = 0; o < 65536; ++o) {
+    ASSERT_EQ((*r)[0].data<float>()[o * 5 + 2], static_cast<float>(o * 3 + 2)) << o;
+    ASSERT_EQ((*r)[0].data<float>()[o * 5 + 3], static_cast<float>(o * 2)) << o;
+  }
+  Tensor big1 = iota_f({1, 100000}), empty = iota_f({1, 0}), big2 = iota_f({1, 90000});
+  r = run_node(make_node("Concat", 3, 1, {{"axis", attr_int(1)}}), {big1, empty, big2}, 13, {}, 2);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ((*r)[0].data<float>()[99999], 99999.0f);
+  EXPECT_EQ((*r)[0].data<float>()[100000], 0.0f);
+  EXPECT_EQ((*r)[0].data<float>()[189999], 89999.0f);
+}
+
 // ---- Expand / Tile ---------------------------------------------------------
 
 TEST(ShapeExpand, broadcasts_both_ways_and_rejects_conflicts) {

@@ -278,7 +278,7 @@ def run_extension_checks(base, port, zoo):
         s.settimeout(8)
         try:
             closed = s.recv(4096) == b""
-        except TimeoutError:  # still open after 8 s (socket.timeout is an OSError too: catch it first)
+        except socket.timeout:  # still open after 8 s (an OSError too: caught first)
             closed = False
         except OSError:  # reset by the server
             closed = True
