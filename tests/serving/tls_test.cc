@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -268,6 +269,59 @@ TEST_F(TlsTest, PlainHttpServerFillsRemoteAddressToo) {
   http::response<http::string_body> res;
   http::read(stream, buffer, res);
   EXPECT_EQ(res.body(), "127.0.0.1|");
+}
+
+// The body and reply-write deadlines (the connection sweep of http_server.cc):
+// a client that stops sending its body, and one that stops reading a large
+// reply, are both cut off after body_timeout_seconds.
+TEST_F(TlsTest, PlainHttpStalledBodyAndStalledReaderAreCutOff) {
+  HttpServerOptions o;
+  o.port = 0;
+  o.body_timeout_seconds = 1;
+  const std::string big(32u << 20, 'z');  // far more than the socket buffers hold
+  HttpServer server(
+      [&big](HttpRequest req, HttpResponder respond) {
+        respond(HttpReply{200, req.target == "/big" ? big : std::string("ok"), "text/plain"});
+      },
+      o);
+  ASSERT_TRUE(server.start().ok());
+  const tcp::endpoint at(net::ip::make_address("127.0.0.1"), server.port());
+  net::io_context ioc;
+  {  // announces 100 bytes, sends 10, then nothing
+    tcp::socket s(ioc);
+    s.connect(at);
+    Watchdog watchdog(s.native_handle(), std::chrono::seconds(15));
+    const std::string head = "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789";
+    net::write(s, net::buffer(head));
+    const auto t0 = std::chrono::steady_clock::now();
+    char c;
+    beast::error_code ec;
+    s.read_some(net::buffer(&c, 1), ec);
+    EXPECT_TRUE(ec) << "the server answered a request whose body never came";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  }
+  {  // asks for 32 MiB and reads none of it for 3 s: the server gives up on the write
+    tcp::socket s(ioc);
+    s.connect(at);
+    Watchdog watchdog(s.native_handle(), std::chrono::seconds(20));
+    net::write(s, net::buffer(std::string("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")));
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    size_t got = 0;
+    std::vector<char> chunk(1 << 16);
+    beast::error_code ec;
+    while (!ec) got += s.read_some(net::buffer(chunk), ec);
+    EXPECT_LT(got, big.size()) << "the whole reply arrived: the stalled write was not cut off";
+  }
+  // The server still answers.
+  beast::tcp_stream stream(ioc);
+  stream.connect(at);
+  http::request<http::string_body> req{http::verb::get, "/", 11};
+  req.set(http::field::host, "x");
+  http::write(stream, req);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(stream, buffer, res);
+  EXPECT_EQ(res.body(), "ok");
 }
 
 TEST_F(TlsTest, ClientTrustingAnotherCaRejectsTheServer) {
