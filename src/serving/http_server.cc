@@ -158,7 +158,10 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
   // The sweep found this connection past its deadline (slow or idle client,
   // stalled reader): closing the socket ends the pending operation with an
   // error, and its handler lets the connection go.
-  void expire() override { close(); }
+  void expire() override {
+    timed_out_ = true;
+    close();
+  }
   tcp::socket& socket() { return tcp_layer().socket(); }
 
   void begin() {
@@ -182,7 +185,7 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
         if (log.enabled(telemetry::LogLevel::kDebug))
           log.log(telemetry::LogLevel::kDebug, "tls_handshake_failed",
                   {telemetry::field("server", options_.name), telemetry::field("remote", remote_),
-                   telemetry::field("reason", ec.message())});
+                   telemetry::field("reason", timed_out_ ? std::string("timed out") : ec.message())});
         return close();
       }
       if (!options_.tls.client_ca_file.empty()) client_subject_ = verified_peer_subject(stream_.native_handle());
@@ -249,6 +252,7 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
 
   void on_read(beast::error_code ec, size_t) {
     if (ec) return on_read_error(ec);
+    if (!socket().is_open()) return;  // the sweep closed it after the read completed: nobody to answer
     http::request<http::string_body> req = parser_->release();
     version_ = req.version();
     keep_alive_ = req.keep_alive();
@@ -388,6 +392,7 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
   bool keep_alive_ = true;
   bool busy_ = false;
   bool over_limit_ = false;
+  bool timed_out_ = false;  // closed by the sweep (for the log)
 };
 
 }  // namespace
