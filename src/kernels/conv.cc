@@ -207,9 +207,9 @@ class ConvKernelBase : public Kernel {
       return v == nullptr || std::strcmp(v, "0") != 0;
     }();
     const Window& win = c.window;
-    return enabled && nchwc_ && x_blocked_ && !transpose_ && group_ == 1 && win.rank() == 2 &&
-           win.kernel == std::vector<int64_t>{3, 3} && win.strides == std::vector<int64_t>{1, 1} &&
-           win.dilations == std::vector<int64_t>{1, 1} && c.shape.c_in >= kWinogradMinChannels &&
+    auto both = [](const std::vector<int64_t>& v, int64_t x) { return v.size() == 2 && v[0] == x && v[1] == x; };
+    return enabled && nchwc_ && x_blocked_ && !transpose_ && group_ == 1 && both(win.kernel, 3) &&
+           both(win.strides, 1) && both(win.dilations, 1) && c.shape.c_in >= kWinogradMinChannels &&
            c.shape.c_out >= kWinogradMinChannels && WinogradConv3x3::fusable(fusion_) &&
            WinogradConv3x3::supported();
   }

@@ -128,6 +128,19 @@ Exchange https_exchange(uint16_t port, const std::string& ca, const ClientCert& 
   return out;
 }
 
+// GET / over plain HTTP; the reply's body.
+std::string plain_get(net::io_context& ioc, const tcp::endpoint& at) {
+  beast::tcp_stream stream(ioc);
+  stream.connect(at);
+  http::request<http::string_body> req{http::verb::get, "/", 11};
+  req.set(http::field::host, "x");
+  http::write(stream, req);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(stream, buffer, res);
+  return res.body();
+}
+
 // Records what the handler saw; answers "<remote>|<subject>".
 struct Recorder {
   std::mutex mu;
@@ -260,15 +273,7 @@ TEST_F(TlsTest, PlainHttpServerFillsRemoteAddressToo) {
   HttpServer server(recorder_.handler(), o);
   ASSERT_TRUE(server.start().ok());
   net::io_context ioc;
-  beast::tcp_stream stream(ioc);
-  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
-  http::request<http::string_body> req{http::verb::get, "/", 11};
-  req.set(http::field::host, "x");
-  http::write(stream, req);
-  beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  http::read(stream, buffer, res);
-  EXPECT_EQ(res.body(), "127.0.0.1|");
+  EXPECT_EQ(plain_get(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port())), "127.0.0.1|");
 }
 
 // The body and reply-write deadlines (the connection sweep of http_server.cc):
@@ -312,16 +317,7 @@ TEST_F(TlsTest, PlainHttpStalledBodyAndStalledReaderAreCutOff) {
     while (!ec) got += s.read_some(net::buffer(chunk), ec);
     EXPECT_LT(got, big.size()) << "the whole reply arrived: the stalled write was not cut off";
   }
-  // The server still answers.
-  beast::tcp_stream stream(ioc);
-  stream.connect(at);
-  http::request<http::string_body> req{http::verb::get, "/", 11};
-  req.set(http::field::host, "x");
-  http::write(stream, req);
-  beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  http::read(stream, buffer, res);
-  EXPECT_EQ(res.body(), "ok");
+  EXPECT_EQ(plain_get(ioc, at), "ok") << "the server still answers";
 }
 
 TEST_F(TlsTest, ClientTrustingAnotherCaRejectsTheServer) {
