@@ -75,7 +75,8 @@ Status bench_model(const BenchOptions& o) {
                         {"iterations", ms.size()},  {"load_ms", load_ms},        {"first_run_ms", first_ms},
                         {"median_ms", median},      {"p90_ms", p90},             {"p99_ms", p99},
                         {"mean_ms", total_s * 1000.0 / static_cast<double>(ms.size())},
-                        {"throughput_per_s", throughput}, {"peak_rss_mib", peak_rss_kib() / 1024.0}};
+                        {"throughput_per_s", throughput}, {"peak_rss_mib", peak_rss_kib() / 1024.0},
+                        {"pool_mib", static_cast<double>(session->pool_bytes()) / (1024.0 * 1024.0)}};
     std::cout << j.dump() << "\n";
   } else {
     std::cout << std::fixed << std::setprecision(3);
@@ -83,7 +84,8 @@ Status bench_model(const BenchOptions& o) {
               << ms.size() << " runs\n";
     std::cout << "load " << load_ms << " ms, first run " << first_ms << " ms\n";
     std::cout << "latency ms: median " << median << "  p90 " << p90 << "  p99 " << p99 << "\n";
-    std::cout << "throughput " << throughput << " inferences/s, peak RSS " << peak_rss_kib() / 1024.0 << " MiB\n";
+    std::cout << "throughput " << throughput << " inferences/s, peak RSS " << peak_rss_kib() / 1024.0 << " MiB, memory pool "
+              << static_cast<double>(session->pool_bytes()) / (1024.0 * 1024.0) << " MiB\n";
   }
   if (o.profile) {
     auto prof = session->node_profile();

@@ -1,12 +1,23 @@
-// A recycling allocator: freed blocks go back to a free list keyed by size,
-// so a session's steady state reuses the same buffers run after run.
-// Blocks outlive the allocator safely (they free themselves if it is gone).
+// A session's memory pool: one reserved stretch of address space carved into
+// chunks, best fit with splitting and coalescing (the scheme of TensorFlow's and
+// ONNX Runtime's BFC arenas). A run's tensors come and go in the same order every
+// time, so the steady state reuses the same chunks run after run, and the pages
+// the pool ever touches stay close to the largest set of tensors alive at once.
+//
+// Pages are touched only when a tensor is written: address space that was never
+// handed out costs nothing. Where the reservation cannot be made (an address-space
+// limit) or is used up, blocks come from the heap one by one.
+//
+// Blocks hold the pool alive, so they may outlive the session that made them; once
+// the session lets go (orphan()), freed chunks give their pages back at once.
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <vector>
+#include <set>
+#include <utility>
 
 #include "core/tensor.h"
 
@@ -14,21 +25,45 @@ namespace hearth {
 
 class PoolAllocator final : public Allocator, public std::enable_shared_from_this<PoolAllocator> {
  public:
-  static std::shared_ptr<PoolAllocator> create() { return std::shared_ptr<PoolAllocator>(new PoolAllocator()); }
+  // reserve_bytes: address space to reserve; 0 picks the machine's memory, at most 32 GiB.
+  static std::shared_ptr<PoolAllocator> create(size_t reserve_bytes = 0);
   ~PoolAllocator() override;
+  PoolAllocator(const PoolAllocator&) = delete;
+  PoolAllocator& operator=(const PoolAllocator&) = delete;
+
   std::shared_ptr<void> allocate(size_t bytes) override;
 
-  size_t held_bytes() const;     // in use + free
-  size_t fresh_allocations() const;  // heap allocations made so far (not recycled)
+  // The owner is gone: chunks freed from now on return their pages to the system.
+  void orphan();
+
+  size_t held_bytes() const;         // arena high-water mark + heap blocks alive or kept
+  size_t live_bytes() const;         // handed out and not yet freed
+  size_t peak_live_bytes() const;    // the most ever handed out at once
+  size_t fresh_allocations() const;  // times the arena grew or a heap block was made
 
  private:
-  PoolAllocator() = default;
-  void recycle(void* p, size_t size);
+  struct Chunk {
+    size_t size;
+    bool free;
+  };
+  explicit PoolAllocator(size_t reserve_bytes);
+  void* take_from_arena(size_t size);  // nullptr when the arena cannot hold it
+  void release(void* p, size_t size);
+  void release_to_arena(size_t offset);
+  bool commit_to(size_t end);
 
   mutable std::mutex mu_;
-  std::multimap<size_t, void*> free_;
-  size_t held_ = 0;
+  char* base_ = nullptr;  // reservation (PROT_NONE beyond committed_)
+  size_t reserved_ = 0;
+  size_t committed_ = 0;  // readable and writable below this offset
+  size_t top_ = 0;        // chunks cover [0, top_)
+  std::map<size_t, Chunk> chunks_;              // by offset
+  std::set<std::pair<size_t, size_t>> by_size_;  // free chunks: (size, offset)
+  std::multimap<size_t, void*> heap_free_;      // fallback blocks kept for reuse
+  size_t heap_held_ = 0;
+  size_t live_ = 0, peak_live_ = 0;
   size_t fresh_ = 0;
+  bool orphaned_ = false;
 };
 
 }  // namespace hearth

@@ -55,7 +55,10 @@ int default_threads() {
 
 }  // namespace
 
-Session::~Session() = default;
+Session::~Session() {
+  // Tensors the caller still holds keep the pool; the memory of the rest goes back now.
+  if (pool_) pool_->orphan();
+}
 
 Result<std::unique_ptr<Session>> Session::load_file(const std::string& path, const SessionOptions& options) {
   HEARTH_ASSIGN_OR_RETURN(Model m, load_model_file(path));

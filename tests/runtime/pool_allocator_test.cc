@@ -1,0 +1,178 @@
+#include "runtime/pool_allocator.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+namespace hearth {
+namespace {
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+char* at(const std::shared_ptr<void>& p) { return static_cast<char*>(p.get()); }
+
+TEST(PoolAllocator, neighbours_coalesce_when_freed) {
+  auto pool = PoolAllocator::create();
+  auto a = pool->allocate(kMiB), b = pool->allocate(kMiB), c = pool->allocate(kMiB);
+  EXPECT_EQ(at(b), at(a) + kMiB);
+  EXPECT_EQ(at(c), at(b) + kMiB);
+  char* first = at(a);
+  b.reset();
+  a.reset();
+  auto d = pool->allocate(2 * kMiB);  // fits only in a and b merged
+  EXPECT_EQ(at(d), first);
+  EXPECT_EQ(pool->held_bytes(), 3 * kMiB);
+  EXPECT_EQ(pool->live_bytes(), 3 * kMiB);
+}
+
+TEST(PoolAllocator, a_large_free_chunk_is_split_for_smaller_tensors) {
+  auto pool = PoolAllocator::create();
+  char* first = at(pool->allocate(4 * kMiB));  // freed at once
+  auto a = pool->allocate(kMiB), b = pool->allocate(kMiB + 100);
+  EXPECT_EQ(at(a), first);
+  EXPECT_EQ(at(b), first + kMiB);
+  EXPECT_EQ(pool->held_bytes(), 4 * kMiB);
+  // The rest of the chunk is still one piece.
+  auto c = pool->allocate(2 * kMiB - 256);
+  EXPECT_EQ(pool->held_bytes(), 4 * kMiB);
+}
+
+TEST(PoolAllocator, best_fit_takes_the_smallest_free_chunk_that_fits) {
+  auto pool = PoolAllocator::create();
+  auto big = pool->allocate(3 * kMiB), sep1 = pool->allocate(64), small = pool->allocate(kMiB),
+       sep2 = pool->allocate(64);
+  char* small_at = at(small);
+  big.reset();
+  small.reset();
+  EXPECT_EQ(at(pool->allocate(kMiB - 4096)), small_at);
+}
+
+TEST(PoolAllocator, growth_starts_inside_a_free_last_chunk) {
+  auto pool = PoolAllocator::create();
+  auto a = pool->allocate(kMiB), b = pool->allocate(kMiB);
+  char* b_at = at(b);
+  b.reset();
+  auto c = pool->allocate(3 * kMiB);
+  EXPECT_EQ(at(c), b_at);
+  EXPECT_EQ(pool->held_bytes(), 4 * kMiB);  // not 5: the freed top chunk is reused
+  EXPECT_EQ(pool->peak_live_bytes(), 4 * kMiB);
+}
+
+TEST(PoolAllocator, blocks_are_aligned_and_writable_to_their_end) {
+  auto pool = PoolAllocator::create();
+  std::vector<std::shared_ptr<void>> blocks;
+  for (size_t bytes : {size_t{1}, size_t{63}, size_t{65}, size_t{4097}, 3 * kMiB + 5, size_t{0}}) {
+    blocks.push_back(pool->allocate(bytes));
+    ASSERT_NE(blocks.back(), nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(blocks.back().get()) % kTensorAlignment, 0u) << bytes;
+    std::memset(blocks.back().get(), 0x5a, std::max<size_t>(bytes, 1));
+  }
+  for (size_t i = 1; i < blocks.size(); ++i) EXPECT_NE(blocks[i].get(), blocks[i - 1].get());
+}
+
+TEST(PoolAllocator, the_same_sequence_reaches_a_steady_state) {
+  auto pool = PoolAllocator::create();
+  std::mt19937 rng(7);
+  std::vector<size_t> sizes(200);
+  for (auto& s : sizes) s = 64 + rng() % (2 * kMiB);
+  size_t held = 0;
+  for (int run = 0; run < 6; ++run) {
+    std::vector<std::shared_ptr<void>> alive;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      alive.push_back(pool->allocate(sizes[i]));
+      if (i % 3 == 2) alive.erase(alive.begin());  // a sliding set of live tensors
+      if (i % 7 == 6) alive.erase(alive.begin() + static_cast<long>(alive.size() / 2));
+    }
+    if (run == 2) held = pool->held_bytes();
+    if (run > 2) {
+      EXPECT_EQ(pool->held_bytes(), held) << "run " << run;
+    }
+  }
+  EXPECT_EQ(pool->live_bytes(), 0u);
+  // Fragmentation stays modest against the largest live set.
+  EXPECT_LE(held, 2 * pool->peak_live_bytes());
+}
+
+TEST(PoolAllocator, falls_back_to_the_heap_past_its_reservation) {
+  auto pool = PoolAllocator::create(2 * kMiB);
+  auto a = pool->allocate(kMiB);
+  auto b = pool->allocate(3 * kMiB);  // cannot fit in the 2 MiB reservation
+  ASSERT_NE(b, nullptr);
+  std::memset(b.get(), 1, 3 * kMiB);
+  EXPECT_EQ(pool->held_bytes(), 4 * kMiB);
+  char* b_at = at(b);
+  b.reset();
+  auto c = pool->allocate(3 * kMiB - 64);  // the heap block is reused
+  EXPECT_EQ(at(c), b_at);
+  EXPECT_EQ(pool->held_bytes(), 4 * kMiB);
+  EXPECT_EQ(pool->fresh_allocations(), 2u);
+}
+
+TEST(PoolAllocator, impossible_sizes_throw_instead_of_wrapping) {
+  auto pool = PoolAllocator::create();
+  EXPECT_THROW(pool->allocate(SIZE_MAX), std::bad_alloc);
+  EXPECT_THROW(pool->allocate(SIZE_MAX - 10), std::bad_alloc);
+  EXPECT_THROW(pool->allocate(size_t{1} << 62), std::bad_alloc);
+  EXPECT_EQ(pool->live_bytes(), 0u);
+  EXPECT_NE(pool->allocate(64), nullptr);
+}
+
+TEST(PoolAllocator, blocks_outlive_the_owner_and_return_their_pages) {
+  std::shared_ptr<void> kept, dropped;
+  std::weak_ptr<PoolAllocator> weak;
+  {
+    auto pool = PoolAllocator::create();
+    weak = pool;
+    kept = pool->allocate(kMiB);
+    dropped = pool->allocate(kMiB);
+    std::memset(dropped.get(), 0xab, kMiB);
+    pool->orphan();
+  }
+  ASSERT_FALSE(weak.expired()) << "a live block keeps its pool";
+  char* dropped_at = at(dropped);
+  dropped.reset();
+  // The freed chunk gave its pages back: taken again, it reads as zeros.
+  auto again = weak.lock()->allocate(kMiB);
+  ASSERT_EQ(at(again), dropped_at);
+  for (size_t i = 0; i < kMiB; i += 4096) ASSERT_EQ(at(again)[i], 0) << i;
+  std::memset(kept.get(), 1, kMiB);
+  again.reset();
+  kept.reset();
+  EXPECT_TRUE(weak.expired()) << "the pool goes with its last block";
+}
+
+TEST(PoolAllocator, threads_never_share_a_byte) {
+  auto pool = PoolAllocator::create();
+  std::vector<std::thread> threads;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<unsigned>(t));
+      std::vector<std::pair<std::shared_ptr<void>, size_t>> mine;
+      for (int i = 0; i < 2000; ++i) {
+        const size_t n = 1 + rng() % 20000;
+        auto p = pool->allocate(n);
+        std::memset(p.get(), t + 1, n);
+        mine.emplace_back(std::move(p), n);
+        if (mine.size() > 8) {
+          const size_t k = rng() % mine.size();
+          const auto& [q, m] = mine[k];
+          for (size_t j = 0; j < m; j += 97)
+            if (static_cast<char*>(q.get())[j] != t + 1) ++bad;
+          mine.erase(mine.begin() + static_cast<long>(k));
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(pool->live_bytes(), 0u);
+}
+
+}  // namespace
+}  // namespace hearth
