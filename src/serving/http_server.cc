@@ -46,6 +46,9 @@ using tcp = net::ip::tcp;
 using PlainStream = beast::tcp_stream;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
+constexpr size_t kReadBuffer = 16 * 1024;      // per connection, between requests
+constexpr size_t kBodyReadBuffer = 64 * 1024;  // Beast's largest single read
+
 struct Shared {
   HttpHandler handler;
   HttpServerOptions options;
@@ -194,6 +197,11 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
   }
 
   void read() {
+    // Beast reads at most the buffer's free capacity (at least 512 bytes) per
+    // call: an empty buffer read a 600 KB body in 512-byte pieces, a recvmsg
+    // and an epoll_wait each (145 MB/s). A request of a few KiB now takes one read.
+    if (buffer_.capacity() > kReadBuffer && buffer_.size() <= kReadBuffer) buffer_.shrink_to_fit();
+    buffer_.reserve(kReadBuffer);
     parser_.emplace();
     parser_->body_limit(options_.body_limit);
     parser_->header_limit(static_cast<std::uint32_t>(std::min<size_t>(options_.header_limit, UINT32_MAX)));
@@ -246,6 +254,9 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
   }
 
   void read_body() {
+    // Large bodies: room for Beast's largest read (64 KiB) until this request is done.
+    if (!parser_->is_done() && (parser_->chunked() || parser_->content_length().value_or(0) > kReadBuffer))
+      buffer_.reserve(buffer_.size() + kBodyReadBuffer);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Connection::on_read, this->shared_from_this()));
   }
