@@ -200,7 +200,12 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
     // Beast reads at most the buffer's free capacity (at least 512 bytes) per
     // call: an empty buffer read a 600 KB body in 512-byte pieces, a recvmsg
     // and an epoll_wait each (145 MB/s). A request of a few KiB now takes one read.
-    if (buffer_.capacity() > kReadBuffer && buffer_.size() <= kReadBuffer) buffer_.shrink_to_fit();
+    if (buffer_.capacity() > kReadBuffer && buffer_.size() <= kReadBuffer) {
+      beast::flat_buffer smaller;  // keeps bytes of a pipelined request already read
+      smaller.reserve(kReadBuffer);
+      smaller.commit(net::buffer_copy(smaller.prepare(buffer_.size()), buffer_.data()));
+      buffer_ = std::move(smaller);
+    }
     buffer_.reserve(kReadBuffer);
     parser_.emplace();
     parser_->body_limit(options_.body_limit);
@@ -294,6 +299,9 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
   // While the handler works, wait for the socket to become readable: end of
   // stream then means the client went away, and its queued work is cancelled.
   void watch() {
+    // Bytes of the next request already read: the client waits for answers, and
+    // an end of stream after them is a half-close, not a departure.
+    if (buffer_.size() > 0) return;
     socket().async_wait(tcp::socket::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
       if (ec || !self->busy_) return;
       if constexpr (kTls) {

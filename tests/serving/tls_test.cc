@@ -332,6 +332,39 @@ TEST_F(TlsTest, PlainHttpLargeBodiesAndPipelinedRequestsArriveWhole) {
   writer.join();
 }
 
+// A client that pipelines two requests and then shuts its sending side has not
+// left: the first request, whose successor is already read, is not cancelled.
+TEST_F(TlsTest, PlainHttpPipelinedRequestsThenHalfCloseAreNotCancelled) {
+  HttpServerOptions o;
+  o.port = 0;
+  std::mutex mu;
+  std::vector<std::thread> workers;  // answer later, off the HTTP thread, as a model would
+  HttpServer server(
+      [&](HttpRequest req, HttpResponder respond) {
+        std::lock_guard<std::mutex> lock(mu);
+        workers.emplace_back([req = std::move(req), respond = std::move(respond)] {
+          std::this_thread::sleep_for(std::chrono::milliseconds(300));  // time for the watch to look
+          respond(HttpReply{200, req.cancelled && req.cancelled->load() ? "cancelled" : "ran", "text/plain"});
+        });
+      },
+      o);
+  ASSERT_TRUE(server.start().ok());
+  net::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
+  Watchdog watchdog(stream.socket().native_handle(), std::chrono::seconds(15));
+  net::write(stream.socket(), net::buffer(std::string("GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                                                      "GET /b HTTP/1.1\r\nHost: x\r\n\r\n")));
+  stream.socket().shutdown(tcp::socket::shutdown_send);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(stream, buffer, res);
+  EXPECT_EQ(res.body(), "ran");
+  server.stop();
+  std::lock_guard<std::mutex> lock(mu);
+  for (std::thread& t : workers) t.join();
+}
+
 // The body and reply-write deadlines (the connection sweep of http_server.cc):
 // a client that stops sending its body, and one that stops reading a large
 // reply, are both cut off after body_timeout_seconds.
