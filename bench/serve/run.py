@@ -6,7 +6,8 @@ mlp_direct without; resnet18 without batching; the same resnet18 with max_batch_
 and dynamic batching as resnet18_batched), starts the server on free ports and measures
   1. MLP over REST, 64 keep-alive connections (wrk + post.lua): QPS, p50, p99, errors;
   2. serving overhead: MLP REST p50 at 1 connection minus `hearth bench` in-process p50
-     (also on mlp_direct, the same model without the dynamic batcher);
+     (also on mlp_direct, the same model without the dynamic batcher, and on mlp_direct
+     served by a second server started with --http-busy-poll-us, the opt-in polling);
   3. resnet18 at 16 concurrent clients (binary tensor data) unbatched vs batched;
   4. MLP over gRPC with raw_input_contents from grpc_load.py (Python client bound).
 Prints a table against the issue's targets and writes a JSON report.
@@ -60,12 +61,12 @@ def write_repository(repo, zoo):
 class Server:
     """`hearth serve` on free ports; the ports come from its JSON "listening" log lines."""
 
-    def __init__(self, hearth, repo, log_path, http_threads):
+    def __init__(self, hearth, repo, log_path, http_threads, extra_args=()):
         self.log_path, self.ports = log_path, {}
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(
             [hearth, "serve", "--insecure-no-auth", "--model-repository", repo, "--http-port", "0", "--grpc-port", "0",
-             "--metrics-port", "0", "--http-thread-count", str(http_threads)],
+             "--metrics-port", "0", "--http-thread-count", str(http_threads), *extra_args],
             stdout=subprocess.DEVNULL, stderr=self.log)
 
     def wait_ready(self, timeout=120):
@@ -216,6 +217,19 @@ def run_phases(args, server, tmp):
         overhead = (one["p50_ms"] - local_p50) * 1e3
         report[model + "_rest_1"] = dict(one, overhead_us=overhead,
                                          above_tcp_floor_us=overhead - report["tcp_round_trip_us"])
+    if args.busy_poll_us > 0:  # the same, served by a second server whose HTTP threads poll before sleeping
+        polling = Server(args.hearth, os.path.join(tmp, "repo"), os.path.join(tmp, "server_polling.log"),
+                         args.http_threads, ["--http-busy-poll-us", str(args.busy_poll_us)])
+        try:
+            polling.wait_ready()
+            url = f"http://127.0.0.1:{polling.ports['http']}/v2/models/mlp_direct/infer"
+            wrk(url, mlp_body, 1, 1, 1)  # warm-up
+            one = wrk(url, mlp_body, 1, 1, s)
+        finally:
+            polling.stop()
+        overhead = (one["p50_ms"] - local_p50) * 1e3
+        report["mlp_direct_rest_1_busy_poll"] = dict(one, overhead_us=overhead, busy_poll_us=args.busy_poll_us,
+                                                     above_tcp_floor_us=overhead - report["tcp_round_trip_us"])
     print(f"[3/4] resnet18, 16 clients, unbatched vs batched, {s}s each", flush=True)
     for model in ("resnet18", "resnet18_batched"):
         wrk(f"{http}/{model}/infer", resnet_body, 16, args.wrk_threads, max(2, s // 2), header_len)  # warm-up
@@ -238,6 +252,8 @@ def verdicts(r):
     return {"mlp_rest": m["qps"] >= TARGETS["mlp_rest_qps"] and m["p99_ms"] <= TARGETS["mlp_rest_p99_ms"]
             and m["errors"] == 0,
             "overhead": r["mlp_direct_rest_1"]["overhead_us"] <= TARGETS["overhead_us"],
+            "overhead_busy_poll": r.get("mlp_direct_rest_1_busy_poll", {}).get("overhead_us", 1e9)
+            <= TARGETS["overhead_us"],
             "batching": r["batching_ratio"] >= TARGETS["batching_ratio"]}
 
 
@@ -253,6 +269,10 @@ def print_table(r, v):
     line("MLP REST, 1 conn", r["mlp_rest_1"], f"overhead {r['mlp_rest_1']['overhead_us']:.0f} us")
     x = r["mlp_direct_rest_1"]
     line("MLP REST, 1 conn, no batching", x, f"overhead {x['overhead_us']:.0f} us, target <= 100: {ok(v['overhead'])}")
+    if "mlp_direct_rest_1_busy_poll" in r:
+        y = r["mlp_direct_rest_1_busy_poll"]
+        line(f"  same, --http-busy-poll-us {y['busy_poll_us']}", y,
+             f"overhead {y['overhead_us']:.0f} us, target <= 100: {ok(v['overhead_busy_poll'])}")
     print(row.format("TCP round trip, two processes", "", f"{r['tcp_round_trip_us'] / 1e3:.3f}", "", "",
                      f"one CPU: {r['tcp_round_trip_one_cpu_us']:.0f} us; overhead above it "
                      f"{x['above_tcp_floor_us']:.0f} us"))
@@ -278,6 +298,8 @@ def main():
     ap.add_argument("--wrk-threads", type=int, default=1,
                     help="wrk threads (the load generator shares the server's cores; one drives 64 connections)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the 64-connection phase (median reported)")
+    ap.add_argument("--busy-poll-us", type=int, default=200,
+                    help="also measure one connection on a server with --http-busy-poll-us N (0: skip)")
     ap.add_argument("--grpc-procs", type=int, default=4, help="gRPC client processes")
     ap.add_argument("--grpc-conc", type=int, default=2, help="gRPC requests in flight per process")
     args = ap.parse_args()
@@ -306,7 +328,8 @@ def main():
         json.dump({"seconds": args.seconds, "cpus": os.cpu_count(), "loadavg": os.getloadavg(),
                    "targets": TARGETS, "pass": v, "results": report}, f, indent=2)
     print(f"report: {args.report}")
-    return 0 if all(v.values()) else 1
+    # The default server must meet the targets; the polling line is reported beside it.
+    return 0 if all(ok for k, ok in v.items() if k != "overhead_busy_poll") else 1
 
 
 if __name__ == "__main__":

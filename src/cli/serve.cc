@@ -39,6 +39,7 @@ struct ServeOptions {
   int64_t max_header_kb = 16;
   int header_timeout_secs = 30;
   int64_t max_connections = 1024;
+  int busy_poll_us = 0;
   bool allow_grpc = true;
   std::string grpc_address = "127.0.0.1";
   int grpc_port = 8001;
@@ -68,6 +69,7 @@ Status check_options(const ServeOptions& o) {
   if (o.max_header_kb <= 0 || o.max_header_kb > 1024) return invalid_argument("--http-max-header-kb must be 1..1024");
   if (o.header_timeout_secs <= 0) return invalid_argument("--http-header-timeout-secs must be positive");
   if (o.max_connections <= 0) return invalid_argument("--http-max-connections must be positive");
+  if (o.busy_poll_us < 0 || o.busy_poll_us > 10000) return invalid_argument("--http-busy-poll-us must be 0..10000");
   if (o.poll_secs <= 0) return invalid_argument("--repository-poll-secs must be positive");
   if (o.tls.cert_file.empty() != o.tls.key_file.empty())
     return invalid_argument(o.tls.cert_file.empty() ? "--tls-key needs --tls-cert" : "--tls-cert needs --tls-key");
@@ -166,6 +168,7 @@ Status serve(const ServeOptions& o) {
   ho.header_limit = static_cast<size_t>(o.max_header_kb) << 10;
   ho.header_timeout_seconds = o.header_timeout_secs;
   ho.max_connections = static_cast<size_t>(o.max_connections);
+  ho.busy_poll_us = o.busy_poll_us;
   // With authentication on, a caller whose credentials fail is answered
   // before the server reads (and buffers) its body.
   if (access->auth_enabled())
@@ -245,6 +248,9 @@ void add_serve_command(CLI::App& app) {
                   "close a connection whose request header takes longer (slow clients) or that idles longer")
       ->capture_default_str();
   cmd->add_option("--http-max-connections", o->max_connections, "open HTTP connections (more: 503)")
+      ->capture_default_str();
+  cmd->add_option("--http-busy-poll-us", o->busy_poll_us,
+                  "an idle HTTP thread polls this long before sleeping while requests come back quickly (0 = off)")
       ->capture_default_str();
   cmd->add_option("--allow-grpc", o->allow_grpc, "serve gRPC")->capture_default_str();
   cmd->add_option("--grpc-port", o->grpc_port, "gRPC port (0 = any free port)")->capture_default_str();

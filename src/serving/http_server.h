@@ -76,6 +76,10 @@ struct HttpServerOptions {
   int header_timeout_seconds = 30;     // a request header (or an idle keep-alive gap) longer than this: close
   int body_timeout_seconds = 120;      // reading the body and writing the reply
   size_t max_connections = 1024;       // more get 503 and a close
+  // An HTTP thread that ran out of work polls for this long before it sleeps,
+  // while its recent idle gaps were shorter than that (a client sending its
+  // next request right after each reply). 0: always sleep. See SERVING.md.
+  int busy_poll_us = 0;
   std::string name = "http";           // for logs
   HttpHeaderCheck header_check;        // optional (see HttpHeaderCheck)
   TlsOptions tls;                      // enabled(): HTTPS (and mutual TLS with tls.client_ca_file)

@@ -4,6 +4,7 @@
 // naming the bad file, and gRPC with TLS / mTLS, including that gRPC's
 // "x509_subject" is the same RFC 2253 text as the HTTP side.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -363,6 +364,48 @@ TEST_F(TlsTest, PlainHttpPipelinedRequestsThenHalfCloseAreNotCancelled) {
   server.stop();
   std::lock_guard<std::mutex> lock(mu);
   for (std::thread& t : workers) t.join();
+}
+
+// With busy polling on, requests are answered as usual; a client whose
+// requests come further apart than the window stops the polling (else each gap
+// would burn a window of CPU), and stop() still returns at once.
+TEST_F(TlsTest, PlainHttpBusyPollingServesAdaptsAndStops) {
+  HttpServerOptions o;
+  o.port = 0;
+  o.busy_poll_us = 4000;
+  auto server = std::make_unique<HttpServer>(recorder_.handler(), o);
+  ASSERT_TRUE(server->start().ok());
+  const tcp::endpoint at(net::ip::make_address("127.0.0.1"), server->port());
+  net::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  stream.connect(at);
+  auto get = [&] {
+    http::request<http::string_body> req{http::verb::get, "/", 11};
+    req.set(http::field::host, "x");
+    http::write(stream, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    return res.body();
+  };
+  auto cpu_seconds = [] {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  };
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(get(), "127.0.0.1|");  // back to back: the polling case
+  // 60 requests 10 ms apart: polling through every gap would take 4 of each
+  // 10 ms (0.24 s of CPU); after a few misses the thread sleeps instead.
+  const double before = cpu_seconds();
+  for (int i = 0; i < 60; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(get(), "127.0.0.1|");
+  }
+  EXPECT_LT(cpu_seconds() - before, 0.12) << "the server kept polling through long gaps";
+  const auto t0 = std::chrono::steady_clock::now();
+  server.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
 }
 
 // The body and reply-write deadlines (the connection sweep of http_server.cc):
