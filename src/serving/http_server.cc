@@ -49,27 +49,38 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 constexpr size_t kReadBuffer = 16 * 1024;      // per connection, between requests
 constexpr size_t kBodyReadBuffer = 64 * 1024;  // Beast's largest single read
 
+// Requests of this thread's connections handed to the model and not yet
+// answered. Connections live on one thread, so no synchronisation is needed.
+thread_local int t_requests_waiting = 0;
+
 // Runs `ioc` until it stops, polling for up to `window` when it runs out of
 // work instead of sleeping at once, as long as at least half of the recent idle
-// gaps (a moving average) ended within the window. Waking a sleeping thread
-// costs tens of microseconds on a VM (an inter-processor interrupt and a task
+// gaps of the same kind ended within the window. Waking a sleeping thread costs
+// tens of microseconds on a VM (an inter-processor interrupt and a task
 // switch); a client on one keep-alive connection sends its next request that
-// soon after each reply. Long gaps (an idle server, slow models) stop the
-// polling after a few windows, so an idle server does not spin. Each poll is
-// one epoll_wait with a zero timeout.
+// soon after each reply, and a fast model answers that soon. The two kinds of
+// gap (waiting for clients, waiting for a model's answer) keep separate
+// records, so a slow model stops the polling for its waits only. While not
+// polling, the thread sleeps with a timeout of one window to learn whether
+// work came within it. Each poll is one epoll_wait with a zero timeout.
 void run_polling(net::io_context& ioc, std::chrono::microseconds window) {
   using Clock = std::chrono::steady_clock;
-  double hits = 1;  // share of recent idle gaps shorter than the window (while sleeping, the
-                    // wake-up itself lengthens a gap, so polling is where it starts)
+  // Shares of recent gaps that ended within the window, for client waits [0]
+  // and model waits [1]. Polling starts on: while sleeping, a gap is scored by
+  // the timed wait below, which sees work that arrives within the window.
+  double hits[2] = {1, 1};
   while (!ioc.stopped()) {
     if (ioc.poll() > 0) continue;
+    double& rate = hits[t_requests_waiting > 0 ? 1 : 0];
     const auto idle_since = Clock::now();
-    bool woke = false;
-    if (hits >= 0.5) {
-      while (!woke && Clock::now() - idle_since < window && !ioc.stopped()) woke = ioc.poll() > 0;
+    bool hit = false;
+    if (rate >= 0.5) {
+      while (!hit && Clock::now() - idle_since < window && !ioc.stopped()) hit = ioc.poll() > 0;
+    } else {
+      hit = ioc.run_one_for(window) > 0;  // a handler ran: its work came within the window
     }
-    if (!woke && ioc.run_one() == 0) break;  // stopped
-    hits = 0.9 * hits + (Clock::now() - idle_since < window ? 0.1 : 0.0);
+    if (!hit && ioc.run_one() == 0) break;  // stopped
+    rate = 0.9 * rate + (hit ? 0.1 : 0.0);
   }
 }
 
@@ -307,6 +318,7 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
     if constexpr (kTls) request.client_cert_subject = client_subject_;
     cancelled_ = request.cancelled;
     busy_ = true;
+    ++t_requests_waiting;
     deadline = Clock::time_point::max();  // the model's time is bounded by the request timeout, not here
     watch();
     auto responder = [self = this->shared_from_this()](HttpReply reply) {
@@ -322,10 +334,10 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
 
   // While the handler works, wait for the socket to become readable: end of
   // stream then means the client went away, and its queued work is cancelled.
+  // When bytes of a next request were already read, the client waits for
+  // answers: a clean end of stream after them is a half-close, not a departure
+  // (a reset still cancels).
   void watch() {
-    // Bytes of the next request already read: the client waits for answers, and
-    // an end of stream after them is a half-close, not a departure.
-    if (buffer_.size() > 0) return;
     socket().async_wait(tcp::socket::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
       if (ec || !self->busy_) return;
       if constexpr (kTls) {
@@ -333,6 +345,7 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
       } else {
         char c;
         ssize_t n = ::recv(self->socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 && self->buffer_.size() > 0) return;  // half-close after pipelined requests
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) self->cancel_request();
         // n > 0: a pipelined request waits; it is read after this reply.
       }
@@ -344,7 +357,13 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
   // shut its side; if not yet, look again shortly while the request runs.
   void check_tls_peer() {
     pollfd p{socket().native_handle(), POLLIN | POLLRDHUP, 0};
-    if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) return cancel_request();
+    if (::poll(&p, 1, 0) > 0) {
+      if (p.revents & (POLLHUP | POLLERR)) return cancel_request();
+      if (p.revents & POLLRDHUP) {
+        if (buffer_.size() > 0) return;  // half-close after pipelined requests: stop watching
+        return cancel_request();
+      }
+    }
     if (!recheck_) recheck_.emplace(tcp_layer().get_executor());
     recheck_->expires_after(std::chrono::milliseconds(50));
     recheck_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
@@ -359,6 +378,7 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
   void on_reply(HttpReply reply) {
     if (!busy_) return;  // answered already
     busy_ = false;
+    --t_requests_waiting;
     cancelled_.reset();
     beast::error_code ec;
     socket().cancel(ec);  // ends the watch

@@ -126,20 +126,29 @@ TEST(PoolAllocator, every_run_after_the_first_reuses_the_same_space) {
   }
 }
 
-TEST(PoolAllocator, the_wilderness_is_split_exactly_and_used_last) {
+TEST(PoolAllocator, the_wilderness_is_used_last_and_split_exactly) {
   auto pool = arena();
-  auto a = pool->allocate(kMiB), hole = pool->allocate(kMiB), b = pool->allocate(64), wild = pool->allocate(4 * kMiB);
+  auto a = pool->allocate(kMiB), hole = pool->allocate(4 * kMiB), b = pool->allocate(64), tail = pool->allocate(kMiB);
   char* hole_at = at(hole);
-  char* wild_at = at(wild);
+  char* tail_at = at(tail);
   hole.reset();
-  wild.reset();  // the last chunk: not in the best-fit index
-  auto c = pool->allocate(kMiB / 2);  // best fit is the hole, not the larger free tail
+  tail.reset();  // the last chunk: the wilderness, outside the best-fit index
+  // Plain best fit would take the 1 MiB tail; the wilderness goes last, so the hole.
+  auto c = pool->allocate(kMiB / 2);
   EXPECT_EQ(at(c), hole_at);
-  auto d = pool->allocate(kMiB - 64);  // the hole's rest is too small: the tail, split with no slack
-  EXPECT_EQ(at(d), wild_at);
-  auto e = pool->allocate(3 * kMiB + 64);
-  EXPECT_EQ(at(e), wild_at + kMiB - 64);
-  EXPECT_EQ(pool->held_bytes(), 6 * kMiB + 64);
+  auto g = pool->allocate(3 * kMiB + kMiB / 2);  // the hole's rest, exactly
+  EXPECT_EQ(at(g), hole_at + kMiB / 2);
+  auto d = pool->allocate(3 * kMiB + kMiB / 2 + 64);  // nothing else fits: the tail, grown
+  EXPECT_EQ(at(d), tail_at);
+  const size_t top = 5 * kMiB + 64 + 3 * kMiB + kMiB / 2 + 64;
+  EXPECT_EQ(pool->held_bytes(), top);
+  d.reset();
+  // A tail split leaves the rest however small (64 bytes here), still the wilderness.
+  auto e = pool->allocate(3 * kMiB + kMiB / 2);
+  EXPECT_EQ(at(e), tail_at);
+  auto f = pool->allocate(64);  // the 64-byte rest of the tail, exactly
+  EXPECT_EQ(at(f), tail_at + 3 * kMiB + kMiB / 2);
+  EXPECT_EQ(pool->held_bytes(), top);
   EXPECT_EQ(pool->check(), "");
 }
 

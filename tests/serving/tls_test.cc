@@ -366,21 +366,32 @@ TEST_F(TlsTest, PlainHttpPipelinedRequestsThenHalfCloseAreNotCancelled) {
   for (std::thread& t : workers) t.join();
 }
 
-// With busy polling on, requests are answered as usual; a client whose
-// requests come further apart than the window stops the polling (else each gap
-// would burn a window of CPU), and stop() still returns at once.
+// With busy polling on, requests are answered as usual; gaps longer than the
+// window stop the polling, both between a client's requests and while a slow
+// model works (else each gap would burn a window of CPU); stop() still
+// returns at once.
 TEST_F(TlsTest, PlainHttpBusyPollingServesAdaptsAndStops) {
   HttpServerOptions o;
   o.port = 0;
-  o.busy_poll_us = 4000;
-  auto server = std::make_unique<HttpServer>(recorder_.handler(), o);
+  o.busy_poll_us = 8000;
+  std::mutex mu;
+  std::vector<std::thread> workers;  // the "slow model": answers 12 ms later from another thread
+  auto server = std::make_unique<HttpServer>(
+      [&](HttpRequest req, HttpResponder respond) {
+        if (req.target != "/slow") return respond(HttpReply{200, "fast", "text/plain"});
+        std::lock_guard<std::mutex> lock(mu);
+        workers.emplace_back([respond = std::move(respond)] {
+          std::this_thread::sleep_for(std::chrono::milliseconds(12));
+          respond(HttpReply{200, "slow", "text/plain"});
+        });
+      },
+      o);
   ASSERT_TRUE(server->start().ok());
-  const tcp::endpoint at(net::ip::make_address("127.0.0.1"), server->port());
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
-  stream.connect(at);
-  auto get = [&] {
-    http::request<http::string_body> req{http::verb::get, "/", 11};
+  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server->port()));
+  auto get = [&](const char* target) {
+    http::request<http::string_body> req{http::verb::get, target, 11};
     req.set(http::field::host, "x");
     http::write(stream, req);
     beast::flat_buffer buffer;
@@ -394,18 +405,27 @@ TEST_F(TlsTest, PlainHttpBusyPollingServesAdaptsAndStops) {
     return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
            static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   };
-  for (int i = 0; i < 50; ++i) ASSERT_EQ(get(), "127.0.0.1|");  // back to back: the polling case
-  // 60 requests 10 ms apart: polling through every gap would take 4 of each
-  // 10 ms (0.24 s of CPU); after a few misses the thread sleeps instead.
-  const double before = cpu_seconds();
-  for (int i = 0; i < 60; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    ASSERT_EQ(get(), "127.0.0.1|");
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(get("/"), "fast");  // back to back: the polling case
+  // 60 back-to-back requests to a model that takes 12 ms: the client's gaps are
+  // short, the model's long. Scored together they would keep the thread polling
+  // through about every other model wait (0.25 s of CPU); scored apart, the
+  // model waits stop the polling after a few.
+  double before = cpu_seconds();
+  for (int i = 0; i < 60; ++i) ASSERT_EQ(get("/slow"), "slow");
+  EXPECT_LT(cpu_seconds() - before, 0.15) << "the server kept polling while the model worked";
+  // 40 requests 12 ms apart: polling through every gap would take 8 of each
+  // 12 ms (0.32 s of CPU); after a few misses the thread sleeps instead.
+  before = cpu_seconds();
+  for (int i = 0; i < 40; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(12));
+    ASSERT_EQ(get("/"), "fast");
   }
-  EXPECT_LT(cpu_seconds() - before, 0.12) << "the server kept polling through long gaps";
+  EXPECT_LT(cpu_seconds() - before, 0.15) << "the server kept polling through long client gaps";
   const auto t0 = std::chrono::steady_clock::now();
   server.reset();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  std::lock_guard<std::mutex> lock(mu);
+  for (std::thread& t : workers) t.join();
 }
 
 // The body and reply-write deadlines (the connection sweep of http_server.cc):
