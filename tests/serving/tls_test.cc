@@ -428,6 +428,38 @@ TEST_F(TlsTest, PlainHttpBusyPollingServesAdaptsAndStops) {
   for (std::thread& t : workers) t.join();
 }
 
+// After an error reply the server closes its sending side and reads what the
+// client still sends, so the client sees the reply rather than a reset; a
+// client that never stops sending is cut off once the 5 s linger is over.
+TEST_F(TlsTest, PlainHttpLingerAfterAnErrorReplyEnds) {
+  HttpServerOptions o;
+  o.port = 0;
+  o.body_limit = 1024;
+  HttpServer server([](HttpRequest, HttpResponder respond) { respond(HttpReply{200, "ok", "text/plain"}); }, o);
+  ASSERT_TRUE(server.start().ok());
+  net::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
+  Watchdog watchdog(s.native_handle(), std::chrono::seconds(15));
+  net::write(s, net::buffer(std::string("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")));
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(s, buffer, res);
+  EXPECT_EQ(res.result_int(), 413u);
+  EXPECT_FALSE(res.keep_alive());
+  // Keep sending the announced body: the server reads and drops it, then gives up.
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string chunk(1 << 16, 'b');
+  beast::error_code ec;
+  while (!ec) {
+    net::write(s, net::buffer(chunk), ec);
+    if (!ec) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GT(took, std::chrono::seconds(3)) << "the server did not linger: " << ec.message();
+  EXPECT_LT(took, std::chrono::seconds(9)) << "the lingering connection was not cut off";
+}
+
 // The body and reply-write deadlines (the connection sweep of http_server.cc):
 // a client that stops sending its body, and one that stops reading a large
 // reply, are both cut off after body_timeout_seconds.
