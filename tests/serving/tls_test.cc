@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <mutex>
 #include <string>
@@ -74,6 +75,30 @@ class Watchdog {
   std::condition_variable cv_;
   bool done_ = false;
   std::thread thread_;
+};
+
+// Runs functions later, each on a thread of its own (a model worker's answer
+// arriving after a while). join() before the server goes: an answer posts to
+// the server's I/O context.
+class Later {
+ public:
+  ~Later() { join(); }
+  void join() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+  }
+  void run(std::chrono::milliseconds delay, std::function<void()> fn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    threads_.emplace_back([delay, fn = std::move(fn)] {
+      std::this_thread::sleep_for(delay);
+      fn();
+    });
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::thread> threads_;
 };
 
 struct ClientCert {
@@ -338,14 +363,11 @@ TEST_F(TlsTest, PlainHttpLargeBodiesAndPipelinedRequestsArriveWhole) {
 TEST_F(TlsTest, PlainHttpPipelinedRequestsThenHalfCloseAreNotCancelled) {
   HttpServerOptions o;
   o.port = 0;
-  std::mutex mu;
-  std::vector<std::thread> workers;  // answer later, off the HTTP thread, as a model would
+  Later later;  // answers off the HTTP thread, as a model would, after time for the watch to look
   HttpServer server(
-      [&](HttpRequest req, HttpResponder respond) {
-        std::lock_guard<std::mutex> lock(mu);
-        workers.emplace_back([req = std::move(req), respond = std::move(respond)] {
-          std::this_thread::sleep_for(std::chrono::milliseconds(300));  // time for the watch to look
-          respond(HttpReply{200, req.cancelled && req.cancelled->load() ? "cancelled" : "ran", "text/plain"});
+      [&later](HttpRequest req, HttpResponder respond) {
+        later.run(std::chrono::milliseconds(300), [cancelled = req.cancelled, respond = std::move(respond)] {
+          respond(HttpReply{200, cancelled && cancelled->load() ? "cancelled" : "ran", "text/plain"});
         });
       },
       o);
@@ -362,8 +384,7 @@ TEST_F(TlsTest, PlainHttpPipelinedRequestsThenHalfCloseAreNotCancelled) {
   http::read(stream, buffer, res);
   EXPECT_EQ(res.body(), "ran");
   server.stop();
-  std::lock_guard<std::mutex> lock(mu);
-  for (std::thread& t : workers) t.join();
+  later.join();
 }
 
 // With busy polling on, requests are answered as usual; gaps longer than the
@@ -374,16 +395,12 @@ TEST_F(TlsTest, PlainHttpBusyPollingServesAdaptsAndStops) {
   HttpServerOptions o;
   o.port = 0;
   o.busy_poll_us = 8000;
-  std::mutex mu;
-  std::vector<std::thread> workers;  // the "slow model": answers 12 ms later from another thread
+  Later later;  // the "slow model": answers 12 ms later from another thread
   auto server = std::make_unique<HttpServer>(
-      [&](HttpRequest req, HttpResponder respond) {
+      [&later](HttpRequest req, HttpResponder respond) {
         if (req.target != "/slow") return respond(HttpReply{200, "fast", "text/plain"});
-        std::lock_guard<std::mutex> lock(mu);
-        workers.emplace_back([respond = std::move(respond)] {
-          std::this_thread::sleep_for(std::chrono::milliseconds(12));
-          respond(HttpReply{200, "slow", "text/plain"});
-        });
+        later.run(std::chrono::milliseconds(12),
+                  [respond = std::move(respond)] { respond(HttpReply{200, "slow", "text/plain"}); });
       },
       o);
   ASSERT_TRUE(server->start().ok());
@@ -406,10 +423,9 @@ TEST_F(TlsTest, PlainHttpBusyPollingServesAdaptsAndStops) {
            static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   };
   for (int i = 0; i < 50; ++i) ASSERT_EQ(get("/"), "fast");  // back to back: the polling case
-  // 60 back-to-back requests to a model that takes 12 ms: the client's gaps are
-  // short, the model's long. Scored together they would keep the thread polling
-  // through about every other model wait (0.25 s of CPU); scored apart, the
-  // model waits stop the polling after a few.
+  // 60 back-to-back requests to a model that takes 12 ms: polling through every
+  // model wait would take 8 of each 12 ms (0.48 s of CPU); after a few misses
+  // the thread sleeps through them instead.
   double before = cpu_seconds();
   for (int i = 0; i < 60; ++i) ASSERT_EQ(get("/slow"), "slow");
   EXPECT_LT(cpu_seconds() - before, 0.15) << "the server kept polling while the model worked";
@@ -421,11 +437,10 @@ TEST_F(TlsTest, PlainHttpBusyPollingServesAdaptsAndStops) {
     ASSERT_EQ(get("/"), "fast");
   }
   EXPECT_LT(cpu_seconds() - before, 0.15) << "the server kept polling through long client gaps";
+  later.join();
   const auto t0 = std::chrono::steady_clock::now();
   server.reset();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
-  std::lock_guard<std::mutex> lock(mu);
-  for (std::thread& t : workers) t.join();
 }
 
 // After an error reply the server closes its sending side and reads what the
