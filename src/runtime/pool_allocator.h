@@ -30,7 +30,8 @@ namespace hearth {
 
 class PoolAllocator final : public Allocator, public std::enable_shared_from_this<PoolAllocator> {
  public:
-  // reserve_bytes: address space to reserve; 0 picks the machine's memory, at most 8 GiB.
+  // reserve_bytes: address space to reserve (taken from the process-wide budget);
+  // 0 picks the machine's memory, at most 8 GiB and a sixteenth of the budget.
   static std::shared_ptr<PoolAllocator> create(size_t reserve_bytes = 0);
   ~PoolAllocator() override;
   PoolAllocator(const PoolAllocator&) = delete;
