@@ -154,17 +154,22 @@ Exchange https_exchange(uint16_t port, const std::string& ca, const ClientCert& 
   return out;
 }
 
-// GET / over plain HTTP; the reply's body.
-std::string plain_get(net::io_context& ioc, const tcp::endpoint& at) {
-  beast::tcp_stream stream(ioc);
-  stream.connect(at);
-  http::request<http::string_body> req{http::verb::get, "/", 11};
+// GET `target` on an open plain-HTTP connection; the reply's body.
+std::string get_on(beast::tcp_stream& stream, const char* target) {
+  http::request<http::string_body> req{http::verb::get, target, 11};
   req.set(http::field::host, "x");
   http::write(stream, req);
   beast::flat_buffer buffer;
   http::response<http::string_body> res;
   http::read(stream, buffer, res);
   return res.body();
+}
+
+// GET / over a new plain-HTTP connection; the reply's body.
+std::string plain_get(net::io_context& ioc, const tcp::endpoint& at) {
+  beast::tcp_stream stream(ioc);
+  stream.connect(at);
+  return get_on(stream, "/");
 }
 
 // Records what the handler saw; answers "<remote>|<subject>".
@@ -407,15 +412,7 @@ TEST_F(TlsTest, PlainHttpBusyPollingServesAdaptsAndStops) {
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
   stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server->port()));
-  auto get = [&](const char* target) {
-    http::request<http::string_body> req{http::verb::get, target, 11};
-    req.set(http::field::host, "x");
-    http::write(stream, req);
-    beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    http::read(stream, buffer, res);
-    return res.body();
-  };
+  auto get = [&](const char* target) { return get_on(stream, target); };
   auto cpu_seconds = [] {
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
