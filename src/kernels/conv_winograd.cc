@@ -266,7 +266,14 @@ void WinogradConv3x3::run(const WinogradShape& s, const float* x, const float* b
   // transforms the (few) input tiles itself.
   const bool split_columns = nt > 1 && g.tiles < kMinChunk * nt && col_blocks >= nt;
   chunk = std::min(chunk, split_columns ? g.tiles : (g.tiles + nt - 1) / nt);
-  const int64_t chunks = (g.tiles + chunk - 1) / chunk;
+  int64_t chunks = (g.tiles + chunk - 1) / chunk;
+  if (!split_columns && nt > 1) {
+    // As many chunks for every thread, of (nearly) equal size: 3 chunks of 48
+    // tiles at 2 threads would leave one thread 80 tiles and the other 48.
+    chunks = (chunks + nt - 1) / nt * nt;
+    chunk = (g.tiles + chunks - 1) / chunks;
+    chunks = (g.tiles + chunk - 1) / chunk;
+  }
   const int team = static_cast<int>(split_columns ? nt : std::min(nt, chunks));
   const size_t per_thread = static_cast<size_t>(chunk * per_tile);
   std::shared_ptr<void> buffer = (scratch ? scratch : default_allocator())->allocate(per_thread * team);
@@ -289,7 +296,10 @@ void WinogradConv3x3::run(const WinogradShape& s, const float* x, const float* b
         run_chunk(g, x, u, bias, z, y, f, Chunk{t0, std::min(chunk, g.tiles - t0), v, m}, oc_pad, j0, j1);
       }
     } else {
-      for (int64_t k = t; k < chunks; k += count) {
+      // Handed out one at a time: a thread the host stalls for a moment leaves
+      // its next chunks to the other, where a fixed split would wait for it.
+#pragma omp for schedule(dynamic, 1) nowait
+      for (int64_t k = 0; k < chunks; ++k) {
         const int64_t t0 = k * chunk;
         run_chunk(g, x, u, bias, z, y, f, Chunk{t0, std::min(chunk, g.tiles - t0), v, m}, oc_pad, 0, col_blocks);
       }

@@ -82,7 +82,7 @@ TEST(Winograd, matches_reference_over_geometries_epilogues_and_threads) {
     nchwc_from_plain(z.data(), zb.data(), c.n, c.c_out, oh * ow, 1);
     for (size_t e = 0; e < epilogues.size(); ++e)
       for (int use : {0, 1, 2})  // no Z; Z in its own buffer; Z accumulated in place (z == y)
-        for (int threads : {1, 2}) {
+        for (int threads : {1, 2, 3}) {  // 3: chunks balanced over an odd team
           const ConvFusion& f = epilogues[e];
           const bool with_z = use > 0, with_bias = (e + use + threads) % 2 == 0;  // half the runs without bias
           const std::vector<float> no_bias(b.size(), 0.0f);
