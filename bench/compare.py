@@ -1,15 +1,18 @@
 #!/usr/bin/python3
 """Hearth vs ONNX Runtime, side by side, on the reference zoo.
 
-Usage: /usr/bin/python3 bench/compare.py [--models a,b] [--threads 1,2] [--batches 1,8] [--rounds 5]
+Usage: /usr/bin/python3 bench/compare.py [--models a,b] [--threads 1,2] [--batches 1,8] [--rounds 3] [--blocks 6]
 
-For every model x threads x batch it alternates rounds A B A B (Hearth, then
-ONNX Runtime from npm onnxruntime-node), each process warming up before its
-timed runs, and reports the median over rounds of each round's median latency,
-the ratio Hearth/ORT, each side's peak RSS, and both outputs' relative L2 error
-against PyTorch (batch 1 reference input). Writes build/reports/compare.json.
-Run `make bench-compare` to install the peer first.
+For every model x threads x batch it starts both engines (Hearth's `hearth bench --paced`
+and ONNX Runtime from npm onnxruntime-node through bench/ort_bench.js), each loading the
+model and warming up, then alternates short blocks of timed runs between them, A B B A
+..., so that both see the same moments of a noisy, shared host; a round is one such pair
+of processes. It reports each engine's median over all timed runs, the ratio Hearth/ORT
+with the spread of the per-block ratios, each side's peak RSS and load + first run, and
+both outputs' relative L2 error against PyTorch (batch 1 reference input). Writes
+build/reports/compare.json. Run `make bench-compare` to install the peer first.
 """
+import argparse
 import argparse
 import json
 import os
@@ -17,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -42,17 +46,83 @@ def run_json(cmd):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def hearth_round(model, threads, shape, iterations):
-    j = run_json([HEARTH, "bench", os.path.join(ZOO, model + ".onnx"), "--json", "--threads", str(threads),
-                  "--shape", "input=" + "x".join(map(str, shape)), "--iterations", str(iterations),
-                  "--warmup", "3", "--min-seconds", "0"])
-    return j["median_ms"], j["peak_rss_mib"], j["load_ms"] + j["first_run_ms"]
+class Paced:
+    """One engine in --paced mode: loaded and warmed up, it runs N times per request."""
+
+    def __init__(self, cmd, err_file):
+        self.cmd = cmd
+        self.err = err_file
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file, text=True)
+        self._line()  # {"ready": true}
+
+    def _line(self):
+        line = self.p.stdout.readline()
+        if not line:
+            self.p.wait()
+            self.err.seek(0)
+            raise RuntimeError(f"{' '.join(self.cmd)} ended (exit {self.p.returncode}): {self.err.read()[-2000:]}")
+        return json.loads(line)
+
+    def runs(self, n):
+        self.p.stdin.write(f"{n}\n")
+        self.p.stdin.flush()
+        return self._line()["times_ms"]
+
+    def cpu_ticks(self):
+        fields = open(f"/proc/{self.p.pid}/stat").read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime, including all threads
+
+    def settle(self, step=0.02, limit=1.0):
+        """Waits until the process has used no CPU for `step` seconds: after a block,
+        thread pools spin before they sleep (ORT's for 30-40 ms here), which would
+        slow the other engine's next block."""
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            before = self.cpu_ticks()
+            time.sleep(step)
+            if self.cpu_ticks() == before:
+                return
+
+    def finish(self):
+        self.p.stdin.close()
+        lines = self.p.stdout.read().strip().splitlines()
+        if self.p.wait() != 0 or not lines:
+            self.err.seek(0)
+            raise RuntimeError(f"{' '.join(self.cmd)} failed: {self.err.read()[-2000:]}")
+        return json.loads(lines[-1])
 
 
-def ort_round(model, threads, shape, iterations):
-    j = run_json(["node", ORT_BENCH, os.path.join(ZOO, model + ".onnx"), "--threads", str(threads),
-                  "--shape", "x".join(map(str, shape)), "--iterations", str(iterations), "--warmup", "3"])
-    return statistics.median(j["times_ms"]), j["peak_rss_mib"], j["load_ms"] + j["first_run_ms"]
+def paired_round(model, threads, shape, blocks, block_seconds, runs_per_block):
+    """One process per engine; blocks of timed runs alternate between them (A B B A ...).
+
+    Returns per engine: timed runs (ms), peak RSS (MiB), load + first run (ms), and the
+    per-block latency ratios Hearth/ORT."""
+    path = os.path.join(ZOO, model + ".onnx")
+    with tempfile.TemporaryFile("w+") as he, tempfile.TemporaryFile("w+") as oe:
+        h = Paced([HEARTH, "bench", path, "--json", "--paced", "--threads", str(threads), "--shape",
+                   "input=" + "x".join(map(str, shape)), "--warmup", "3"], he)
+        o = Paced(["node", ORT_BENCH, path, "--threads", str(threads), "--shape", "x".join(map(str, shape)),
+                   "--warmup", "3", "--paced", "1"], oe)
+        # Three more untimed runs each; their time sizes the blocks.
+        est_s = max(statistics.median(h.runs(3)), statistics.median(o.runs(3))) / 1000
+        o.settle()
+        n = runs_per_block or max(1, min(10000, round(block_seconds / est_s)))
+        # The first run after the other engine had the CPU finds colder caches:
+        # for short runs it is dropped, so that both engines are timed warm.
+        drop = 1 if est_s < 0.05 else 0
+        times = {"h": [], "o": []}
+        ratios = []
+        for b in range(blocks):
+            got = {}
+            for key, eng in ((("h", h), ("o", o)) if b % 2 == 0 else (("o", o), ("h", h))):
+                got[key] = eng.runs(n + drop)[drop:]
+                times[key] += got[key]
+                eng.settle()
+            ratios.append(statistics.median(got["h"]) / statistics.median(got["o"]))
+        hj, oj = h.finish(), o.finish()
+    return {"h_times": times["h"], "o_times": times["o"], "ratios": ratios, "runs_per_block": n,
+            "h_rss": hj["peak_rss_mib"], "o_rss": oj["peak_rss_mib"],
+            "h_load": hj["load_ms"] + hj["first_run_ms"], "o_load": oj["load_ms"] + oj["first_run_ms"]}
 
 
 def rel_err(a, b):
@@ -78,35 +148,42 @@ def main():
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--threads", default="1,2")
     p.add_argument("--batches", default="1,8")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--iterations", type=int, default=0, help="timed runs per round (0: auto)")
+    p.add_argument("--rounds", type=int, default=3, help="process pairs per row")
+    p.add_argument("--blocks", type=int, default=10, help="alternating blocks of timed runs per round")
+    p.add_argument("--block-seconds", type=float, default=0.1, help="timed seconds per block (sets the runs)")
+    p.add_argument("--runs-per-block", type=int, default=0, help="timed runs per block (0: from --block-seconds)")
     args = p.parse_args()
     rows = []
-    print(f"{'model':<20}{'thr':>4}{'batch':>6}{'hearth ms':>11}{'ort ms':>10}{'ratio':>7}"
+    print(f"{'model':<20}{'thr':>4}{'batch':>6}{'hearth ms':>11}{'ort ms':>10}{'ratio':>7}{'spread':>11}"
           f"{'h RSS MiB':>10}{'o RSS MiB':>10}{'h load':>8}{'o load':>8}{'h err':>10}{'o err':>10}")
     for model in args.models.split(","):
         h_err, o_err = errors(model)
         for threads in map(int, args.threads.split(",")):
             for batch in map(int, args.batches.split(",")):
                 shape = input_shape(model, batch)
-                iterations = args.iterations or (200 if model == "mlp" else 10 if batch == 1 else 3)
-                h, o = [], []
-                for _ in range(args.rounds):  # A B A B ...
-                    h.append(hearth_round(model, threads, shape, iterations))
-                    o.append(ort_round(model, threads, shape, iterations))
+                rounds = [paired_round(model, threads, shape, args.blocks, args.block_seconds, args.runs_per_block)
+                          for _ in range(args.rounds)]
+                h_times = [t for r in rounds for t in r["h_times"]]
+                o_times = [t for r in rounds for t in r["o_times"]]
+                block_ratios = sorted(x for r in rounds for x in r["ratios"])
+                q = statistics.quantiles(block_ratios, n=4) if len(block_ratios) > 1 else block_ratios * 3
                 row = {
                     "model": model, "threads": threads, "batch": batch,
-                    "hearth_median_ms": statistics.median(x[0] for x in h),
-                    "ort_median_ms": statistics.median(x[0] for x in o),
-                    "hearth_peak_rss_mib": max(x[1] for x in h), "ort_peak_rss_mib": max(x[1] for x in o),
-                    "hearth_load_first_run_ms": statistics.median(x[2] for x in h),
-                    "ort_load_first_run_ms": statistics.median(x[2] for x in o),
-                    "hearth_rel_err": h_err, "ort_rel_err": o_err, "rounds": args.rounds, "iterations": iterations,
+                    "hearth_median_ms": statistics.median(h_times), "ort_median_ms": statistics.median(o_times),
+                    "block_ratio_p25": q[0], "block_ratio_p75": q[2],
+                    "hearth_peak_rss_mib": max(r["h_rss"] for r in rounds),
+                    "ort_peak_rss_mib": max(r["o_rss"] for r in rounds),
+                    "hearth_load_first_run_ms": statistics.median(r["h_load"] for r in rounds),
+                    "ort_load_first_run_ms": statistics.median(r["o_load"] for r in rounds),
+                    "hearth_rel_err": h_err, "ort_rel_err": o_err, "rounds": args.rounds, "blocks": args.blocks,
+                    "runs_per_block": [r["runs_per_block"] for r in rounds],
+                    "timed_runs": [len(h_times), len(o_times)],
                 }
                 row["ratio"] = row["hearth_median_ms"] / row["ort_median_ms"]
                 rows.append(row)
+                spread = f"{q[0]:.2f}-{q[2]:.2f}"
                 print(f"{model:<20}{threads:>4}{batch:>6}{row['hearth_median_ms']:>11.3f}{row['ort_median_ms']:>10.3f}"
-                      f"{row['ratio']:>7.2f}{row['hearth_peak_rss_mib']:>10.0f}{row['ort_peak_rss_mib']:>10.0f}"
+                      f"{row['ratio']:>7.2f}{spread:>11}{row['hearth_peak_rss_mib']:>10.0f}{row['ort_peak_rss_mib']:>10.0f}"
                       f"{row['hearth_load_first_run_ms']:>8.0f}{row['ort_load_first_run_ms']:>8.0f}"
                       f"{h_err:>10.1e}{o_err:>10.1e}", flush=True)
     ratios = [r["ratio"] for r in rows]

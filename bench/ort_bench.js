@@ -2,6 +2,9 @@
 // model, runs it on a .npy input (or random data), prints one JSON object with
 // per-run latencies, load time and peak RSS. Benchmark only; Hearth never links it.
 //   node ort_bench.js MODEL --threads N --iterations N [--input FILE.npy] [--shape 1x3x224x224] [--output FILE.npy]
+// With --paced 1 it runs as `hearth bench --paced` does: after warm-up it prints
+// a line, then for each line N on stdin runs N times and prints their times; the
+// summary follows the end of input.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -62,10 +65,27 @@ async function main() {
   const firstMs = Number(process.hrtime.bigint() - t1) / 1e6;
   for (let i = 1; i < Number(opt.warmup); i++) out = await session.run(feeds);
   const times = [];
-  for (let i = 0; i < Number(opt.iterations); i++) {
-    const a = process.hrtime.bigint();
-    out = await session.run(feeds);
-    times.push(Number(process.hrtime.bigint() - a) / 1e6);
+  const timedRuns = async (n) => {
+    const block = [];
+    for (let i = 0; i < n; i++) {
+      const a = process.hrtime.bigint();
+      out = await session.run(feeds);
+      block.push(Number(process.hrtime.bigint() - a) / 1e6);
+    }
+    times.push(...block);
+    return block;
+  };
+  if (opt.paced && opt.paced !== '0') {
+    console.log(JSON.stringify({ ready: true }));
+    const rl = require('readline').createInterface({ input: process.stdin, terminal: false });
+    for await (const line of rl) {
+      const n = Number(line);
+      if (!Number.isInteger(n) || n < 1 || n > 100000) throw new Error(`--paced: expected 1..100000 runs per line, got '${line}'`);
+      console.log(JSON.stringify({ times_ms: await timedRuns(n) }));
+    }
+    if (times.length === 0) throw new Error('--paced: input ended before any timed run');
+  } else {
+    await timedRuns(Number(opt.iterations));
   }
   if (opt.output) writeNpy(opt.output, out[session.outputNames[0]]);
   const rssMiB = process.resourceUsage().maxRSS / 1024;

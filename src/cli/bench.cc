@@ -7,6 +7,7 @@
 #include <chrono>
 #include <iomanip>
 #include <iostream>
+#include <string>
 
 #include "cli/commands.h"
 #include "cli/inputs.h"
@@ -27,6 +28,7 @@ struct BenchOptions {
   double min_seconds = 1.0;
   bool json = false;
   bool profile = false;
+  bool paced = false;
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -58,13 +60,41 @@ Status bench_model(const BenchOptions& o) {
   double first_ms = std::chrono::duration<double, std::milli>(clock::now() - t1).count();
   for (int i = 1; i < o.warmup; ++i) HEARTH_RETURN_IF_ERROR(session->run(feeds).status());
   std::vector<double> ms;
-  auto start = clock::now();
-  while (static_cast<int>(ms.size()) < o.iterations ||
-         std::chrono::duration<double>(clock::now() - start).count() < o.min_seconds) {
+  auto timed_run = [&]() -> Status {
     auto a = clock::now();
     HEARTH_RETURN_IF_ERROR(session->run(feeds).status());
     ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - a).count());
-    if (ms.size() >= 100000) break;
+    return ok_status();
+  };
+  if (o.paced) {
+    // Driven by another process (bench/compare.py), which alternates blocks of
+    // runs between engines so that both see the same moments of a noisy host.
+    std::cout << "{\"ready\": true}" << std::endl;
+    std::string line;
+    while (std::getline(std::cin, line)) {
+      int64_t n = 0;
+      try {
+        n = std::stoll(line);
+      } catch (const std::exception&) {
+        return invalid_argument("--paced: expected a number of runs per input line, got '" + line + "'");
+      }
+      if (n < 1 || n > 100000) return invalid_argument("--paced: runs per line must be 1..100000, got " + line);
+      nlohmann::json block = nlohmann::json::array();
+      for (int64_t i = 0; i < n; ++i) {
+        HEARTH_RETURN_IF_ERROR(timed_run());
+        block.push_back(ms.back());
+      }
+      std::cout << nlohmann::json{{"times_ms", block}}.dump() << std::endl;
+    }
+    if (ms.empty()) return invalid_argument("--paced: input ended before any timed run");
+  } else {
+    auto start = clock::now();
+    while (static_cast<int>(ms.size()) < o.iterations ||
+           std::chrono::duration<double>(clock::now() - start).count() < o.min_seconds) {
+      HEARTH_RETURN_IF_ERROR(timed_run());
+      if (ms.size() >= 100000) break;
+    }
+    if (ms.empty()) return invalid_argument("no timed runs: give --iterations or --min-seconds above 0");
   }
   double total_s = 0;
   for (double x : ms) total_s += x / 1000.0;
@@ -117,6 +147,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--min-seconds", o->min_seconds, "minimum timed seconds")->capture_default_str();
   cmd->add_flag("--json", o->json, "print one JSON object");
   cmd->add_flag("--profile", o->profile, "print per-node time to stderr");
+  cmd->add_flag("--paced", o->paced,
+                "after warm-up print a line, then for each line N on stdin run N times and print their "
+                "times; the summary follows the end of input (used by bench/compare.py)");
   cmd->callback([o] {
     Status s = bench_model(*o);
     if (!s.ok()) report_error(s);

@@ -64,6 +64,16 @@ import json,sys; j=json.load(open('$tmp/out'))
 ok = all(k in j for k in ('median_ms','p90_ms','p99_ms','throughput_per_s','peak_rss_mib','load_ms')) and j['batch']==2
 sys.exit(0 if ok and j['median_ms'] > 0 else 1)" && pass=$((pass + 1)) || { echo "FAIL bench_json fields"; cat "$tmp/out"; fail=$((fail + 1)); }
 check bench_bad_batch 1 "$hearth" bench "$zoo/mlp.onnx" --batch 0
+# --paced: a ready line, one line of times per request line, then the summary of all of them.
+check bench_paced 0 "$hearth" bench "$zoo/mlp.onnx" --json --paced <<<$'3\n2'
+/usr/bin/python3 -c "
+import json,sys; l=[json.loads(x) for x in open('$tmp/out')]
+ok = len(l) == 4 and l[0] == {'ready': True} and len(l[1]['times_ms']) == 3 and len(l[2]['times_ms']) == 2
+sys.exit(0 if ok and l[3]['iterations'] == 5 and l[3]['median_ms'] > 0 else 1)" && pass=$((pass + 1)) || { echo "FAIL bench_paced lines"; cat "$tmp/out"; fail=$((fail + 1)); }
+check bench_paced_bad_line 1 "$hearth" bench "$zoo/mlp.onnx" --paced <<<$'2\nmany'
+contains bench_paced_bad_line_says "$tmp/err" "expected a number of runs"
+check bench_paced_no_runs 1 "$hearth" bench "$zoo/mlp.onnx" --paced </dev/null
+check bench_no_timed_runs 1 "$hearth" bench "$zoo/mlp.onnx" --iterations 0 --min-seconds 0
 
 check ops_lists_conv 0 "$hearth" ops
 contains ops_conv "$tmp/out" "^Conv "
