@@ -28,18 +28,18 @@ HEARTH_GEMV_TARGET void gemv_block(int64_t n0, int64_t n1, int64_t K, const floa
   int64_t n = n0;
   for (; n + J <= n1; n += J) {
     __m256 acc[M][J];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int m = 0; m < M; ++m)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int j = 0; j < J; ++j) acc[m][j] = _mm256_setzero_ps();
     for (int64_t k = 0; k < K8; k += 8) {
       __m256 b[J];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int j = 0; j < J; ++j) b[j] = _mm256_loadu_ps(Bt + (n + j) * ldb + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int m = 0; m < M; ++m) {
         const __m256 a = _mm256_loadu_ps(A + m * lda + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int j = 0; j < J; ++j) acc[m][j] = _mm256_fmadd_ps(a, b[j], acc[m][j]);
       }
     }
@@ -56,8 +56,9 @@ HEARTH_GEMV_TARGET void gemv_block(int64_t n0, int64_t n1, int64_t K, const floa
 template <int M>
 HEARTH_GEMV_TARGET void gemv_range(int64_t n0, int64_t n1, int64_t K, const float* A, int64_t lda, const float* Bt,
                                    int64_t ldb, float alpha, const float* bias, float* Y, int64_t N) {
-  // Four weight rows in flight keep the memory stream busy; M * J <= 8 accumulators.
-  constexpr int J = M <= 2 ? 4 : 2;
+  // Several weight rows in flight keep the memory stream busy; M * J <= 8
+  // accumulators (5 to 8 rows: one weight row, each loaded once for all of them).
+  constexpr int J = M <= 2 ? 4 : M <= 4 ? 2 : 1;
   gemv_block<M, J>(n0, n1, K, A, lda, Bt, ldb, alpha, bias, Y, N);
 }
 
@@ -134,14 +135,24 @@ void gemv_rows(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, con
         case 1: gemv_range<1>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
         case 2: gemv_range<2>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
         case 3: gemv_range<3>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
-        default: gemv_range<4>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
+        case 4: gemv_range<4>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
+        case 5: gemv_range<5>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
+        case 6: gemv_range<6>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
+        case 7: gemv_range<7>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
+        default: gemv_range<8>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
       }
     } else if (n0 < n1) {
-      switch (M) {
-        case 1: gemv_cols<1>(n0, n1, K, A, lda, B, b_k, alpha, bias, Y, N); break;
-        case 2: gemv_cols<2>(n0, n1, K, A, lda, B, b_k, alpha, bias, Y, N); break;
-        case 3: gemv_cols<3>(n0, n1, K, A, lda, B, b_k, alpha, bias, Y, N); break;
-        default: gemv_cols<4>(n0, n1, K, A, lda, B, b_k, alpha, bias, Y, N); break;
+      // Four rows at a time (their 16 broadcast values stay in registers); the
+      // thread's columns of B are read again from cache for the next four.
+      for (int64_t m0 = 0; m0 < M; m0 += 4) {
+        const float* a = A + m0 * lda;
+        float* y = Y + m0 * N;
+        switch (std::min<int64_t>(4, M - m0)) {
+          case 1: gemv_cols<1>(n0, n1, K, a, lda, B, b_k, alpha, bias, y, N); break;
+          case 2: gemv_cols<2>(n0, n1, K, a, lda, B, b_k, alpha, bias, y, N); break;
+          case 3: gemv_cols<3>(n0, n1, K, a, lda, B, b_k, alpha, bias, y, N); break;
+          default: gemv_cols<4>(n0, n1, K, a, lda, B, b_k, alpha, bias, y, N); break;
+        }
       }
     }
   }

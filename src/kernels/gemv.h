@@ -1,8 +1,9 @@
-// Products with one to four rows of A against constant weights:
+// Products with one to eight rows of A against constant weights:
 // Y[m, n] = alpha * sum_k A[m, k] * B[k, n] + bias[n], written by hand for the
-// classifier layers of CNNs at batch 1 (ResNet-50's [1, 2048] x [2048, 1000]).
+// classifier layers of CNNs at batch 1 to 8 (ResNet-50's [8, 2048] x [2048, 1000]).
 // They only stream the weights once, which is all their time; oneDNN 2.6's
-// matmul read the 8 MB of weights at about half that speed (docs/PERFORMANCE.md).
+// matmul read the 8 MB of weights at about half that speed (docs/PERFORMANCE.md),
+// and its first GEMM call in a process spends ~20 ms compiling its kernels.
 #pragma once
 
 #include <cstdint>
@@ -10,9 +11,9 @@
 namespace hearth {
 
 // Rows A lets this take (more rows reuse weights enough for a GEMM to win).
-inline constexpr int64_t kGemvMaxRows = 4;
-// Weights (elements) small enough to stay in L2 between blocks of rows: callers
-// may then run up to 2 * kGemvMaxRows rows as two calls.
+inline constexpr int64_t kGemvMaxRows = 8;
+// Weights (elements) small enough to stay in L2: products of any size with them
+// come here (no oneDNN dispatch; the hand loops handle any K, N).
 inline constexpr int64_t kGemvCachedWeights = 256 * 1024;
 
 // True when the CPU has the AVX2 and FMA this needs.

@@ -194,18 +194,16 @@ bool DnnlMatmul::try_gemv(const MatmulOperand& a, const MatmulOperand& b, float*
   const int64_t M = a.dims[r - 2], K = a.dims[r - 1], N = b.dims[r - 1];
   // A's rows contiguous; B with a unit stride (dense rows, or transposed as Gemm's
   // transB and PyTorch's Linear store it).
-  // Up to twice kGemvMaxRows rows when B fits in L2, where reading it once per
-  // block of rows costs little: small MLPs at batch 8 then never wait for
-  // oneDNN's GEMM JIT (18.7 ms on the first call of the zoo MLP's first layer).
-  // Small products too: no oneDNN dispatch, and the hand loops handle any K, N.
+  // Up to kGemvMaxRows rows: classifiers at batch 8 then never wait for oneDNN's
+  // GEMM JIT (18.7 ms on the first call of the zoo MLP's first layer, 20 on
+  // mobilenet_v3_small's first classifier layer). Small products too: no oneDNN
+  // dispatch, and the hand loops handle any K, N.
   const bool cached = K * N <= kGemvCachedWeights;
-  if (M < 1 || M > (cached ? 2 * kGemvMaxRows : kGemvMaxRows) || a.strides[r - 1] != 1) return false;
+  if (M < 1 || M > kGemvMaxRows || a.strides[r - 1] != 1) return false;
   if (!cached && (K < 16 || N < 16)) return false;
   if (b.strides[r - 2] != 1 && b.strides[r - 1] != 1) return false;
-  const int64_t lda = a.strides[r - 2];
-  for (int64_t m0 = 0; m0 < M; m0 += kGemvMaxRows)
-    gemv_rows(std::min(kGemvMaxRows, M - m0), N, K, a.data + m0 * lda, lda, b.data, b.strides[r - 2],
-              b.strides[r - 1], alpha, epilogue.bias, dst + m0 * N, threads);
+  gemv_rows(M, N, K, a.data, a.strides[r - 2], b.data, b.strides[r - 2], b.strides[r - 1], alpha, epilogue.bias, dst,
+            threads);
   return true;
 }
 
