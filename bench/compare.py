@@ -101,6 +101,7 @@ def paired_round(model, threads, shape, blocks, block_seconds, runs_per_block):
     with tempfile.TemporaryFile("w+") as he, tempfile.TemporaryFile("w+") as oe:
         h = Paced([HEARTH, "bench", path, "--json", "--paced", "--threads", str(threads), "--shape",
                    "input=" + "x".join(map(str, shape)), "--warmup", "3"], he)
+        h.settle()  # ORT's load and first run are timed too
         o = Paced(["node", ORT_BENCH, path, "--threads", str(threads), "--shape", "x".join(map(str, shape)),
                    "--warmup", "3", "--paced", "1"], oe)
         # Three more untimed runs each; their time sizes the blocks.

@@ -202,6 +202,9 @@ bool DnnlMatmul::try_gemv(const MatmulOperand& a, const MatmulOperand& b, float*
   if (M < 1 || M > kGemvMaxRows || a.strides[r - 1] != 1) return false;
   if (!cached && (K < 16 || N < 16)) return false;
   if (b.strides[r - 2] != 1 && b.strides[r - 1] != 1) return false;
+  // B as plain [K, N] rows is read once per 4 rows of A (gemv_rows' column form):
+  // past 4 rows, weights that do not stay in cache go to oneDNN, which reads them once.
+  if (!cached && b.strides[r - 2] != 1 && M > 4) return false;
   gemv_rows(M, N, K, a.data, a.strides[r - 2], b.data, b.strides[r - 2], b.strides[r - 1], alpha, epilogue.bias, dst,
             threads);
   return true;
