@@ -3,6 +3,8 @@
 // of a blocked region; GlobalAveragePool / GlobalMaxPool reduce each 8-channel
 // block's plane with 8-wide vector accumulators. (Conv and the windowed pools
 // of this domain live in conv.cc and pool.cc.)
+#include <immintrin.h>
+
 #include <algorithm>
 
 #include "graph/nchwc.h"
@@ -18,6 +20,49 @@ namespace {
 constexpr int64_t kB = kNchwcBlock;
 
 bool worth_threads(int64_t elements) { return elements > (1 << 15); }
+
+// One 8-channel block's plane reduced to 8 values. Each lane starts from the
+// first pixel, as the plain kernel does, and a NaN there stays; max ignores a
+// NaN elsewhere (`v > acc ? v : acc`, which is what _mm256_max_ps(v, acc) computes).
+template <bool kMax>
+void reduce_plane(const float* src, int64_t plane, float* out) {
+  float acc[kB];
+  for (int64_t k = 0; k < kB; ++k) acc[k] = src[k];
+  for (int64_t p = 1; p < plane; ++p)
+    for (int64_t k = 0; k < kB; ++k) {
+      const float v = src[p * kB + k];
+      if constexpr (kMax) acc[k] = v > acc[k] ? v : acc[k];
+      else acc[k] += v;
+    }
+  for (int64_t k = 0; k < kB; ++k) out[k] = kMax ? acc[k] : acc[k] / static_cast<float>(plane);
+}
+
+// The same with four independent accumulators: one chain of dependent adds
+// took a vector add's latency (3 cycles) per pixel, and the squeeze-excite
+// pools of EfficientNet-B0 cost 0.61 ms per run against ORT's 0.42.
+template <bool kMax>
+__attribute__((target("avx2"))) inline __m256 reduce_step(__m256 v, __m256 acc) {
+  return kMax ? _mm256_max_ps(v, acc) : _mm256_add_ps(v, acc);
+}
+
+template <bool kMax>
+__attribute__((target("avx2"))) void reduce_plane_avx2(const float* src, int64_t plane, float* out) {
+  static_assert(kB == 8, "one vector per block");
+  const __m256 first = _mm256_loadu_ps(src);
+  __m256 a0 = first, a1 = kMax ? first : _mm256_setzero_ps(), a2 = a1, a3 = a1;
+  int64_t p = 1;
+  for (; p + 4 <= plane; p += 4) {
+    a0 = reduce_step<kMax>(_mm256_loadu_ps(src + p * kB), a0);
+    a1 = reduce_step<kMax>(_mm256_loadu_ps(src + (p + 1) * kB), a1);
+    a2 = reduce_step<kMax>(_mm256_loadu_ps(src + (p + 2) * kB), a2);
+    a3 = reduce_step<kMax>(_mm256_loadu_ps(src + (p + 3) * kB), a3);
+  }
+  for (; p < plane; ++p) a0 = reduce_step<kMax>(_mm256_loadu_ps(src + p * kB), a0);
+  // a0 last: it holds the first pixel, whose NaN must win in max.
+  __m256 r = reduce_step<kMax>(reduce_step<kMax>(a3, a2), reduce_step<kMax>(a1, a0));
+  if (!kMax) r = _mm256_div_ps(r, _mm256_set1_ps(static_cast<float>(plane)));
+  _mm256_storeu_ps(out, r);
+}
 
 }  // namespace
 
@@ -115,19 +160,10 @@ class BlockedGlobalPoolKernel : public Kernel {
     const float* xd = x->data<float>();
     float* yd = y.data<float>();
     const int threads = std::max(1, ctx.num_threads());
+    static const bool avx2 = __builtin_cpu_supports("avx2");
+    const auto reduce = avx2 ? reduce_plane_avx2<kMax> : reduce_plane<kMax>;
 #pragma omp parallel for num_threads(threads) if (worth_threads(x->numel())) schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const float* src = xd + b * plane * kB;
-      float acc[kB];
-      for (int64_t k = 0; k < kB; ++k) acc[k] = src[k];  // as the plain kernel: starts from the first pixel
-      for (int64_t p = 1; p < plane; ++p)
-        for (int64_t k = 0; k < kB; ++k) {
-          const float v = src[p * kB + k];
-          if constexpr (kMax) acc[k] = v > acc[k] ? v : acc[k];
-          else acc[k] += v;
-        }
-      for (int64_t k = 0; k < kB; ++k) yd[b * kB + k] = kMax ? acc[k] : acc[k] / static_cast<float>(plane);
-    }
+    for (int64_t b = 0; b < blocks; ++b) reduce(xd + b * plane * kB, plane, yd + b * kB);
     return ok_status();
   }
 };

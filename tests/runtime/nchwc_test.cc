@@ -311,6 +311,34 @@ TEST(BlockedLayout, pools_match_plain_over_window_geometries) {
   EXPECT_EQ(checked, 2 * 2 * 9 * (2 + 4));
 }
 
+// The blocked global pools (four accumulators per block, kernels/nchwc.cc)
+// against the plain kernels, on planes of 1 pixel up to ones with a remainder
+// after the unrolled steps.
+TEST(BlockedLayout, global_pools_match_plain) {
+  if (!nchwc_native()) GTEST_SKIP() << "oneDNN does not use 8-channel blocks on this CPU";
+  int checked = 0;
+  for (const char* op : {"GlobalAveragePool", "GlobalMaxPool"}) {
+    for (const Shape& in : {Shape{1, 8, 1, 1}, Shape{2, 16, 2, 3}, Shape{1, 8, 7, 7}, Shape{3, 24, 5, 9},
+                            Shape{1, 16, 56, 56}}) {
+      auto m = empty_model();
+      auto* g = m.mutable_graph();
+      set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {-1, in[1], in[2], in[3]});
+      set_tensor_type(g->add_output(), "p", onnx::TensorProto::FLOAT, {});
+      add_conv(g, "x", "c", in[1], 16, 1, 1, 0, 50);  // makes the pool's input blocked
+      add_node(g, op, {"c"}, {"p"}, "pool");
+      for (int threads : {1, 2}) {
+        SessionPair o = run_both(m, {{"x", random_input(in, 17)}}, threads);
+        SCOPED_TRACE(std::string(op) + " input " + shape_str(in) + " threads " + std::to_string(threads));
+        expect_close(o.reference, o.tested);
+        EXPECT_EQ(o.tested_ops[op], 1);
+        EXPECT_EQ(o.tested_ops["ReorderInput"], 0) << "the pool ran blocked";
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 2 * 5 * 2);
+}
+
 TEST(BlockedLayout, reorders_round_trip) {
   auto m = single_blocked_op("ReorderInput", {2, 16, 5, 3});
   auto* g = m.mutable_graph();
