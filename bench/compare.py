@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Hearth vs ONNX Runtime, side by side, on the reference zoo.
 
-Usage: /usr/bin/python3 bench/compare.py [--models a,b] [--threads 1,2] [--batches 1,8] [--rounds 3] [--blocks 6]
+Usage: /usr/bin/python3 bench/compare.py [--models a,b] [--threads 1,2] [--batches 1,8] [--rounds 3]
+       [--blocks 10] [--block-seconds 0.1] [--runs-per-block 0]
 
 For every model x threads x batch it starts both engines (Hearth's `hearth bench --paced`
 and ONNX Runtime from npm onnxruntime-node through bench/ort_bench.js), each loading the
@@ -12,7 +13,6 @@ of processes. It reports each engine's median over all timed runs, the ratio Hea
 both outputs' relative L2 error against PyTorch (batch 1 reference input). Writes
 build/reports/compare.json. Run `make bench-compare` to install the peer first.
 """
-import argparse
 import argparse
 import json
 import os
@@ -55,18 +55,31 @@ class Paced:
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file, text=True)
         self._line()  # {"ready": true}
 
+    def _died(self):
+        self.p.wait()
+        self.err.seek(0)
+        return RuntimeError(f"{' '.join(self.cmd)} ended (exit {self.p.returncode}): {self.err.read()[-2000:]}")
+
     def _line(self):
-        line = self.p.stdout.readline()
-        if not line:
-            self.p.wait()
-            self.err.seek(0)
-            raise RuntimeError(f"{' '.join(self.cmd)} ended (exit {self.p.returncode}): {self.err.read()[-2000:]}")
-        return json.loads(line)
+        while True:
+            line = self.p.stdout.readline()
+            if not line:
+                raise self._died()
+            if line.startswith("{"):  # skips what else a library prints (DNNL_VERBOSE=1 and the like)
+                return json.loads(line)
 
     def runs(self, n):
-        self.p.stdin.write(f"{n}\n")
-        self.p.stdin.flush()
+        try:
+            self.p.stdin.write(f"{n}\n")
+            self.p.stdin.flush()
+        except BrokenPipeError:
+            raise self._died() from None
         return self._line()["times_ms"]
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
 
     def cpu_ticks(self):
         fields = open(f"/proc/{self.p.pid}/stat").read().rsplit(")", 1)[1].split()
@@ -82,10 +95,12 @@ class Paced:
             time.sleep(step)
             if self.cpu_ticks() == before:
                 return
+        print(f"warning: {os.path.basename(self.cmd[0])} still used CPU {limit} s after its block; "
+              "the other engine's next block may be slowed", file=sys.stderr, flush=True)
 
     def finish(self):
         self.p.stdin.close()
-        lines = self.p.stdout.read().strip().splitlines()
+        lines = [x for x in self.p.stdout.read().splitlines() if x.startswith("{")]
         if self.p.wait() != 0 or not lines:
             self.err.seek(0)
             raise RuntimeError(f"{' '.join(self.cmd)} failed: {self.err.read()[-2000:]}")
@@ -98,29 +113,36 @@ def paired_round(model, threads, shape, blocks, block_seconds, runs_per_block):
     Returns per engine: timed runs (ms), peak RSS (MiB), load + first run (ms), and the
     per-block latency ratios Hearth/ORT."""
     path = os.path.join(ZOO, model + ".onnx")
+    engines = []
     with tempfile.TemporaryFile("w+") as he, tempfile.TemporaryFile("w+") as oe:
-        h = Paced([HEARTH, "bench", path, "--json", "--paced", "--threads", str(threads), "--shape",
-                   "input=" + "x".join(map(str, shape)), "--warmup", "3"], he)
-        h.settle()  # ORT's load and first run are timed too
-        o = Paced(["node", ORT_BENCH, path, "--threads", str(threads), "--shape", "x".join(map(str, shape)),
-                   "--warmup", "3", "--paced", "1"], oe)
-        # Three more untimed runs each; their time sizes the blocks.
-        est_s = max(statistics.median(h.runs(3)), statistics.median(o.runs(3))) / 1000
-        o.settle()
-        n = runs_per_block or max(1, min(10000, round(block_seconds / est_s)))
-        # The first run after the other engine had the CPU finds colder caches:
-        # for short runs it is dropped, so that both engines are timed warm.
-        drop = 1 if est_s < 0.05 else 0
-        times = {"h": [], "o": []}
-        ratios = []
-        for b in range(blocks):
-            got = {}
-            for key, eng in ((("h", h), ("o", o)) if b % 2 == 0 else (("o", o), ("h", h))):
-                got[key] = eng.runs(n + drop)[drop:]
-                times[key] += got[key]
-                eng.settle()
-            ratios.append(statistics.median(got["h"]) / statistics.median(got["o"]))
-        hj, oj = h.finish(), o.finish()
+        try:
+            h = Paced([HEARTH, "bench", path, "--json", "--paced", "--threads", str(threads), "--shape",
+                       "input=" + "x".join(map(str, shape)), "--warmup", "3"], he)
+            engines.append(h)
+            h.settle()  # ORT's load and first run are timed too
+            o = Paced(["node", ORT_BENCH, path, "--threads", str(threads), "--shape", "x".join(map(str, shape)),
+                       "--warmup", "3", "--paced", "1"], oe)
+            engines.append(o)
+            # Three more untimed runs each; their time sizes the blocks.
+            est_s = max(statistics.median(h.runs(3)), statistics.median(o.runs(3))) / 1000
+            o.settle()
+            n = runs_per_block or max(1, min(10000, round(block_seconds / est_s)))
+            # The first run after the other engine had the CPU finds colder caches:
+            # for short runs it is dropped, so that both engines are timed warm.
+            drop = 1 if est_s < 0.05 else 0
+            times = {"h": [], "o": []}
+            ratios = []
+            for b in range(blocks):
+                got = {}
+                for key, eng in ((("h", h), ("o", o)) if b % 2 == 0 else (("o", o), ("h", h))):
+                    got[key] = eng.runs(n + drop)[drop:]
+                    times[key] += got[key]
+                    eng.settle()
+                ratios.append(statistics.median(got["h"]) / statistics.median(got["o"]))
+            hj, oj = h.finish(), o.finish()
+        finally:
+            for e in engines:  # on an error, the other engine must not be left running
+                e.kill()
     return {"h_times": times["h"], "o_times": times["o"], "ratios": ratios, "runs_per_block": n,
             "h_rss": hj["peak_rss_mib"], "o_rss": oj["peak_rss_mib"],
             "h_load": hj["load_ms"] + hj["first_run_ms"], "o_load": oj["load_ms"] + oj["first_run_ms"]}
@@ -154,6 +176,8 @@ def main():
     p.add_argument("--block-seconds", type=float, default=0.1, help="timed seconds per block (sets the runs)")
     p.add_argument("--runs-per-block", type=int, default=0, help="timed runs per block (0: from --block-seconds)")
     args = p.parse_args()
+    if args.rounds < 1 or args.blocks < 1 or args.block_seconds <= 0 or args.runs_per_block < 0:
+        p.error("--rounds and --blocks must be at least 1, --block-seconds above 0, --runs-per-block 0 or more")
     rows = []
     print(f"{'model':<20}{'thr':>4}{'batch':>6}{'hearth ms':>11}{'ort ms':>10}{'ratio':>7}{'spread':>11}"
           f"{'h RSS MiB':>10}{'o RSS MiB':>10}{'h load':>8}{'o load':>8}{'h err':>10}{'o err':>10}")

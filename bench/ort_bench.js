@@ -72,14 +72,14 @@ async function main() {
       out = await session.run(feeds);
       block.push(Number(process.hrtime.bigint() - a) / 1e6);
     }
-    times.push(...block);
+    for (const t of block) times.push(t);  // not push(...block): spread arguments overflow the stack past ~125k
     return block;
   };
   if (opt.paced && opt.paced !== '0') {
     console.log(JSON.stringify({ ready: true }));
     const rl = require('readline').createInterface({ input: process.stdin, terminal: false });
     for await (const line of rl) {
-      const n = Number(line);
+      const n = /^\s*\d+\s*$/.test(line) ? Number(line) : NaN;  // as hearth bench --paced: digits only
       if (!Number.isInteger(n) || n < 1 || n > 100000) throw new Error(`--paced: expected 1..100000 runs per line, got '${line}'`);
       console.log(JSON.stringify({ times_ms: await timedRuns(n) }));
     }

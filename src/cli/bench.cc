@@ -73,9 +73,13 @@ Status bench_model(const BenchOptions& o) {
     std::string line;
     while (std::getline(std::cin, line)) {
       int64_t n = 0;
+      size_t end = 0;
       try {
-        n = std::stoll(line);
+        n = std::stoll(line, &end);
       } catch (const std::exception&) {
+        end = 0;
+      }
+      if (end == 0 || line.find_first_not_of(" \t\r", end) != std::string::npos) {
         return invalid_argument("--paced: expected a number of runs per input line, got '" + line + "'");
       }
       if (n < 1 || n > 100000) return invalid_argument("--paced: runs per line must be 1..100000, got " + line);

@@ -131,15 +131,20 @@ void gemv_rows(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, con
     const int64_t units = (N + unit - 1) / unit, per = (units + count - 1) / count;
     const int64_t n0 = std::min(N, per * t * unit), n1 = std::min(N, n0 + per * unit);
     if (n0 < n1 && rows) {
-      switch (M) {
-        case 1: gemv_range<1>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
-        case 2: gemv_range<2>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
-        case 3: gemv_range<3>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
-        case 4: gemv_range<4>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
-        case 5: gemv_range<5>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
-        case 6: gemv_range<6>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
-        case 7: gemv_range<7>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
-        default: gemv_range<8>(n0, n1, K, A, lda, B, b_n, alpha, bias, Y, N); break;
+      // Eight rows at a time: one pass over the weights for up to kGemvMaxRows.
+      for (int64_t m0 = 0; m0 < M; m0 += 8) {
+        const float* a = A + m0 * lda;
+        float* y = Y + m0 * N;
+        switch (std::min<int64_t>(8, M - m0)) {
+          case 1: gemv_range<1>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
+          case 2: gemv_range<2>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
+          case 3: gemv_range<3>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
+          case 4: gemv_range<4>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
+          case 5: gemv_range<5>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
+          case 6: gemv_range<6>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
+          case 7: gemv_range<7>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
+          default: gemv_range<8>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
+        }
       }
     } else if (n0 < n1) {
       // Four rows at a time (their 16 broadcast values stay in registers); the

@@ -72,6 +72,8 @@ ok = len(l) == 4 and l[0] == {'ready': True} and len(l[1]['times_ms']) == 3 and 
 sys.exit(0 if ok and l[3]['iterations'] == 5 and l[3]['median_ms'] > 0 else 1)" && pass=$((pass + 1)) || { echo "FAIL bench_paced lines"; cat "$tmp/out"; fail=$((fail + 1)); }
 check bench_paced_bad_line 1 "$hearth" bench "$zoo/mlp.onnx" --paced <<<$'2\nmany'
 contains bench_paced_bad_line_says "$tmp/err" "expected a number of runs"
+check bench_paced_trailing_text 1 "$hearth" bench "$zoo/mlp.onnx" --paced <<<$'2many'
+contains bench_paced_trailing_text_says "$tmp/err" "expected a number of runs"
 check bench_paced_no_runs 1 "$hearth" bench "$zoo/mlp.onnx" --paced </dev/null
 check bench_no_timed_runs 1 "$hearth" bench "$zoo/mlp.onnx" --iterations 0 --min-seconds 0
 

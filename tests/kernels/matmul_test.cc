@@ -146,16 +146,17 @@ TEST(GemmKernel, onednn_matches_plain_loop_on_random_shapes) {
   }
 }
 
-// One to four rows against constant weights take the hand-written path (gemv.h,
-// tested directly below); five rows go to oneDNN. Through the Gemm kernel:
+// One to eight rows against constant weights take the hand-written path (gemv.h,
+// tested directly below), except that plain [K, N] weights too large for cache
+// take only four there; more rows go to oneDNN. Through the Gemm kernel:
 // transposed and plain B, A read through transA, the row bias fused or not.
 TEST(GemmKernel, few_rows_against_constant_weights_match_plain_loop) {
   std::mt19937 rng(19);
   int checked = 0;
-  // K * N in L2 (rows in blocks of 4 up to 8, then oneDNN), and products too
-  // narrow for vectors: N = 10 (the zoo MLP's last layer), then K and N under
-  // one vector (scalar tails only).
-  for (auto [K, N] : {std::pair<int64_t, int64_t>{203, 130}, {256, 10}, {5, 7}, {3, 1}})
+  // K * N in L2, K * N past it (1024 x 300: transposed B takes 8 rows by hand,
+  // plain B 4), and products too narrow for vectors: N = 10 (the zoo MLP's last
+  // layer), then K and N under one vector (scalar tails only).
+  for (auto [K, N] : {std::pair<int64_t, int64_t>{203, 130}, {1024, 300}, {256, 10}, {5, 7}, {3, 1}})
   for (int64_t M : {1, 2, 3, 4, 5, 8, 9}) {
     for (int ta = 0; ta < 2; ++ta) {
       for (int tb = 0; tb < 2; ++tb) {
@@ -179,7 +180,7 @@ TEST(GemmKernel, few_rows_against_constant_weights_match_plain_loop) {
       }
     }
   }
-  EXPECT_EQ(checked, 4 * 7 * 2 * 2 * 2 * 2);
+  EXPECT_EQ(checked, 5 * 7 * 2 * 2 * 2 * 2);
   // MatMul with a [1, K] row and constant [K, N] weights.
   const int64_t K = 203, N = 130;
   Tensor a = random_tensor({1, K}, rng), b = random_tensor({K, N}, rng);
