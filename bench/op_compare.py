@@ -51,10 +51,10 @@ def ort_profile(model, threads, shape, runs, tmp):
     return {k: (statistics.median(v[warm:]), info[k]) for k, v in times.items()}
 
 
-def hearth_profile(model, threads, batch, runs):
+def hearth_profile(model, threads, input_name, shape, runs):
     hearth = os.path.join(ROOT, "build", "hearth")
-    r = subprocess.run([hearth, "bench", model, "-t", str(threads), "-b", str(batch), "--profile", "-n", str(runs)],
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run([hearth, "bench", model, "-t", str(threads), "--shape", f"{input_name}={shape}", "--profile",
+                        "-n", str(runs)], capture_output=True, text=True, check=True)
     per_op = collections.Counter()
     for line in (r.stdout + r.stderr).splitlines():
         m = re.match(r"\s*([\d.]+)\s+[\d.e+-]+%\s+(\S+)\s", line)
@@ -76,17 +76,17 @@ def main():
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--conv-shapes", action="store_true", help="also list ORT's convolutions by shape")
     args = ap.parse_args()
+    sys.path.insert(0, "/usr/lib/python3/dist-packages")
+    import onnx
+    first_input = onnx.load(args.model, load_external_data=False).graph.input[0]
     shape = args.shape
     if not shape:
-        sys.path.insert(0, "/usr/lib/python3/dist-packages")
-        import onnx
-        dims = [d.dim_value if d.dim_value > 0 else args.batch
-                for d in onnx.load(args.model).graph.input[0].type.tensor_type.shape.dim]
+        dims = [d.dim_value if d.dim_value > 0 else args.batch for d in first_input.type.tensor_type.shape.dim]
         dims[0] = args.batch
         shape = "x".join(str(d) for d in dims)
     with tempfile.TemporaryDirectory() as tmp:
         ort = ort_profile(args.model, args.threads, shape, args.runs, tmp)
-    ours = hearth_profile(args.model, args.threads, args.batch, args.runs)
+    ours = hearth_profile(args.model, args.threads, first_input.name, shape, args.runs)  # the same input shape
     ort_ops = collections.Counter()
     for name, (us, a) in ort.items():
         ort_ops[a.get("op_name", "?")] += us
