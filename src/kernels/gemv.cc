@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -109,6 +110,22 @@ HEARTH_GEMV_TARGET void gemv_cols(int64_t n0, int64_t n1, int64_t K, const float
     for (int64_t n = n0; n < n1; ++n) Y[m * N + n] = alpha * Y[m * N + n] + (bias ? bias[n] : 0.0f);
 }
 
+// Calls f(std::integral_constant<int, R>, A's rows, Y's rows) for M's rows in
+// groups of up to G, so that each group runs a kernel compiled for its R rows.
+template <int G, int R = 1, typename F>
+void with_rows(int64_t rows, F&& f) {
+  if constexpr (R < G) {
+    if (rows != R) return with_rows<G, R + 1>(rows, f);
+  }
+  f(std::integral_constant<int, R>{});
+}
+
+template <int G, typename F>
+void in_row_groups(int64_t M, const float* A, int64_t lda, float* Y, int64_t N, F&& f) {
+  for (int64_t m0 = 0; m0 < M; m0 += G)
+    with_rows<G>(std::min<int64_t>(G, M - m0), [&](auto r) { f(r, A + m0 * lda, Y + m0 * N); });
+}
+
 }  // namespace
 
 bool gemv_available() {
@@ -132,33 +149,15 @@ void gemv_rows(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, con
     const int64_t n0 = std::min(N, per * t * unit), n1 = std::min(N, n0 + per * unit);
     if (n0 < n1 && rows) {
       // Eight rows at a time: one pass over the weights for up to kGemvMaxRows.
-      for (int64_t m0 = 0; m0 < M; m0 += 8) {
-        const float* a = A + m0 * lda;
-        float* y = Y + m0 * N;
-        switch (std::min<int64_t>(8, M - m0)) {
-          case 1: gemv_range<1>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
-          case 2: gemv_range<2>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
-          case 3: gemv_range<3>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
-          case 4: gemv_range<4>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
-          case 5: gemv_range<5>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
-          case 6: gemv_range<6>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
-          case 7: gemv_range<7>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
-          default: gemv_range<8>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N); break;
-        }
-      }
+      in_row_groups<8>(M, A, lda, Y, N, [&](auto r, const float* a, float* y) {
+        gemv_range<decltype(r)::value>(n0, n1, K, a, lda, B, b_n, alpha, bias, y, N);
+      });
     } else if (n0 < n1) {
       // Four rows at a time (their 16 broadcast values stay in registers); the
       // thread's columns of B are read again from cache for the next four.
-      for (int64_t m0 = 0; m0 < M; m0 += 4) {
-        const float* a = A + m0 * lda;
-        float* y = Y + m0 * N;
-        switch (std::min<int64_t>(4, M - m0)) {
-          case 1: gemv_cols<1>(n0, n1, K, a, lda, B, b_k, alpha, bias, y, N); break;
-          case 2: gemv_cols<2>(n0, n1, K, a, lda, B, b_k, alpha, bias, y, N); break;
-          case 3: gemv_cols<3>(n0, n1, K, a, lda, B, b_k, alpha, bias, y, N); break;
-          default: gemv_cols<4>(n0, n1, K, a, lda, B, b_k, alpha, bias, y, N); break;
-        }
-      }
+      in_row_groups<4>(M, A, lda, Y, N, [&](auto r, const float* a, float* y) {
+        gemv_cols<decltype(r)::value>(n0, n1, K, a, lda, B, b_k, alpha, bias, y, N);
+      });
     }
   }
 }
