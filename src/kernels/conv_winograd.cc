@@ -270,7 +270,7 @@ void WinogradConv3x3::run(const WinogradShape& s, const float* x, const float* b
   // cut as evenly as whole tiles allow: 3 chunks of 48 tiles at 2 threads
   // would leave one thread 80 tiles and the other 48 (4 chunks of 32 now).
   // Rounding up shrinks chunks a little below kMinChunk at times (392 tiles:
-  // 10 chunks of 39-40 instead of 9 of 48 and one of 8), which costs less than
+  // 10 chunks of 39-40 instead of 8 of 48 and one of 8), which costs less than
   // a thread left waiting.
   int64_t chunks = (g.tiles + chunk - 1) / chunk;
   const bool even = !split_columns && nt > 1;
