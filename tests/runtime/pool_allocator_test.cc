@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -124,6 +125,58 @@ TEST(PoolAllocator, every_run_after_the_first_reuses_the_same_space) {
     }
     EXPECT_EQ(pool->live_bytes(), 0u);
   }
+}
+
+// Serving keeps a run's outputs alive while the next run of the same session
+// allocates (the reply is still being written). The pool must settle: after a
+// few runs it takes no more address space, and what it holds stays within a
+// small multiple of the most memory ever live at once.
+TEST(PoolAllocator, outputs_held_into_the_next_run_do_not_make_the_pool_creep) {
+  size_t worst_ratio_x100 = 0;
+  for (unsigned seed = 0; seed < 200; ++seed) {
+    std::mt19937 rng(seed);
+    struct Step {
+      bool alloc;
+      size_t n;
+    };
+    std::vector<Step> program;
+    size_t alive = 0;
+    for (int i = 0; i < 40; ++i) {
+      if (alive > 1 && rng() % 3 == 0) {
+        program.push_back({false, 1 + rng() % (alive - 1)});  // never the first block: the output
+        --alive;
+      } else {
+        program.push_back({true, 64 * (1 + rng() % (rng() % 4 == 0 ? 4096 : 64))});
+        ++alive;
+      }
+    }
+    auto pool = arena();
+    std::vector<std::shared_ptr<void>> previous;  // the last run's output, still being sent
+    size_t settled = 0, peak_live = 0;
+    for (int run = 0; run < 40; ++run) {
+      std::vector<std::shared_ptr<void>> blocks;
+      for (const Step& st : program) {
+        if (st.alloc) {
+          blocks.push_back(pool->allocate(st.n));
+        } else {
+          blocks.erase(blocks.begin() + static_cast<long>(st.n));
+        }
+        peak_live = std::max(peak_live, pool->live_bytes());
+      }
+      previous.assign(blocks.begin(), blocks.begin() + 1);  // keep the output, release the rest
+      blocks.clear();
+      ASSERT_EQ(pool->check(), "") << "seed " << seed << " run " << run;
+      if (run == 9) settled = pool->held_bytes();
+      if (run > 9) {
+        ASSERT_EQ(pool->held_bytes(), settled) << "seed " << seed << ": run " << run << " grew the pool";
+      }
+    }
+    previous.clear();
+    EXPECT_EQ(pool->live_bytes(), 0u);
+    ASSERT_LE(pool->held_bytes(), 3 * peak_live) << "seed " << seed;
+    worst_ratio_x100 = std::max(worst_ratio_x100, pool->held_bytes() * 100 / peak_live);
+  }
+  RecordProperty("worst_held_over_peak_live_x100", static_cast<int>(worst_ratio_x100));
 }
 
 TEST(PoolAllocator, the_wilderness_is_used_last_and_split_exactly) {
