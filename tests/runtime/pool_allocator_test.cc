@@ -25,6 +25,31 @@ std::shared_ptr<PoolAllocator> arena() {
 
 char* at(const std::shared_ptr<void>& p) { return static_cast<char*>(p.get()); }
 
+// One step of a random allocation program: allocate n bytes, or free the n-th
+// live block.
+struct Step {
+  bool alloc;
+  size_t n;
+};
+
+// `steps` random steps, mostly small tensors with some large ones; the first
+// `pinned` blocks are never freed.
+std::vector<Step> random_program(unsigned seed, int steps, size_t pinned) {
+  std::mt19937 rng(seed);
+  std::vector<Step> program;
+  size_t alive = 0;
+  for (int i = 0; i < steps; ++i) {
+    if (alive > pinned && rng() % 3 == 0) {
+      program.push_back({false, pinned + rng() % (alive - pinned)});
+      --alive;
+    } else {
+      program.push_back({true, 64 * (1 + rng() % (rng() % 4 == 0 ? 4096 : 64))});
+      ++alive;
+    }
+  }
+  return program;
+}
+
 TEST(PoolAllocator, neighbours_coalesce_when_freed) {
   auto pool = arena();
   auto a = pool->allocate(kMiB), b = pool->allocate(kMiB), c = pool->allocate(kMiB);
@@ -89,22 +114,7 @@ TEST(PoolAllocator, blocks_are_aligned_and_writable_to_their_end) {
 // first, and the bookkeeping stays consistent after every step.
 TEST(PoolAllocator, every_run_after_the_first_reuses_the_same_space) {
   for (unsigned seed = 0; seed < 300; ++seed) {
-    std::mt19937 rng(seed);
-    struct Step {
-      bool alloc;
-      size_t n;
-    };
-    std::vector<Step> program;
-    size_t alive = 0;
-    for (int i = 0; i < 60; ++i) {
-      if (alive > 0 && rng() % 3 == 0) {
-        program.push_back({false, rng() % alive});
-        --alive;
-      } else {
-        program.push_back({true, 64 * (1 + rng() % (rng() % 4 == 0 ? 4096 : 64))});
-        ++alive;
-      }
-    }
+    const std::vector<Step> program = random_program(seed, 60, 0);
     auto pool = arena();
     size_t first = 0;
     for (int run = 0; run < 4; ++run) {
@@ -134,22 +144,7 @@ TEST(PoolAllocator, every_run_after_the_first_reuses_the_same_space) {
 TEST(PoolAllocator, outputs_held_into_the_next_run_do_not_make_the_pool_creep) {
   size_t worst_ratio_x100 = 0;
   for (unsigned seed = 0; seed < 200; ++seed) {
-    std::mt19937 rng(seed);
-    struct Step {
-      bool alloc;
-      size_t n;
-    };
-    std::vector<Step> program;
-    size_t alive = 0;
-    for (int i = 0; i < 40; ++i) {
-      if (alive > 1 && rng() % 3 == 0) {
-        program.push_back({false, 1 + rng() % (alive - 1)});  // never the first block: the output
-        --alive;
-      } else {
-        program.push_back({true, 64 * (1 + rng() % (rng() % 4 == 0 ? 4096 : 64))});
-        ++alive;
-      }
-    }
+    const std::vector<Step> program = random_program(seed, 40, 1);  // block 0 is the output
     auto pool = arena();
     std::vector<std::shared_ptr<void>> previous;  // the last run's output, still being sent
     size_t settled = 0, peak_live = 0;
