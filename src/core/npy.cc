@@ -81,12 +81,9 @@ Result<Tensor> parse_npy(const std::string& bytes, const std::string& what) {
     shape.push_back(std::stoll(it->str()));
   }
   const size_t data_offset = offset + header_len;
-  int64_t numel = 1;
-  for (int64_t d : shape) {
-    if (d > 0 && numel > (int64_t{1} << 48) / d) return invalid_argument(what, ": .npy array is impossibly large");
-    numel *= d;
-  }
-  const size_t nbytes = static_cast<size_t>(numel) * dtype_size(dtype);
+  auto checked = checked_nbytes(dtype, shape);
+  if (!checked.ok()) return checked.status().with_context(what);
+  const size_t nbytes = *checked;
   if (bytes.size() - data_offset != nbytes) {
     return invalid_argument(what, ": .npy data is ", bytes.size() - data_offset, " bytes but shape ", shape_str(shape),
                             " of ", dtype_name(dtype), " needs ", nbytes);

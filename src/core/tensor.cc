@@ -49,7 +49,9 @@ Allocator* default_allocator() {
 }
 
 Tensor::Tensor(DataType dtype, Shape shape, Allocator* alloc) : dtype_(dtype), shape_(std::move(shape)) {
-  storage_ = alloc->allocate(nbytes());
+  auto bytes = checked_nbytes(dtype_, shape_);
+  if (!bytes.ok()) throw SizeError(bytes.status());
+  storage_ = alloc->allocate(*bytes);
   data_ = storage_.get();
 }
 
@@ -77,7 +79,8 @@ Tensor Tensor::from_vector<bool>(const std::vector<bool>& values, Shape shape) {
 }
 
 Result<Tensor> Tensor::reshaped(Shape shape) const {
-  if (shape_numel(shape) != numel()) {
+  auto n = checked_numel(shape);
+  if (!n.ok() || *n != numel()) {
     return invalid_argument("cannot reshape ", describe(), " to ", shape_str(shape));
   }
   return view(dtype_, std::move(shape), storage_, data_);

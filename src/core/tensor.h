@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/checked_math.h"
 #include "core/dtype.h"
 #include "core/status.h"
 
@@ -15,7 +16,8 @@ namespace hearth {
 
 using Shape = std::vector<int64_t>;
 
-// Product of dims (1 for a scalar). Dims must be >= 0.
+// Product of dims (1 for a scalar), for shapes already checked: every Tensor's shape
+// is (see checked_numel in core/checked_math.h for shapes that come from a model).
 int64_t shape_numel(const Shape& shape);
 // "[1,3,224,224]"
 std::string shape_str(const Shape& shape);
@@ -39,7 +41,9 @@ Allocator* default_allocator();
 class Tensor {
  public:
   Tensor() = default;
-  // Uninitialized memory of numel(shape) elements from `alloc`.
+  // Uninitialized memory of numel(shape) elements from `alloc`. Throws SizeError when
+  // a dim is negative or the byte size does not fit (see core/checked_math.h), and
+  // what `alloc` throws (std::bad_alloc, SizeError for a limit).
   Tensor(DataType dtype, Shape shape, Allocator* alloc = default_allocator());
   // Tensor filled with zero bytes.
   static Tensor zeros(DataType dtype, Shape shape, Allocator* alloc = default_allocator());

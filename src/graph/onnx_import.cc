@@ -1,7 +1,6 @@
 #include "graph/onnx_import.h"
 
 #include <onnx/onnx_pb.h>
-#include <onnx/shape_inference/implementation.h>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -15,6 +14,7 @@
 #include <fstream>
 #include <limits>
 
+#include "graph/shape_inference.h"
 #include "graph/tensor_proto.h"
 
 namespace hearth {
@@ -52,6 +52,7 @@ Result<ValueInfo> convert_value_info(const onnx::ValueInfoProto& vi, const char*
 
 struct ImportContext {
   ExternalData external;
+  const std::map<std::string, int64_t>* opsets = nullptr;
   int depth = 0;
 };
 
@@ -157,6 +158,7 @@ Result<Graph> convert_graph(const onnx::GraphProto& gp, const ImportContext& ctx
     n.domain = normalize_domain(np.domain());
     n.name = np.name().empty() ? n.op_type + "_" + std::to_string(index) : np.name();
     ++index;
+    if (Status st = check_node_schema(np, *ctx.opsets); !st.ok()) return st;
     n.inputs.assign(np.input().begin(), np.input().end());
     n.outputs.assign(np.output().begin(), np.output().end());
     for (const auto& ap : np.attribute()) {
@@ -187,30 +189,7 @@ Status check_opsets(const Model& m) {
   return ok_status();
 }
 
-// Fills value_info from ONNX shape inference, for values that have none
-// declared. Failures only lose information. Runs after conversion, which has
-// checked every tensor's data size: ONNX's inference reads constant inputs
-// (shapes) without checking them. Large float payloads have been moved out of
-// `mp` by then; inference never needs their values.
-void infer_shapes(onnx::ModelProto& mp, Graph& g) {
-  try {
-    onnx::shape_inference::InferShapes(mp);
-  } catch (const std::exception&) {
-    return;
-  }
-  for (const auto& vi : mp.graph().value_info()) {
-    auto v = convert_value_info(vi, "value");
-    if (v.ok() && !g.value_info.count(v->name)) g.value_info[v->name] = std::move(v).value();
-  }
-}
-
-}  // namespace
-
-Result<Model> load_model_bytes(const void* data, size_t size, const std::string& base_dir) {
-  return load_model_bytes(data, size, ExternalData{base_dir, nullptr});
-}
-
-Result<Model> load_model_bytes(const void* data, size_t size, const ExternalData& external) {
+Result<Model> import_model(const void* data, size_t size, const ExternalData& external) {
   if (size > static_cast<size_t>(std::numeric_limits<int>::max())) {
     return invalid_argument("model protobuf is ", size, " bytes; files over 2 GiB must keep weights in external data");
   }
@@ -240,9 +219,30 @@ Result<Model> load_model_bytes(const void* data, size_t size, const ExternalData
   }
   ImportContext ctx;
   ctx.external = external;
+  ctx.opsets = &m.opsets;
   HEARTH_ASSIGN_OR_RETURN(m.graph, convert_graph(mp.graph(), ctx, true, mp.mutable_graph()));
-  infer_shapes(mp, m.graph);
+  infer_value_info(mp.graph(), m.opsets, m.graph);
   return m;
+}
+
+}  // namespace
+
+Result<Model> load_model_bytes(const void* data, size_t size, const std::string& base_dir) {
+  return load_model_bytes(data, size, ExternalData{base_dir, nullptr});
+}
+
+Result<Model> load_model_bytes(const void* data, size_t size, const ExternalData& external) {
+  // The file is untrusted: an allocation it sizes, or a library exception, fails the
+  // import, never the process.
+  try {
+    return import_model(data, size, external);
+  } catch (const SizeError& e) {
+    return e.status();
+  } catch (const std::bad_alloc&) {
+    return resource_exhausted("out of memory while importing the model");
+  } catch (const std::exception& e) {
+    return internal_error("unexpected exception while importing the model: ", e.what());
+  }
 }
 
 Result<Model> load_model_file(const std::string& path) {

@@ -69,6 +69,7 @@ bool fold_conv_bn(Graph& g, size_t conv_idx, size_t bn_idx, int& counter) {
   const Tensor* var = constant(g, bn.inputs, 4);
   if (!w || !gamma || !beta || !mean || !var || w->dtype() != DataType::kFloat || w->rank() < 3) return false;
   const int64_t cout = w->dim(0);
+  if (cout <= 0) return false;  // nothing to fold (and no division by zero below)
   for (const Tensor* t : {gamma, beta, mean, var})
     if (t->dtype() != DataType::kFloat || t->numel() != cout) return false;
   if (b && (b->dtype() != DataType::kFloat || b->numel() != cout)) return false;

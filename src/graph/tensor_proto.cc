@@ -123,13 +123,9 @@ Result<Tensor> take_tensor_from_proto(onnx::TensorProto* tp, const ExternalData&
   tp->clear_raw_data();
   const DataType dt = static_cast<DataType>(tp->data_type());
   Shape shape(tp->dims().begin(), tp->dims().end());
-  int64_t numel = 1;
-  for (int64_t d : shape) {
-    if (d < 0) return invalid_argument("tensor '", tp->name(), "' has negative dimension ", d);
-    if (d > 0 && numel > (int64_t{1} << 48) / d) return invalid_argument("tensor '", tp->name(), "' is impossibly large");
-    numel *= d;
-  }
-  const size_t nbytes = static_cast<size_t>(numel) * dtype_size(dt);
+  auto checked = checked_nbytes(dt, shape);
+  if (!checked.ok()) return checked.status().with_context(str_cat("tensor '", tp->name(), "'"));
+  const size_t nbytes = *checked;
   if (payload->size() != nbytes) {
     return invalid_argument("tensor '", tp->name(), "' raw_data holds ", payload->size(), " bytes but dims ",
                             shape_str(shape), " of ", dtype_name(dt), " need ", nbytes);
@@ -144,16 +140,12 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& tp, const ExternalData
   if (dt == DataType::kString) return unimplemented("tensor '", name, "' has string elements, which are not supported");
   if (!dtype_is_supported(dt)) return unimplemented("tensor '", name, "' has unsupported element type ", dtype_name(dt));
   if (tp.has_segment()) return unimplemented("tensor '", name, "' is segmented, which is not supported");
-  Shape shape;
-  int64_t numel = 1;
-  for (int64_t d : tp.dims()) {
-    if (d < 0) return invalid_argument("tensor '", name, "' has negative dimension ", d);
-    if (d > 0 && numel > (int64_t{1} << 48) / d) return invalid_argument("tensor '", name, "' is impossibly large");
-    numel *= d;
-    shape.push_back(d);
-  }
+  Shape shape(tp.dims().begin(), tp.dims().end());
+  auto checked = checked_nbytes(dt, shape);
+  if (!checked.ok()) return checked.status().with_context(str_cat("tensor '", name, "'"));
   const size_t esize = dtype_size(dt);
-  const size_t nbytes = static_cast<size_t>(numel) * esize;
+  const size_t nbytes = *checked;
+  const int64_t numel = static_cast<int64_t>(nbytes / esize);
 
   if (tp.data_location() == onnx::TensorProto::EXTERNAL) {
     return read_external(tp, external, dt, shape, static_cast<int64_t>(nbytes));

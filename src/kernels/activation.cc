@@ -8,7 +8,9 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "kernels/elementwise_common.h"
 #include "kernels/elementwise_fastmath.h"
@@ -164,9 +166,20 @@ struct ShrinkOp {
   template <typename C>
   C operator()(C x) const {
     const double v = static_cast<double>(x);
-    if (v < -static_cast<double>(lambd)) return static_cast<C>(v + bias);
-    if (v > static_cast<double>(lambd)) return static_cast<C>(v - bias);
+    if (v < -static_cast<double>(lambd)) return narrow<C>(v + bias);
+    if (v > static_cast<double>(lambd)) return narrow<C>(v - bias);
     return C(0);
+  }
+  // Integer outputs saturate (a huge bias would otherwise be an undefined conversion).
+  template <typename C>
+  static C narrow(double v) {
+    if constexpr (std::is_integral_v<C>) {
+      if (v != v) return C(0);
+      return static_cast<C>(std::clamp(v, static_cast<double>(std::numeric_limits<C>::lowest()),
+                                       static_cast<double>(std::numeric_limits<C>::max())));
+    } else {
+      return static_cast<C>(v);
+    }
   }
 };
 

@@ -84,7 +84,8 @@ inline Result<BroadcastPlan> make_broadcast_plan(const std::vector<Shape>& shape
                             ")");
   }
   HEARTH_ASSIGN_OR_RETURN(p.out_shape, broadcast_shapes(shapes));
-  p.numel = shape_numel(p.out_shape);
+  // Inputs of legal sizes can still broadcast to a shape whose count overflows.
+  HEARTH_ASSIGN_OR_RETURN(p.numel, checked_numel(p.out_shape));
   const size_t rank = p.out_shape.size();
   const size_t n_in = shapes.size();
   // Per-input strides aligned to the output rank (0 where the input is broadcast).

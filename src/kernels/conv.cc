@@ -118,14 +118,16 @@ class ConvKernelBase : public Kernel {
     ConvCall c;
     ConvShape& s = c.shape;
     s.n = xs[0], s.c_in = xs[1], s.group = group_;
+    int64_t grouped = 0;  // W's per-group channels times group
+    const bool fits = group_ <= std::max<int64_t>(s.c_in, 1) && !mul_overflows(w->dim(1), group_, &grouped);
     if (!transpose_) {
       s.c_out = w->dim(0);
-      if (w->dim(1) * group_ != s.c_in || s.c_out % group_ != 0)
+      if (!fits || grouped != s.c_in || s.c_out % group_ != 0)
         return invalid_argument(node.describe(), ": W ", w->describe(), " does not fit X ", x->describe(),
                                 " with group ", group_);
     } else {
-      s.c_out = w->dim(1) * group_;
-      if (w->dim(0) != s.c_in || s.c_in % group_ != 0)
+      s.c_out = grouped;
+      if (!fits || w->dim(0) != s.c_in || s.c_in % group_ != 0)
         return invalid_argument(node.describe(), ": W ", w->describe(), " does not fit X ", x->describe(),
                                 " with group ", group_);
     }

@@ -3,14 +3,44 @@
 
 #include <algorithm>
 
+#include "core/checked_math.h"
+
 namespace hearth {
 namespace {
 
+// Window attributes beyond this are refused: no real model comes near, and the
+// geometry's products of two such values and a dim then stay far from overflow.
+constexpr int64_t kMaxWindowValue = (int64_t{1} << 31) - 1;
+
 Status check_positive(const Node& node, const char* name, const std::vector<int64_t>& v) {
-  for (int64_t x : v)
+  for (int64_t x : v) {
     if (x <= 0) return invalid_argument(node.describe(), ": ", name, " must be positive, got ", x);
+    if (x > kMaxWindowValue)
+      return invalid_argument(node.describe(), ": ", name, " value ", x, " is over the limit of ", kMaxWindowValue);
+  }
   return ok_status();
 }
+
+// Overflow-checked arithmetic for one geometry computation: the first overflow is
+// remembered and reported once by `status`.
+struct GeometryMath {
+  bool overflow = false;
+  int64_t mul(int64_t a, int64_t b) {
+    int64_t r = 0;
+    overflow = overflow || mul_overflows(a, b, &r);
+    return r;
+  }
+  int64_t add(int64_t a, int64_t b) {
+    int64_t r = 0;
+    overflow = overflow || add_overflows(a, b, &r);
+    return r;
+  }
+  Status status(const Node& node, size_t dim) const {
+    if (!overflow) return ok_status();
+    return invalid_argument(node.describe(), ": the window geometry of spatial dim ", dim,
+                            " overflows 64 bits (kernel, strides, dilations, pads or input size too large)");
+  }
+};
 
 // Fills `v` with `def` when empty; otherwise checks it has `rank` entries.
 Status fill_or_check(const Node& node, const char* name, std::vector<int64_t>* v, size_t rank, int64_t def) {
@@ -66,8 +96,11 @@ Status parse_window_attrs(const Node& node, WindowAttrs* attrs) {
   HEARTH_RETURN_IF_ERROR(check_positive(node, "kernel_shape", attrs->kernel_shape));
   HEARTH_RETURN_IF_ERROR(check_positive(node, "strides", attrs->strides));
   HEARTH_RETURN_IF_ERROR(check_positive(node, "dilations", attrs->dilations));
-  for (int64_t p : attrs->pads)
+  for (int64_t p : attrs->pads) {
     if (p < 0) return invalid_argument(node.describe(), ": pads must be non-negative, got ", p);
+    if (p > kMaxWindowValue)
+      return invalid_argument(node.describe(), ": pads value ", p, " is over the limit of ", kMaxWindowValue);
+  }
   if (attrs->pads.size() % 2 != 0)
     return invalid_argument(node.describe(), ": pads must have an even number of values, got ", attrs->pads.size());
   return ok_status();
@@ -78,24 +111,29 @@ Result<Window> resolve_window(const WindowAttrs& attrs, const std::vector<int64_
   Window w;
   HEARTH_RETURN_IF_ERROR(fill_common(attrs, in_spatial, kernel, node, &w));
   for (size_t i = 0; i < w.rank(); ++i) {
-    const int64_t dk = (w.kernel[i] - 1) * w.dilations[i] + 1;
+    GeometryMath m;
+    const int64_t dk = m.add(m.mul(w.kernel[i] - 1, w.dilations[i]), 1);
     const int64_t s = w.strides[i];
     if (attrs.auto_pad == AutoPad::kSameUpper || attrs.auto_pad == AutoPad::kSameLower) {
       w.out[i] = ceil_div(w.in[i], s);
-      const int64_t total = std::max<int64_t>(0, (w.out[i] - 1) * s + dk - w.in[i]);
+      const int64_t total = std::max<int64_t>(0, m.add(m.mul(w.out[i] - 1, s), dk) - w.in[i]);
+      HEARTH_RETURN_IF_ERROR(m.status(node, i));
       const int64_t small = total / 2;
       w.pad_begin[i] = attrs.auto_pad == AutoPad::kSameUpper ? small : total - small;
       w.pad_end[i] = total - w.pad_begin[i];
       continue;
     }
     if (attrs.auto_pad == AutoPad::kValid) w.pad_begin[i] = w.pad_end[i] = 0;
-    const int64_t span = w.in[i] + w.pad_begin[i] + w.pad_end[i] - dk;
+    const int64_t padded = m.add(m.add(w.in[i], w.pad_begin[i]), w.pad_end[i]);
+    const int64_t span = padded - dk;
+    HEARTH_RETURN_IF_ERROR(m.status(node, i));
     if (span < 0)
-      return invalid_argument(node.describe(), ": kernel extent ", dk, " exceeds padded input size ",
-                              w.in[i] + w.pad_begin[i] + w.pad_end[i], " on spatial dim ", i);
+      return invalid_argument(node.describe(), ": kernel extent ", dk, " exceeds padded input size ", padded,
+                              " on spatial dim ", i);
     w.out[i] = (attrs.ceil_mode ? ceil_div(span, s) : floor_div(span, s)) + 1;
     // A window must start inside the input or the begin padding (as ONNX Runtime and PyTorch do).
-    if (attrs.ceil_mode && (w.out[i] - 1) * s >= w.in[i] + w.pad_begin[i]) --w.out[i];
+    if (attrs.ceil_mode && m.mul(w.out[i] - 1, s) >= w.in[i] + w.pad_begin[i]) --w.out[i];
+    HEARTH_RETURN_IF_ERROR(m.status(node, i));
   }
   return w;
 }
@@ -112,12 +150,18 @@ Result<Window> resolve_transpose_window(const WindowAttrs& attrs, const std::vec
     return invalid_argument(node.describe(), ": output_shape has ", output_shape.size(),
                             " values but the input has ", w.rank(), " spatial dims");
   for (size_t i = 0; i < w.rank(); ++i) {
-    const int64_t dk = (w.kernel[i] - 1) * w.dilations[i] + 1;
-    const int64_t full = w.strides[i] * (w.in[i] - 1) + op[i] + dk;
-    if (op[i] < 0) return invalid_argument(node.describe(), ": output_padding must be non-negative");
+    if (op[i] < 0 || op[i] > kMaxWindowValue)
+      return invalid_argument(node.describe(), ": output_padding must be in [0, ", kMaxWindowValue, "], got ", op[i]);
+    if (!output_shape.empty() && (output_shape[i] < 0 || output_shape[i] > kMaxWindowValue * 1024))
+      return invalid_argument(node.describe(), ": output_shape value ", output_shape[i], " is out of range");
+    GeometryMath m;
+    const int64_t dk = m.add(m.mul(w.kernel[i] - 1, w.dilations[i]), 1);
+    const int64_t full = m.add(m.add(m.mul(w.strides[i], w.in[i] - 1), op[i]), dk);
     const bool same = attrs.auto_pad == AutoPad::kSameUpper || attrs.auto_pad == AutoPad::kSameLower;
+    const int64_t same_out = m.mul(w.in[i], w.strides[i]);
+    HEARTH_RETURN_IF_ERROR(m.status(node, i));
     if (!output_shape.empty() || same) {
-      w.out[i] = !output_shape.empty() ? output_shape[i] : w.in[i] * w.strides[i];
+      w.out[i] = !output_shape.empty() ? output_shape[i] : same_out;
       const int64_t total = std::max<int64_t>(0, full - w.out[i]);
       const int64_t small = total / 2;
       // SAME_LOWER puts the odd pad at the beginning; SAME_UPPER and explicit

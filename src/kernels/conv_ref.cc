@@ -1,6 +1,8 @@
 // Reference Conv and ConvTranspose loops (see conv_ref.h).
 #include "kernels/conv_ref.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <vector>
 
@@ -51,11 +53,15 @@ void conv_transpose_ref(const ConvShape& s, const T* x, const T* w, const T* b, 
   const int64_t in_sp = g.in[0] * g.in[1] * g.in[2];
   const int64_t out_sp = g.out[0] * g.out[1] * g.out[2];
   const int64_t k_sp = g.k[0] * g.k[1] * g.k[2];
-  // One output channel per iteration: the scatter never crosses iterations.
+  // One output channel per iteration: the scatter never crosses iterations. Each
+  // thread's accumulator is allocated here: an allocation failure inside the
+  // parallel region could not be caught.
+  std::vector<double> accs(static_cast<size_t>(std::max(threads, 1)) * static_cast<size_t>(out_sp));
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t nc = 0; nc < s.n * s.c_out; ++nc) {
     const int64_t n = nc / s.c_out, oc = nc % s.c_out, grp = oc / ocg, oc_in_g = oc % ocg;
-    std::vector<double> acc(out_sp, b ? static_cast<double>(b[oc]) : 0.0);
+    double* acc = accs.data() + static_cast<size_t>(omp_get_thread_num()) * static_cast<size_t>(out_sp);
+    std::fill(acc, acc + out_sp, b ? static_cast<double>(b[oc]) : 0.0);
     for (int64_t ic = 0; ic < icg; ++ic) {
       const T* xc = x + (n * s.c_in + grp * icg + ic) * in_sp;
       const T* wc = w + ((grp * icg + ic) * ocg + oc_in_g) * k_sp;

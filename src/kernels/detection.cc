@@ -62,6 +62,7 @@ class NonMaxSuppressionKernel : public Kernel {
     bool has_score_threshold = ctx.input(4) != nullptr;
     HEARTH_RETURN_IF_ERROR(read_scalars(ctx, &max_out, &iou_threshold, &score_threshold));
     const int64_t batches = boxes->dim(0), num_boxes = boxes->dim(1), classes = scores->dim(1);
+    if (num_boxes == 0) max_out = 0;  // nothing to select in any batch or class, however many they are
     std::vector<int64_t> selected;  // triples
     std::vector<Box> all(static_cast<size_t>(num_boxes));
     for (int64_t b = 0; b < batches && max_out > 0; ++b) {
@@ -233,7 +234,9 @@ class TfIdfVectorizerKernel : public Kernel {
   // skip; 1-grams are counted once (they do not depend on the skip).
   void count_row(const int64_t* t, int64_t len, std::vector<int64_t>& counts) const {
     std::vector<int64_t> gram;
-    for (int64_t skip = 0; skip <= max_skip_; ++skip) {
+    // A skip of len or more cannot form an n-gram of 2 or more: the row bounds the loop.
+    const int64_t max_skip = std::min(max_skip_, len);
+    for (int64_t skip = 0; skip <= max_skip; ++skip) {
       for (int64_t start = 0; start < len; ++start) {
         gram.clear();
         for (int64_t k = 0; k < max_n_; ++k) {

@@ -2,6 +2,8 @@
 // and 16 with coordinate_transformation_mode) following ONNX Runtime's
 // bilinear sampling, and MaxRoiPool (Caffe-style quantized max pooling).
 // Computes in float (double for double inputs); float16 converts through float.
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -133,6 +135,7 @@ class RoiAlignKernel : public Kernel {
       }
     }
     Tensor& y = ctx.allocate_output(0, x->dtype(), {rois->dim(0), x->dim(1), out_h_, out_w_});
+    if (y.numel() == 0) return ok_status();  // no bins to sample, however many rois and bins there are
     return dispatch_roi_type(ctx, x->dtype(), [&](auto tag) {
       using T = decltype(tag);
       return run<T>(ctx, *x, *rois, batch, y);
@@ -184,12 +187,21 @@ class RoiAlignKernel : public Kernel {
     T* yd = y.data<T>();
     const int64_t bins = out_h_ * out_w_;
     const bool big = num_rois * channels * bins > 4096;
-#pragma omp parallel for num_threads(ctx.num_threads()) if (big) schedule(dynamic)
+    // Each thread's sample buffer, as large as the largest grid, held to the tensor limit
+    // and allocated here: an allocation failure inside the parallel region could not be caught.
+    int64_t most = 0;
+    for (const RoiGeometry& g : geo) most = std::max(most, g.grid_h * g.grid_w);
+    const int threads = std::max(1, ctx.num_threads());
+    HEARTH_RETURN_IF_ERROR(ctx.check_output_shape(DataType::kUInt8, {threads, most, int64_t{sizeof(Sample)}})
+                               .with_context(ctx.node().describe() + ": sample buffers"));
+    std::vector<std::vector<Sample>> buffers(static_cast<size_t>(threads));
+    for (auto& b : buffers) b.reserve(static_cast<size_t>(most));
+#pragma omp parallel for num_threads(threads) if (big) schedule(dynamic)
     for (int64_t rb = 0; rb < num_rois * bins; ++rb) {
       const int64_t r = rb / bins, ph = (rb % bins) / out_w_, pw = rb % out_w_;
       const RoiGeometry& g = geo[r];
-      std::vector<Sample> samples;
-      samples.reserve(static_cast<size_t>(g.grid_h * g.grid_w));
+      std::vector<Sample>& samples = buffers[static_cast<size_t>(omp_get_thread_num())];
+      samples.clear();
       for (int64_t iy = 0; iy < g.grid_h; ++iy) {
         double yy = g.start_h + ph * g.bin_h + (iy + 0.5) * g.bin_h / static_cast<double>(g.grid_h);
         for (int64_t ix = 0; ix < g.grid_w; ++ix) {

@@ -168,6 +168,22 @@ inline void advance(std::vector<int64_t>& idx, const std::vector<int64_t>& sizes
   }
 }
 
+// The generic loop runs out.numel() times the product of the summed sizes; a model
+// whose equation and shapes would take longer than this is refused rather than run
+// for hours ("a,b->" over two 1M-element inputs is 2^40 products).
+constexpr int64_t kMaxEinsumLoopProducts = int64_t{1} << 34;
+
+Status check_loop_work(const EinsumBinding& b, int64_t n_out, const Node& node) {
+  int64_t work = n_out;
+  for (int l : b.sum_labels) {
+    if (mul_overflows(work, b.size.at(l), &work) || work > kMaxEinsumLoopProducts) {
+      return unimplemented(node.describe(), ": this equation needs the generic loop over more than ",
+                           kMaxEinsumLoopProducts, " products, which is refused");
+    }
+  }
+  return ok_status();
+}
+
 template <typename T>
 void einsum_loop(const EinsumBinding& b, const std::vector<const Tensor*>& xs, Tensor& out) {
   using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
@@ -334,7 +350,10 @@ class EinsumKernel : public Kernel {
         ctype,
         [&](auto tag) -> Status {
           using T = decltype(tag);
-          if (out.numel() > 0 && !einsum_as_matmul<T>(b, xs, out, ctx.num_threads())) einsum_loop<T>(b, xs, out);
+          if (out.numel() > 0 && !einsum_as_matmul<T>(b, xs, out, ctx.num_threads())) {
+            HEARTH_RETURN_IF_ERROR(check_loop_work(b, out.numel(), node));
+            einsum_loop<T>(b, xs, out);
+          }
           return ok_status();
         },
         [&]() -> Status {

@@ -7,43 +7,34 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "kernels/broadcast.h"
+#include "kernels/wrapping.h"
 #include "kernels/elementwise_common.h"
 
 namespace hearth {
 namespace {
 
-// Signed integer arithmetic wraps (two's complement) instead of overflowing.
-template <typename C, typename F>
-C wrapping(C a, C b, F f) {
-  if constexpr (std::is_integral_v<C> && std::is_signed_v<C> && sizeof(C) >= 4) {
-    using U = std::make_unsigned_t<C>;
-    return static_cast<C>(f(static_cast<U>(a), static_cast<U>(b)));
-  } else {
-    return static_cast<C>(f(a, b));
-  }
-}
-
 struct AddOp {
   static constexpr TypeSet kTypes = TypeSet::kNumeric;
   static constexpr bool kBoolOut = false;
   template <typename C>
-  C operator()(C a, C b) const { return wrapping(a, b, [](auto x, auto y) { return x + y; }); }
+  C operator()(C a, C b) const { return wrap_add(a, b); }
 };
 struct SubOp {
   static constexpr TypeSet kTypes = TypeSet::kNumeric;
   static constexpr bool kBoolOut = false;
   template <typename C>
-  C operator()(C a, C b) const { return wrapping(a, b, [](auto x, auto y) { return x - y; }); }
+  C operator()(C a, C b) const { return wrap_sub(a, b); }
 };
 struct MulOp {
   static constexpr TypeSet kTypes = TypeSet::kNumeric;
   static constexpr bool kBoolOut = false;
   template <typename C>
-  C operator()(C a, C b) const { return wrapping(a, b, [](auto x, auto y) { return x * y; }); }
+  C operator()(C a, C b) const { return wrap_mul(a, b); }
 };
 // Integer division truncates toward zero (C semantics, as ONNX's tests expect);
 // division by zero gives 0 instead of trapping.
@@ -55,7 +46,7 @@ struct DivOp {
     if constexpr (std::is_integral_v<C>) {
       if (b == 0) return C(0);
       if constexpr (std::is_signed_v<C>) {
-        if (b == C(-1)) return wrapping(C(0), a, [](auto x, auto y) { return x - y; });
+        if (b == C(-1)) return wrap_sub(C(0), a);
       }
       return static_cast<C>(a / b);
     } else {
@@ -209,7 +200,7 @@ I int_pow(I base, int64_t e) {
     }
     return 0;
   }
-  using U = std::make_unsigned_t<I>;
+  using U = WrapType<I>;
   U result = 1, b = static_cast<U>(base);
   while (e) {
     if (e & 1) result *= b;
@@ -271,8 +262,11 @@ class PowKernel final : public Kernel {
     } else {
       HEARTH_ASSIGN_OR_RETURN(Tensor e, exponent_as<double>(b));
       broadcast_map2(plan, a.data<T>(), e.data<double>(), y.data<T>(), nt, [](T x, double p) {
-        double r = std::pow(static_cast<double>(x), p);
-        return std::isfinite(r) ? static_cast<T>(r) : T(0);
+        // Out of the type's range (or not finite): saturate / 0, never an undefined cast.
+        const double r = std::pow(static_cast<double>(x), p);
+        if (!std::isfinite(r)) return T(0);
+        return static_cast<T>(std::clamp(r, static_cast<double>(std::numeric_limits<T>::lowest()),
+                                         static_cast<double>(std::numeric_limits<T>::max())));
       });
     }
     return ok_status();

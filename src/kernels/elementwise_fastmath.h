@@ -37,7 +37,8 @@ inline float fast_expf(float x) {
   p = p * r + 5.0000001201e-1f;
   p = p * r2 + r + 1.0f;
   // Scale by 2^n in two steps so n in [-150, 129] never leaves the exponent field.
-  const int32_t ni = static_cast<int32_t>(n);
+  // A NaN x keeps r (and so the result) NaN; only the exponent must be a number.
+  const int32_t ni = static_cast<int32_t>(n == n ? n : 0.0f);
   const int32_t half = ni >> 1;
   const int32_t b1 = (half + 127) << 23;
   const int32_t b2 = (ni - half + 127) << 23;

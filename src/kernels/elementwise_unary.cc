@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "kernels/elementwise_common.h"
+#include "kernels/wrapping.h"
 #include "kernels/elementwise_fastmath.h"
 
 namespace hearth {
@@ -18,10 +19,7 @@ namespace {
 struct AbsOp {
   static constexpr TypeSet kTypes = TypeSet::kNumeric;
   template <typename C>
-  C operator()(C x) const {
-    if constexpr (std::is_unsigned_v<C>) return x;
-    else return x < C(0) ? C(-x) : x;
-  }
+  C operator()(C x) const { return wrap_abs(x); }
 };
 
 struct NegOp {

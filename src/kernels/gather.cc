@@ -313,6 +313,7 @@ class OneHotKernel : public Kernel {
       U* dst = y.data<U>();
       std::fill(dst, dst + y.numel(), off);
       for (size_t j = 0; j < idx.size(); ++j) {
+        if (!(std::fabs(idx[j]) < static_cast<double>(depth) + 1)) continue;  // NaN or out of range: all "off"
         int64_t v = static_cast<int64_t>(idx[j]);
         if (v < 0) v += depth;
         if (v < 0 || v >= depth) continue;  // out-of-range rows stay all "off" (ONNX spec)

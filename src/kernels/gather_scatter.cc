@@ -6,6 +6,7 @@
 
 #include "kernels/kernel.h"
 #include "kernels/shape_util.h"
+#include "kernels/wrapping.h"
 
 namespace hearth {
 namespace {
@@ -24,8 +25,8 @@ Result<Reduction> parse_reduction(const std::string& s) {
 template <typename V>
 V reduce_arith(V a, V b, Reduction r) {
   switch (r) {
-    case Reduction::kAdd: return static_cast<V>(a + b);
-    case Reduction::kMul: return static_cast<V>(a * b);
+    case Reduction::kAdd: return wrap_add(a, b);
+    case Reduction::kMul: return wrap_mul(a, b);
     case Reduction::kMax: return std::max(a, b);
     case Reduction::kMin: return std::min(a, b);
     default: return b;
@@ -104,6 +105,11 @@ class ScatterNDKernel : public Kernel {
       return invalid_argument("ScatterND: updates ", u->describe(), " must be ", dtype_name(x->dtype()),
                               shape_str(want));
     }
+    const int64_t block = shape_numel(Shape(x->shape().begin() + k, x->shape().end()));
+    if (x->numel() == 0 || u->numel() == 0) {  // nothing to write, however many tuples the shapes say
+      copy_data_to_output(ctx, *x);
+      return ok_status();
+    }
     HEARTH_ASSIGN_OR_RETURN(std::vector<int64_t> idx, read_int64s(*it, "ScatterND: indices"));
     const std::vector<int64_t> xs = shape_strides(x->shape());
     const int64_t tuples = k == 0 ? shape_numel(Shape(it->shape().begin(), it->shape().end() - 1))
@@ -122,7 +128,6 @@ class ScatterNDKernel : public Kernel {
       }
     }
     Tensor& y = copy_data_to_output(ctx, *x);
-    const int64_t block = shape_numel(Shape(x->shape().begin() + k, x->shape().end()));
     return apply_updates(y, *u, dst, block, red_, "ScatterND");
   }
 

@@ -110,8 +110,14 @@ class UniqueKernel : public Kernel {
       if (d > ax) inner *= shape[d];
     }
     const int64_t n = shape[ax];
+    // The grouping and inverse_indices take n entries each: as large as an output.
+    HEARTH_RETURN_IF_ERROR(ctx.check_output_shape(DataType::kInt64, {n}).with_context("Unique"));
     UniqueGroups g;
-    HEARTH_RETURN_IF_ERROR(dispatch_all(
+    if (outer * inner == 0 && n > 0) {  // empty slices are all equal: one group, no sort
+      g.first = {0};
+      g.count = {n};
+      g.inverse.assign(static_cast<size_t>(n), 0);
+    } else HEARTH_RETURN_IF_ERROR(dispatch_all(
         x->dtype(),
         [&](auto tag) -> Status {
           g = group_slices(x->data<decltype(tag)>(), outer, n, inner, sorted_);

@@ -27,6 +27,27 @@ const KernelRegistry& KernelRegistry::global() {
   return registry;
 }
 
+Status KernelContext::check_output_shape(DataType dtype, const Shape& shape) const {
+  auto bytes = checked_extent_bytes(dtype, shape);
+  if (!bytes.ok()) return bytes.status();
+  if (max_tensor_bytes_ && *bytes > max_tensor_bytes_) {
+    const bool empty = checked_numel(shape).value() == 0;
+    return resource_exhausted(dtype_name(dtype), shape_str(shape), " needs ", *bytes,
+                              empty ? " bytes counting its zero dims as ones" : " bytes", ", over the limit of ",
+                              max_tensor_bytes_, " bytes for one tensor (max_tensor_bytes)");
+  }
+  return ok_status();
+}
+
+void KernelContext::check_output_size(size_t i, DataType dtype, const Shape& shape) const {
+  if (i >= outputs_->size()) {
+    throw SizeError(invalid_argument(node_.op_type, " needs an output ", i, " but the node has ", outputs_->size(),
+                                     " outputs"));
+  }
+  Status st = check_output_shape(dtype, shape);
+  if (!st.ok()) throw SizeError(st.with_context(str_cat("output ", i)));
+}
+
 Result<int64_t> normalize_axis(int64_t axis, int64_t rank, const Node& node) {
   int64_t a = axis < 0 ? axis + rank : axis;
   if (a < 0 || a >= rank) {

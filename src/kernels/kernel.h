@@ -30,14 +30,16 @@ class KernelContext {
  public:
   // `donatable` bit k: the session releases input k after this node and nothing
   // else reads it (see allocate_output_over_input).
+  // `max_tensor_bytes`: the most bytes one output may take (0: no limit).
   KernelContext(const Node& node, std::vector<const Tensor*> inputs, std::vector<Tensor>* outputs,
-                Allocator* allocator, int num_threads, uint64_t donatable = 0)
+                Allocator* allocator, int num_threads, uint64_t donatable = 0, size_t max_tensor_bytes = 0)
       : node_(node),
         inputs_(std::move(inputs)),
         outputs_(outputs),
         allocator_(allocator),
         num_threads_(num_threads),
-        donatable_(donatable) {}
+        donatable_(donatable),
+        max_tensor_bytes_(max_tensor_bytes) {}
 
   const Node& node() const { return node_; }
   size_t num_inputs() const { return inputs_.size(); }
@@ -45,7 +47,13 @@ class KernelContext {
   const Tensor* input(size_t i) const { return i < inputs_.size() ? inputs_[i] : nullptr; }
   size_t num_outputs() const { return outputs_->size(); }
   // Allocates output i (uninitialized) from the session's allocator and returns it.
+  // A shape that comes from the model may be hostile: a negative dim, an element count
+  // or byte size over 64 bits, or more than the tensor limit (counting an empty
+  // tensor's zero dims as ones, see checked_extent_bytes) throws SizeError naming the
+  // output and the shape, which the session turns into the node's error status. So
+  // does an output index the node does not have.
   Tensor& allocate_output(size_t i, DataType dtype, Shape shape) {
+    check_output_size(i, dtype, shape);
     (*outputs_)[i] = Tensor(dtype, std::move(shape), allocator_);
     return (*outputs_)[i];
   }
@@ -55,6 +63,7 @@ class KernelContext {
   // a fused residual, a copy. The kernel must read every element of the input
   // no later than it writes the same element of the output.
   Tensor& allocate_output_over_input(size_t i, size_t in, DataType dtype, Shape shape) {
+    check_output_size(i, dtype, shape);
     if (can_donate(in, dtype, shape)) {
       (*outputs_)[i] = input(in)->alias(dtype, std::move(shape));
       return (*outputs_)[i];
@@ -67,19 +76,29 @@ class KernelContext {
     return in < 64 && (donatable_ >> in & 1) && x && x->dtype() == dtype && x->sole_owner() &&
            x->numel() == shape_numel(shape);
   }
-  // Sets output i to an existing tensor (for views such as Reshape or Identity).
-  void set_output(size_t i, Tensor t) { (*outputs_)[i] = std::move(t); }
+  // Sets output i to an existing tensor (for views such as Reshape or Identity); the
+  // same checks as allocate_output, since a view may give an empty tensor huge dims.
+  void set_output(size_t i, Tensor t) {
+    check_output_size(i, t.dtype(), t.shape());
+    (*outputs_)[i] = std::move(t);
+  }
   Allocator* allocator() const { return allocator_; }
   // Intra-op threads this run may use (OpenMP).
   int num_threads() const { return num_threads_; }
+  // The checks allocate_output makes, as a Status: for kernels that size scratch
+  // memory from an output shape before they allocate the output.
+  Status check_output_shape(DataType dtype, const Shape& shape) const;
 
  private:
+  void check_output_size(size_t i, DataType dtype, const Shape& shape) const;
+
   const Node& node_;
   std::vector<const Tensor*> inputs_;
   std::vector<Tensor>* outputs_;
   Allocator* allocator_;
   int num_threads_;
   uint64_t donatable_;
+  size_t max_tensor_bytes_;
 };
 
 class Kernel {

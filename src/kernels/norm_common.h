@@ -41,6 +41,7 @@ class NormOutputs {
   // Allocates output i, computed in the compute type, finally stored as `final_type`.
   Tensor& allocate(size_t i, DataType final_type, Shape shape) {
     if (final_type == compute_) return ctx_.allocate_output(i, final_type, std::move(shape));
+    if (Status st = ctx_.check_output_shape(compute_, shape); !st.ok()) throw SizeError(st);
     temps_[i] = {Tensor(compute_, std::move(shape)), final_type};
     return temps_[i].first;
   }

@@ -5,6 +5,7 @@
 // runs on oneDNN's layer_normalization primitive instead (float statistics,
 // vectorized and threaded: BERT's [128, 256] rows went from ~50 us to ~10 us).
 #include <algorithm>
+#include <limits>
 #include <unordered_map>
 
 #include "kernels/dnnl_common.h"
@@ -171,6 +172,19 @@ class LayerNormKernel : public Kernel {
     Tensor mean_out, inv_out;
     if (outs.wanted(1)) mean_out = outs.allocate(1, stash_type_, stat_shape);
     if (outs.wanted(2)) inv_out = outs.allocate(2, stash_type_, stat_shape);
+    // Nothing to normalize: the normalized shape's dims may still be huge, and the
+    // expanded parameters would be as large as they say. Statistics of nothing are NaN.
+    if (x.numel() == 0) {
+      for (Tensor* t : {&mean_out, &inv_out}) {
+        if (!t->defined()) continue;
+        HEARTH_RETURN_IF_ERROR(norm_dispatch(t->dtype(), [&](auto tag) -> Status {
+          using T = decltype(tag);
+          std::fill(t->data<T>(), t->data<T>() + t->numel(), std::numeric_limits<T>::quiet_NaN());
+          return ok_status();
+        }));
+      }
+      return outs.finish();
+    }
     HEARTH_RETURN_IF_ERROR(norm_dispatch(compute, [&](auto tag) -> Status {
       using T = decltype(tag);
       HEARTH_ASSIGN_OR_RETURN(std::vector<T> s, expand_param<T>(scale, norm_shape, node, "Scale"));
@@ -345,6 +359,7 @@ class MvnKernel : public Kernel {
     HEARTH_ASSIGN_OR_RETURN(Tensor x, norm_input(ctx, 0, compute));
     NormOutputs outs(ctx, compute);
     Tensor& y = outs.allocate(0, x_in.dtype(), x.shape());
+    if (x.numel() == 0) return outs.finish();  // no groups to sum, however many the kept dims say
     HEARTH_RETURN_IF_ERROR(norm_dispatch(compute, [&](auto tag) {
       using T = decltype(tag);
       run<T>(x, reduced, y);

@@ -193,12 +193,18 @@ class MaxRoiPoolKernel : public Kernel {
     const int64_t C = x.dim(1), H = x.dim(2), W = x.dim(3), ph_n = pooled_[0], pw_n = pooled_[1];
     const double* r = rois.data<double>();
     double* out = y->data<double>();
+    // Corners far outside the image (or not finite) are clamped before any integer
+    // conversion; the windows are clamped to the image below anyway.
+    auto corner = [&](double v) {
+      const double c = v * scale_;
+      return std::llround(c != c ? 0.0 : std::clamp(c, -0x1p40, 0x1p40));
+    };
     for (int64_t n = 0; n < rois.dim(0); ++n, r += 5) {
+      if (!(r[0] >= 0 && r[0] < static_cast<double>(x.dim(0))))
+        return invalid_argument(node.describe(), ": roi ", n, " has batch index ", r[0], " outside [0, ", x.dim(0), ")");
       const int64_t b = static_cast<int64_t>(r[0]);
-      if (b < 0 || b >= x.dim(0))
-        return invalid_argument(node.describe(), ": roi ", n, " has batch index ", b, " outside [0, ", x.dim(0), ")");
-      const int64_t x0 = std::llround(r[1] * scale_), y0 = std::llround(r[2] * scale_);
-      const int64_t x1 = std::llround(r[3] * scale_), y1 = std::llround(r[4] * scale_);
+      const int64_t x0 = corner(r[1]), y0 = corner(r[2]);
+      const int64_t x1 = corner(r[3]), y1 = corner(r[4]);
       const double bin_h = static_cast<double>(std::max<int64_t>(y1 - y0 + 1, 1)) / ph_n;
       const double bin_w = static_cast<double>(std::max<int64_t>(x1 - x0 + 1, 1)) / pw_n;
       for (int64_t c = 0; c < C; ++c) {

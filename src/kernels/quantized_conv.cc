@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "kernels/conv_geometry.h"
 #include "kernels/kernel.h"
 #include "kernels/quantized_common.h"
 
@@ -21,18 +22,16 @@ struct ConvGeometry {
   int64_t in_size = 1, k_size = 1, out_size = 1;
 };
 
+// The window attributes, parsed and validated by the shared Conv geometry
+// (conv_geometry.h), plus group.
 struct ConvAttrs {
-  std::string auto_pad = "NOTSET";
-  std::vector<int64_t> kernel_shape, strides, dilations, pads;
+  WindowAttrs window;
   int64_t group = 1;
 
-  void parse(const Node& n) {
-    auto_pad = n.attr_string("auto_pad", "NOTSET");
-    kernel_shape = n.attr_ints("kernel_shape");
-    strides = n.attr_ints("strides");
-    dilations = n.attr_ints("dilations");
-    pads = n.attr_ints("pads");
+  Status parse(const Node& n) {
     group = n.attr_int("group", 1);
+    if (group <= 0) return invalid_argument(n.describe(), ": group must be positive, got ", group);
+    return parse_window_attrs(n, &window);
   }
 };
 
@@ -41,49 +40,38 @@ Result<ConvGeometry> conv_geometry(const ConvAttrs& at, const Shape& xs, const S
     return invalid_argument(node.describe(), ": x ", shape_str(xs), " and w ", shape_str(ws),
                             " must have the same rank >= 3");
   ConvGeometry g;
-  size_t nd = xs.size() - 2;
   g.N = xs[0];
   g.C = xs[1];
   g.M = ws[0];
   g.group = at.group;
-  if (g.group <= 0 || g.C % g.group != 0 || g.M % g.group != 0 || ws[1] * g.group != g.C)
+  int64_t grouped = 0;
+  if (g.group > std::max<int64_t>(g.C, 1) || g.C % g.group != 0 || g.M % g.group != 0 ||
+      mul_overflows(ws[1], g.group, &grouped) || grouped != g.C)
     return invalid_argument(node.describe(), ": channels do not match: x ", shape_str(xs), ", w ", shape_str(ws),
                             ", group ", g.group);
   g.Cg = g.C / g.group;
   g.Mg = g.M / g.group;
   g.in_sp.assign(xs.begin() + 2, xs.end());
   g.k_sp.assign(ws.begin() + 2, ws.end());
-  if (!at.kernel_shape.empty() && at.kernel_shape != g.k_sp)
+  if (!at.window.kernel_shape.empty() && at.window.kernel_shape != g.k_sp)
     return invalid_argument(node.describe(), ": kernel_shape attribute does not match w ", shape_str(ws));
-  g.strides = at.strides.empty() ? std::vector<int64_t>(nd, 1) : at.strides;
-  g.dilations = at.dilations.empty() ? std::vector<int64_t>(nd, 1) : at.dilations;
-  std::vector<int64_t> pads = at.pads.empty() ? std::vector<int64_t>(2 * nd, 0) : at.pads;
-  if (g.strides.size() != nd || g.dilations.size() != nd || pads.size() != 2 * nd)
-    return invalid_argument(node.describe(), ": strides/dilations/pads do not match ", nd, " spatial dims");
-  g.pad_begin.resize(nd);
-  g.out_sp.resize(nd);
-  for (size_t d = 0; d < nd; ++d) {
-    if (g.strides[d] <= 0 || g.dilations[d] <= 0)
-      return invalid_argument(node.describe(), ": strides and dilations must be positive");
-    int64_t ext = (g.k_sp[d] - 1) * g.dilations[d] + 1;
-    int64_t pb = pads[d], pe = pads[d + nd];
-    if (at.auto_pad == "SAME_UPPER" || at.auto_pad == "SAME_LOWER") {
-      int64_t out = (g.in_sp[d] + g.strides[d] - 1) / g.strides[d];
-      int64_t total = std::max<int64_t>(0, (out - 1) * g.strides[d] + ext - g.in_sp[d]);
-      pb = at.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-      pe = total - pb;
-    } else if (at.auto_pad == "VALID") {
-      pb = pe = 0;
-    }
-    g.pad_begin[d] = pb;
-    g.out_sp[d] = (g.in_sp[d] + pb + pe - ext) / g.strides[d] + 1;
-    if (g.out_sp[d] <= 0)
-      return invalid_argument(node.describe(), ": kernel larger than padded input ", shape_str(xs));
+  HEARTH_ASSIGN_OR_RETURN(Window w, resolve_window(at.window, g.in_sp, g.k_sp, node));
+  g.strides = w.strides;
+  g.dilations = w.dilations;
+  g.pad_begin = w.pad_begin;
+  g.out_sp = w.out;
+  for (size_t d = 0; d < g.in_sp.size(); ++d) {
     g.in_size *= g.in_sp[d];
     g.k_size *= g.k_sp[d];
     g.out_size *= g.out_sp[d];
   }
   return g;
+}
+
+// The im2row scratch ([out_size, Cg * k_size] int16) held to the tensor limit.
+Status check_conv_scratch(const KernelContext& ctx, const ConvGeometry& g) {
+  return ctx.check_output_shape(DataType::kInt16, {g.out_size, g.Cg, g.k_size})
+      .with_context(ctx.node().describe() + ": im2row scratch");
 }
 
 // Fills rows[p * R + c * k_size + kk] = x[c, in(p, kk)] - zp (0 where padded), R = Cg * k_size.
@@ -190,10 +178,7 @@ Shape out_shape(const ConvGeometry& g) {
 
 class ConvIntegerKernel final : public Kernel {
  public:
-  Status init(const KernelInfo& info) override {
-    attrs_.parse(info.node);
-    return ok_status();
-  }
+  Status init(const KernelInfo& info) override { return attrs_.parse(info.node); }
 
   Status compute(KernelContext& ctx) override {
     const Node& node = ctx.node();
@@ -209,6 +194,8 @@ class ConvIntegerKernel final : public Kernel {
     if (wzp.size() != 1 && static_cast<int64_t>(wzp.size()) != g.M)
       return invalid_argument(node.describe(), ": w_zero_point has ", wzp.size(), " values, expected 1 or ", g.M);
     Tensor& y = ctx.allocate_output(0, DataType::kInt32, out_shape(g));
+    if (y.numel() == 0) return ok_status();
+    HEARTH_RETURN_IF_ERROR(check_conv_scratch(ctx, g));
     int32_t* yp = y.data<int32_t>();
     return integer_conv(*x, *w, xzp[0], wzp, g, node, [&](int64_t n, int64_t m0, const int32_t* acc) {
       std::copy(acc, acc + g.Mg * g.out_size, yp + (n * g.M + m0) * g.out_size);
@@ -221,10 +208,7 @@ class ConvIntegerKernel final : public Kernel {
 
 class QLinearConvKernel final : public Kernel {
  public:
-  Status init(const KernelInfo& info) override {
-    attrs_.parse(info.node);
-    return ok_status();
-  }
+  Status init(const KernelInfo& info) override { return attrs_.parse(info.node); }
 
   Status compute(KernelContext& ctx) override {
     const Node& node = ctx.node();
@@ -256,6 +240,8 @@ class QLinearConvKernel final : public Kernel {
     if (out_type != DataType::kUInt8 && out_type != DataType::kInt8)
       return unimplemented(node.describe(), ": QLinearConv output dtype ", dtype_name(out_type));
     Tensor& y = ctx.allocate_output(0, out_type, out_shape(g));
+    if (y.numel() == 0) return ok_status();
+    HEARTH_RETURN_IF_ERROR(check_conv_scratch(ctx, g));
     auto requant = [&](auto tag) {
       using Q = decltype(tag);
       Q* yp = y.data<Q>();

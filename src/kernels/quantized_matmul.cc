@@ -7,66 +7,16 @@
 #include <cmath>
 
 #include "kernels/kernel.h"
+#include "kernels/matmul_ref.h"
 #include "kernels/quantized_common.h"
 
 namespace hearth {
 namespace {
 
-// Shapes and per-batch element offsets of a numpy-style matmul.
-struct MatmulPlan {
-  int64_t M = 1, N = 1, K = 1;
-  Shape out_shape;
-  std::vector<int64_t> a_off, b_off;
-};
-
-Result<MatmulPlan> plan_matmul(const Shape& a_in, const Shape& b_in, const Node& node) {
-  if (a_in.empty() || b_in.empty())
-    return invalid_argument(node.describe(), ": matmul inputs must have rank >= 1, got ", shape_str(a_in), " and ",
-                            shape_str(b_in));
-  Shape a = a_in, b = b_in;
-  if (a.size() == 1) a.insert(a.begin(), 1);
-  if (b.size() == 1) b.push_back(1);
-  MatmulPlan p;
-  p.M = a[a.size() - 2];
-  p.K = a.back();
-  p.N = b.back();
-  if (b[b.size() - 2] != p.K)
-    return invalid_argument(node.describe(), ": inner dimensions differ: ", shape_str(a_in), " x ", shape_str(b_in));
-  size_t ab = a.size() - 2, bb = b.size() - 2, nb = std::max(ab, bb);
-  Shape batch(nb);
-  for (size_t i = 0; i < nb; ++i) {
-    int64_t da = i + ab >= nb ? a[i + ab - nb] : 1;
-    int64_t db = i + bb >= nb ? b[i + bb - nb] : 1;
-    if (da != db && da != 1 && db != 1)
-      return invalid_argument(node.describe(), ": batch dimensions do not broadcast: ", shape_str(a_in), " x ",
-                              shape_str(b_in));
-    batch[i] = std::max(da, db);
-  }
-  int64_t nbatch = shape_numel(batch);
-  p.a_off.resize(nbatch);
-  p.b_off.resize(nbatch);
-  for (int64_t t = 0; t < nbatch; ++t) {
-    int64_t rem = t, ao = 0, bo = 0, astride = p.M * p.K, bstride = p.K * p.N;
-    for (size_t i = nb; i-- > 0;) {
-      int64_t idx = rem % batch[i];
-      rem /= batch[i];
-      if (i + ab >= nb) {
-        int64_t d = a[i + ab - nb];
-        ao += (d == 1 ? 0 : idx) * astride;
-        astride *= d;
-      }
-      if (i + bb >= nb) {
-        int64_t d = b[i + bb - nb];
-        bo += (d == 1 ? 0 : idx) * bstride;
-        bstride *= d;
-      }
-    }
-    p.a_off[t] = ao;
-    p.b_off[t] = bo;
-  }
-  p.out_shape = batch;
-  if (a_in.size() > 1) p.out_shape.push_back(p.M);
-  if (b_in.size() > 1) p.out_shape.push_back(p.N);
+// The numpy shape plan is matmul_ref.h's, shared with MatMul; errors name the node.
+Result<MatmulPlan> plan_quantized_matmul(const Shape& a, const Shape& b, const Node& node) {
+  auto p = plan_matmul(a, b);
+  if (!p.ok()) return p.status().with_context(node.describe());
   return p;
 }
 
@@ -98,13 +48,17 @@ Status integer_matmul(const Tensor& a, const Tensor& b, const std::vector<int32_
   if ((!a_u8 && a.dtype() != DataType::kInt8) || (!b_u8 && b.dtype() != DataType::kInt8))
     return unimplemented(node.describe(), ": integer matmul of ", dtype_name(a.dtype()), " x ",
                          dtype_name(b.dtype()), " is not supported (uint8/int8 only)");
-  for (size_t t = 0; t < p.a_off.size(); ++t) {
-    if (a_u8) widen_a(uint8_t{}, p.a_off[t]); else widen_a(int8_t{}, p.a_off[t]);
-    if (t == 0 || p.b_off[t] != p.b_off[t - 1]) {
-      if (b_u8) widen_b(uint8_t{}, p.b_off[t]); else widen_b(int8_t{}, p.b_off[t]);
+  int64_t prev_b = -1;
+  for (int64_t t = 0; t < p.batch_count(); ++t) {
+    int64_t ao = 0, bo = 0;
+    matmul_batch_offsets(p, t, &ao, &bo);
+    if (a_u8) widen_a(uint8_t{}, ao); else widen_a(int8_t{}, ao);
+    if (bo != prev_b) {
+      if (b_u8) widen_b(uint8_t{}, bo); else widen_b(int8_t{}, bo);
+      prev_b = bo;
     }
     qgemm_nt(p.M, p.N, p.K, aw.data(), bt.data(), acc.data());
-    emit(static_cast<int64_t>(t), acc.data());
+    emit(t, acc.data());
   }
   return ok_status();
 }
@@ -116,7 +70,7 @@ class MatMulIntegerKernel final : public Kernel {
     const Tensor* a = ctx.input(0);
     const Tensor* b = ctx.input(1);
     if (!a || !b) return invalid_argument(node.describe(), ": inputs A and B are required");
-    HEARTH_ASSIGN_OR_RETURN(MatmulPlan p, plan_matmul(a->shape(), b->shape(), node));
+    HEARTH_ASSIGN_OR_RETURN(MatmulPlan p, plan_quantized_matmul(a->shape(), b->shape(), node));
     HEARTH_RETURN_IF_ERROR(check_8bit_zero_point(ctx.input(2), node, "a_zero_point"));
     HEARTH_RETURN_IF_ERROR(check_8bit_zero_point(ctx.input(3), node, "b_zero_point"));
     HEARTH_ASSIGN_OR_RETURN(auto azp, read_zero_points(ctx.input(2), node, "a_zero_point"));
@@ -124,6 +78,7 @@ class MatMulIntegerKernel final : public Kernel {
     HEARTH_RETURN_IF_ERROR(check_count(azp.size(), p.M, node, "a_zero_point"));
     HEARTH_RETURN_IF_ERROR(check_count(bzp.size(), p.N, node, "b_zero_point"));
     Tensor& y = ctx.allocate_output(0, DataType::kInt32, p.out_shape);
+    if (y.numel() == 0) return ok_status();  // no batch to run, however many the dims say
     int32_t* yp = y.data<int32_t>();
     int64_t mn = p.M * p.N;
     return integer_matmul(*a, *b, azp, bzp, p, node,
@@ -139,7 +94,7 @@ class QLinearMatMulKernel final : public Kernel {
       if (!ctx.input(i)) return invalid_argument(node.describe(), ": input ", i, " is required");
     const Tensor& a = *ctx.input(0);
     const Tensor& b = *ctx.input(3);
-    HEARTH_ASSIGN_OR_RETURN(MatmulPlan p, plan_matmul(a.shape(), b.shape(), node));
+    HEARTH_ASSIGN_OR_RETURN(MatmulPlan p, plan_quantized_matmul(a.shape(), b.shape(), node));
     HEARTH_RETURN_IF_ERROR(check_8bit_zero_point(ctx.input(2), node, "a_zero_point"));
     HEARTH_RETURN_IF_ERROR(check_8bit_zero_point(ctx.input(5), node, "b_zero_point"));
     HEARTH_ASSIGN_OR_RETURN(auto as, read_scales(*ctx.input(1), node, "a_scale"));
@@ -158,6 +113,7 @@ class QLinearMatMulKernel final : public Kernel {
     if (out_type != DataType::kUInt8 && out_type != DataType::kInt8)
       return unimplemented(node.describe(), ": QLinearMatMul output dtype ", dtype_name(out_type));
     Tensor& y = ctx.allocate_output(0, out_type, p.out_shape);
+    if (y.numel() == 0) return ok_status();
     int64_t mn = p.M * p.N;
     auto requant = [&](auto tag) {
       using Q = decltype(tag);

@@ -16,6 +16,7 @@
 #include "kernels/kernel.h"
 #include "kernels/reduce_internal.h"
 #include "kernels/register_all.h"
+#include "kernels/wrapping.h"
 
 namespace hearth {
 namespace {
@@ -175,7 +176,7 @@ Acc highest_value() {
 template <ReduceOp Op, typename T>
 void reduce_typed(const ReducePlan& p, const T* x, T* out, int threads) {
   using Acc = AccType<Op, T>;
-  const auto add = [](Acc a, Acc b) { return a + b; };
+  const auto add = [](Acc a, Acc b) { return wrap_add(a, b); };
   const auto ident = [](T v, int64_t) { return static_cast<Acc>(v); };
   std::vector<Acc> acc(p.out_numel);
   std::vector<Acc> shift;  // LogSumExp: per-output max, subtracted before exp
@@ -191,7 +192,7 @@ void reduce_typed(const ReducePlan& p, const T* x, T* out, int threads) {
     if (!empty) run_plan(p, x, acc.data(), init, ident, pick, threads);
   } else if constexpr (Op == ReduceOp::kProd) {
     std::fill(acc.begin(), acc.end(), Acc(1));
-    if (!empty) run_plan(p, x, acc.data(), Acc(1), ident, [](Acc a, Acc b) { return a * b; }, threads);
+    if (!empty) run_plan(p, x, acc.data(), Acc(1), ident, [](Acc a, Acc b) { return wrap_mul(a, b); }, threads);
   } else if constexpr (Op == ReduceOp::kLogSumExp) {
     shift.assign(p.out_numel, lowest_value<Acc, T>());
     const auto mx = [](Acc a, Acc b) { return a < b ? b : a; };
@@ -206,10 +207,7 @@ void reduce_typed(const ReducePlan& p, const T* x, T* out, int threads) {
     std::fill(acc.begin(), acc.end(), Acc(0));
     if (!empty) {
       if constexpr (Op == ReduceOp::kL1) {
-        const auto abs_map = [](T v, int64_t) {
-          Acc a = static_cast<Acc>(v);
-          return a < 0 ? -a : a;
-        };
+        const auto abs_map = [](T v, int64_t) { return wrap_abs(static_cast<Acc>(v)); };
         run_plan(p, x, acc.data(), Acc(0), abs_map, add, threads);
       } else if constexpr (Op == ReduceOp::kL2 || Op == ReduceOp::kSumSquare) {
         const auto sq = [](T v, int64_t) { return static_cast<Acc>(v) * static_cast<Acc>(v); };

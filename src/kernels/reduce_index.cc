@@ -8,6 +8,7 @@
 
 #include "kernels/kernel.h"
 #include "kernels/reduce_internal.h"
+#include "kernels/wrapping.h"
 
 namespace hearth {
 namespace {
@@ -212,9 +213,9 @@ void cumsum_typed(const T* x, T* y, const AxisSplit& s, bool exclusive, bool rev
       for (int64_t i = 0; i < s.inner; ++i) {
         if (exclusive) {
           out[i] = run[i];
-          run[i] += in[i];
+          run[i] = wrap_add(run[i], in[i]);
         } else {
-          run[i] += in[i];
+          run[i] = wrap_add(run[i], in[i]);
           out[i] = run[i];
         }
       }

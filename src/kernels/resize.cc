@@ -135,8 +135,12 @@ Result<ResizePlan> plan_resize(const ResizeConfig& cfg, const Shape& in, const s
       return invalid_argument(node.describe(), ": scales has ", scales.size(), " values for input of rank ", rank);
     for (size_t d = 0; d < rank; ++d) {
       if (!(scales[d] > 0)) return invalid_argument(node.describe(), ": scale ", scales[d], " must be positive");
+      const double out = std::floor(scales[d] * static_cast<double>(in[d]));
+      if (!(out < 0x1p62))  // also refuses an infinite scale
+        return invalid_argument(node.describe(), ": scale ", scales[d], " makes axis ", d, " of size ", in[d],
+                                " too large");
       p.scales[d] = scales[d];
-      p.out[d] = static_cast<int64_t>(std::floor(scales[d] * static_cast<double>(in[d])));
+      p.out[d] = static_cast<int64_t>(out);
     }
   } else {
     return invalid_argument(node.describe(), ": one of scales or sizes must be given");

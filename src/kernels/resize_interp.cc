@@ -14,6 +14,9 @@
 namespace hearth {
 namespace {
 
+// NaN (an extrapolation_value of NaN) cannot be converted to an integer; it becomes 0.
+double nan_to_zero(double v) { return v != v ? 0.0 : v; }
+
 // Source coordinate of output index o, or NaN when it must be extrapolated.
 double source_coord(const ResizeConfig& cfg, const ResizePlan& plan, const Shape& in, size_t d, int64_t o) {
   double scale = plan.scales[d];
@@ -111,12 +114,29 @@ void nearest_pass(const E* src, E* dst, int64_t outer, const AxisTaps& t, int64_
 }
 
 // Runs pass(src, dst, outer, taps, inner) over every non-identity axis, innermost first;
-// the last pass writes to `out`.
+// the last pass writes to `out`. When that order would make an intermediate larger
+// than both the input and the output (x [2^17, 1] resized to [1, 2^17] passes through
+// [2^17, 2^17]), the shrinking axes go first, which bounds every intermediate by the
+// larger of the two; the passes are separable, so only rounding can differ.
 template <typename T, typename Pass>
 void run_passes(const std::vector<AxisTaps>& taps, const Shape& in_shape, const T* src, T* out, Pass&& pass) {
   std::vector<size_t> axes;
   for (size_t d = taps.size(); d-- > 0;)
     if (!taps[d].identity) axes.push_back(d);
+  {
+    Shape cur = in_shape, out_shape = in_shape;
+    for (size_t d : axes) out_shape[d] = taps[d].out;
+    const int64_t bound = std::max(shape_numel(in_shape), shape_numel(out_shape));
+    bool too_big = false;
+    for (size_t k = 0; k + 1 < axes.size(); ++k) {
+      cur[axes[k]] = taps[axes[k]].out;
+      auto n = checked_numel(cur);
+      too_big = too_big || !n.ok() || *n > bound;
+    }
+    if (too_big) {
+      std::stable_partition(axes.begin(), axes.end(), [&](size_t d) { return taps[d].out < taps[d].in; });
+    }
+  }
   if (axes.empty()) {
     std::memcpy(out, src, static_cast<size_t>(shape_numel(in_shape)) * sizeof(T));
     return;
@@ -204,7 +224,7 @@ Status resize_interp(const ResizeConfig& cfg, const std::vector<AxisTaps>& taps,
               const double lo = static_cast<double>(std::numeric_limits<T>::lowest());
               const double hi = static_cast<double>(std::numeric_limits<T>::max());
               for (int64_t i = 0; i < y.numel(); ++i)
-                y.data<T>()[i] = static_cast<T>(std::clamp(std::nearbyint(static_cast<double>(yf.data<float>()[i])), lo, hi));
+                y.data<T>()[i] = static_cast<T>(std::clamp(nan_to_zero(std::nearbyint(static_cast<double>(yf.data<float>()[i]))), lo, hi));
             }
             return ok_status();
           },

@@ -14,12 +14,29 @@ namespace {
 
 enum class PadMode { kConstant, kReflect, kEdge, kWrap };
 
+// One axis: input size `in`, pads `pb` (begin) and `pe` (end), negative ones crop.
+struct PadAxis {
+  int64_t crop_begin = 0, kept = 0, pad_begin = 0, out = 0;
+};
+
+// Resolves one axis; pads come from the model or an input, so every step is checked.
+Result<PadAxis> pad_axis(int64_t in, int64_t pb, int64_t pe, const Node& node) {
+  PadAxis a;
+  const int64_t crop_b = pb < 0 ? pb : 0, crop_e = pe < 0 ? pe : 0;  // <= 0
+  if (crop_b < -in || crop_e < -in || crop_b + crop_e < -in)  // each is >= -in here, so the sum is exact
+    return invalid_argument(node.describe(), ": pads ", pb, ",", pe, " crop more than the axis size ", in);
+  a.crop_begin = -crop_b;
+  a.kept = in + crop_b + crop_e;
+  a.pad_begin = std::max<int64_t>(pb, 0);
+  int64_t grown = 0;
+  if (add_overflows(a.kept, a.pad_begin, &grown) || add_overflows(grown, std::max<int64_t>(pe, 0), &a.out))
+    return invalid_argument(node.describe(), ": pads ", pb, ",", pe, " make the axis larger than fits in 64 bits");
+  return a;
+}
+
 // Source index for each output index along one axis; -1 means "constant".
-Result<std::vector<int64_t>> axis_map(int64_t in, int64_t pb, int64_t pe, PadMode mode, const Node& node) {
-  int64_t cs = std::max<int64_t>(0, -pb), ce = in - std::max<int64_t>(0, -pe);
-  int64_t L = ce - cs, b = std::max<int64_t>(pb, 0), e = std::max<int64_t>(pe, 0);
-  if (L < 0) return invalid_argument(node.describe(), ": pads ", pb, ",", pe, " crop more than the axis size ", in);
-  int64_t out = L + b + e;
+Result<std::vector<int64_t>> axis_map(const PadAxis& a, PadMode mode, const Node& node) {
+  const int64_t cs = a.crop_begin, L = a.kept, b = a.pad_begin, out = a.out;
   if (L == 0 && out > 0 && mode != PadMode::kConstant)
     return invalid_argument(node.describe(), ": cannot pad an empty axis in non-constant mode");
   std::vector<int64_t> m(static_cast<size_t>(out));
@@ -97,11 +114,17 @@ class PadKernel final : public Kernel {
     if (!x) return invalid_argument(node.describe(), ": input data is required");
     size_t rank = x->rank();
     HEARTH_ASSIGN_OR_RETURN(std::vector<int64_t> pads, read_pads(ctx, rank));
-    std::vector<std::vector<int64_t>> maps(rank);
+    std::vector<PadAxis> axes(rank);
     Shape out(rank);
     for (size_t d = 0; d < rank; ++d) {
-      HEARTH_ASSIGN_OR_RETURN(maps[d], axis_map(x->dim(d), pads[d], pads[d + rank], mode_, node));
-      out[d] = static_cast<int64_t>(maps[d].size());
+      HEARTH_ASSIGN_OR_RETURN(axes[d], pad_axis(x->dim(d), pads[d], pads[d + rank], node));
+      out[d] = axes[d].out;
+    }
+    // The index maps are as long as the output's axes: check the output before making them.
+    HEARTH_RETURN_IF_ERROR(ctx.check_output_shape(x->dtype(), out).with_context(node.describe()));
+    std::vector<std::vector<int64_t>> maps(rank);
+    for (size_t d = 0; d < rank; ++d) {
+      HEARTH_ASSIGN_OR_RETURN(maps[d], axis_map(axes[d], mode_, node));
     }
     Tensor& y = ctx.allocate_output(0, x->dtype(), out);
     if (y.numel() == 0) return ok_status();

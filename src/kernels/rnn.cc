@@ -96,6 +96,10 @@ class RecurrentKernel : public Kernel {
       }
     }
     HEARTH_RETURN_IF_ERROR(check_and_plan(node, in));
+    // The gate scratch ([seq, batch, gates * hidden] per direction) is held to the tensor limit.
+    HEARTH_RETURN_IF_ERROR(
+        ctx.check_output_shape(compute, {cfg_.seq, cfg_.batch, rnn_gate_count(kind_) * cfg_.hidden, dirs_})
+            .with_context(node.describe() + ": gate scratch"));
     std::vector<int64_t> seq_lens;
     HEARTH_RETURN_IF_ERROR(read_seq_lens(ctx, &seq_lens));
     if (layout_ == 1) {
@@ -153,11 +157,13 @@ class RecurrentKernel : public Kernel {
     cfg_.batch = layout_ == 0 ? x.dim(1) : x.dim(0);
     cfg_.input = x.dim(2);
     cfg_.hidden = hidden_attr_ > 0 ? hidden_attr_ : in[kR].dim(2);
-    const int64_t S = cfg_.seq, B = cfg_.batch, I = cfg_.input, H = cfg_.hidden;
-    (void)S;
-    HEARTH_RETURN_IF_ERROR(check_shape(node, in[kW], "W", {dirs_, G * H, I}));
-    HEARTH_RETURN_IF_ERROR(check_shape(node, in[kR], "R", {dirs_, G * H, H}));
-    if (in[kB].defined()) HEARTH_RETURN_IF_ERROR(check_shape(node, in[kB], "B", {dirs_, 2 * G * H}));
+    const int64_t B = cfg_.batch, I = cfg_.input, H = cfg_.hidden;
+    int64_t GH = 0, GH2 = 0;  // hidden_size comes from the model: products checked
+    if (mul_overflows(G, H, &GH) || mul_overflows(GH, 2, &GH2))
+      return invalid_argument(node.describe(), ": hidden_size ", H, " is too large");
+    HEARTH_RETURN_IF_ERROR(check_shape(node, in[kW], "W", {dirs_, GH, I}));
+    HEARTH_RETURN_IF_ERROR(check_shape(node, in[kR], "R", {dirs_, GH, H}));
+    if (in[kB].defined()) HEARTH_RETURN_IF_ERROR(check_shape(node, in[kB], "B", {dirs_, GH2}));
     const Shape state = layout_ == 0 ? Shape{dirs_, B, H} : Shape{B, dirs_, H};
     if (in[kInitH].defined()) HEARTH_RETURN_IF_ERROR(check_shape(node, in[kInitH], "initial_h", state));
     if (kind_ == RnnKind::kLstm) {

@@ -259,7 +259,7 @@ Status run_rnn_direction(const RnnConfig& cfg, const RnnDirectionIO<T>& io) {
   if (io.c0) std::copy_n(io.c0, B * H, s.c.data());
   HEARTH_RETURN_IF_ERROR(gemm_abt<T>(cfg.seq * B, GH, cfg.input, io.x, cfg.input, io.w, cfg.input, T(0), s.xw.data(), GH));
   add_biases(cfg, io.b, s.xw);
-  for (int64_t step = 0; step < cfg.seq; ++step) {
+  for (int64_t step = 0; step < cfg.seq && B > 0; ++step) {  // an empty batch has no steps to run
     const int64_t t = io.reverse ? cfg.seq - 1 - step : step;
     const T* xw = s.xw.data() + t * B * GH;
     switch (cfg.kind) {

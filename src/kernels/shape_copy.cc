@@ -197,7 +197,7 @@ class SplitKernel : public Kernel {
       if (dim % n != 0 && num_outputs_attr_ == 0) {
         return invalid_argument("Split: dim ", dim, " cannot be split evenly into ", n, " outputs");
       }
-      const int64_t chunk = (dim + n - 1) / n;  // opset 18 num_outputs: last chunk may be smaller
+      const int64_t chunk = dim / n + (dim % n != 0);  // opset 18 num_outputs: last chunk may be smaller
       for (int64_t k = 0; k < n; ++k) sizes.push_back(std::clamp<int64_t>(dim - k * chunk, 0, chunk));
       return sizes;
     }
@@ -207,7 +207,7 @@ class SplitKernel : public Kernel {
     int64_t total = 0;
     for (int64_t s : sizes) {
       if (s < 0) return invalid_argument("Split: negative split size ", s);
-      total += s;
+      HEARTH_ASSIGN_OR_RETURN(total, checked_add(total, s, "Split: sum of split sizes"));
     }
     if (total != dim) return invalid_argument("Split: split sizes sum to ", total, " but the axis has size ", dim);
     return sizes;
@@ -263,7 +263,8 @@ class TileKernel : public Kernel {
       plan.src_strides.push_back(0);
       plan.shape.push_back(x->dim(d));
       plan.src_strides.push_back(in_strides[d]);
-      out.push_back(reps[d] * x->dim(d));
+      HEARTH_ASSIGN_OR_RETURN(int64_t od, checked_mul(reps[d], x->dim(d), "Tile: output dim"));
+      out.push_back(od);
     }
     Tensor& y = ctx.allocate_output(0, x->dtype(), out);
     return strided_copy(plan, x->raw_data(), y.raw_data(), dtype_size(x->dtype()), ctx.num_threads());
@@ -272,11 +273,14 @@ class TileKernel : public Kernel {
 
 // ---- DepthToSpace / SpaceToDepth ------------------------------------------
 
-// Reads blocksize and checks the input is 4-D with a positive blocksize.
+constexpr int64_t kMaxBlocksize = 1 << 16;
+
+// Checks the input is 4-D and the blocksize positive and at most kMaxBlocksize.
 Status check_block_input(const Tensor& x, int64_t b, const char* op) {
   HEARTH_RETURN_IF_ERROR(check_movable(x, op, "input"));
   if (x.rank() != 4) return invalid_argument(op, ": input must be 4-D, got ", x.describe());
-  if (b <= 0) return invalid_argument(op, ": blocksize must be positive, got ", b);
+  // blocksize^2 and dim * blocksize stay far from overflow below this.
+  if (b <= 0 || b > kMaxBlocksize) return invalid_argument(op, ": blocksize must be in [1, ", kMaxBlocksize, "], got ", b);
   return ok_status();
 }
 

@@ -46,7 +46,8 @@ Result<Shape> reshape_target(const Shape& in, const std::vector<int64_t>& spec, 
     }
     if (d < 0) return invalid_argument("Reshape: shape[", i, "] = ", d, " is negative");
     out[i] = d;
-    known *= d;
+    if (mul_overflows(known, d, &known))
+      return invalid_argument("Reshape: shape ", shape_str(spec), " has more elements than fit in 64 bits");
   }
   const int64_t numel = shape_numel(in);
   if (infer_at >= 0) {
@@ -234,6 +235,9 @@ class SizeKernel : public Kernel {
 
 // ---- ConstantOfShape / Range / EyeLike / Trilu ----------------------------
 
+// Diagonal offsets past every possible row and column; bounding them keeps i + k exact.
+constexpr int64_t kMaxDiagonal = int64_t{1} << 62;
+
 class ConstantOfShapeKernel : public Kernel {
  public:
   Status init(const KernelInfo& info) override {
@@ -303,6 +307,8 @@ class EyeLikeKernel : public Kernel {
       return unimplemented("EyeLike: dtype ", dtype_name(dtype_), " is not supported");
     }
     k_ = info.node.attr_int("k", 0);
+    if (k_ < -kMaxDiagonal || k_ > kMaxDiagonal)
+      return invalid_argument("EyeLike: k ", k_, " is outside [", -kMaxDiagonal, ", ", kMaxDiagonal, "]");
     return ok_status();
   }
   Status compute(KernelContext& ctx) override {
@@ -342,6 +348,7 @@ class TriluKernel : public Kernel {
     if (const Tensor* kt = ctx.input(1)) {
       HEARTH_ASSIGN_OR_RETURN(k, read_int64_scalar(*kt, "Trilu: k"));
     }
+    k = std::clamp(k, -kMaxDiagonal, kMaxDiagonal);  // beyond every row and column either way
     Tensor& y = ctx.allocate_output(0, x->dtype(), x->shape());
     const int64_t rows = x->dim(x->rank() - 2), cols = x->dim(x->rank() - 1);
     const int64_t mats = rows * cols == 0 ? 0 : x->numel() / (rows * cols);

@@ -147,6 +147,25 @@ void FftPlan::transform(Complex* data, bool inverse, std::vector<Complex>& scrat
   for (int64_t k = 0; k < n_; ++k) data[k] = std::conj(data[k]) * inv_n;
 }
 
+Status check_fft_memory(const KernelContext& ctx, int64_t n, int threads) {
+  // Bluestein pads to m < 4n: roots m/2, chirp n, its FFT m; per thread n + m.
+  int64_t per_n = 0;
+  if (n < 0 || mul_overflows(4, static_cast<int64_t>(std::max(threads, 1)) + 2, &per_n))
+    return invalid_argument(ctx.node().describe(), ": transform length ", n, " is out of range");
+  HEARTH_ASSIGN_OR_RETURN(int64_t doubles, checked_mul(per_n * 2 + 4, n, "transform memory"));
+  return ctx.check_output_shape(DataType::kDouble, {doubles})
+      .with_context(str_cat(ctx.node().describe(), ": a transform of length ", n));
+}
+
+std::vector<FftWork> make_fft_work(const FftPlan& plan, int threads) {
+  std::vector<FftWork> work(static_cast<size_t>(std::max(threads, 1)));
+  for (auto& w : work) {
+    w.buf.resize(static_cast<size_t>(plan.size()));
+    w.scratch.reserve(static_cast<size_t>(plan.scratch_size()));
+  }
+  return work;
+}
+
 // ---------------------------------------------------------------- windows
 
 // Generalized cosine window: w[k] = a0 - a1 cos(2 pi k / N) + a2 cos(4 pi k / N),
@@ -223,12 +242,15 @@ class MelWeightMatrixKernel : public Kernel {
       return invalid_argument(ctx.node().describe(), ": num_mel_bins (", num_mel_bins, "), dft_length (", dft_length,
                               ") and sample_rate (", sample_rate, ") must be positive");
     }
-    if (lower_hz < 0 || upper_hz < lower_hz) {
+    if (!(lower_hz >= 0) || !(upper_hz >= lower_hz) || !std::isfinite(upper_hz)) {
       return invalid_argument(ctx.node().describe(), ": need 0 <= lower_edge_hertz (", lower_hz,
-                              ") <= upper_edge_hertz (", upper_hz, ")");
+                              ") <= upper_edge_hertz (", upper_hz, "), both finite");
     }
     const int64_t num_bins = dft_length / 2 + 1;
-    std::vector<int64_t> points = mel_points(num_mel_bins, dft_length, sample_rate, lower_hz, upper_hz);
+    HEARTH_RETURN_IF_ERROR(ctx.check_output_shape(DataType::kDouble, {num_bins, num_mel_bins}).with_context(
+        ctx.node().describe()));
+    HEARTH_ASSIGN_OR_RETURN(std::vector<int64_t> points,
+                            mel_points(num_mel_bins, dft_length, sample_rate, lower_hz, upper_hz, ctx.node()));
     Tensor values = Tensor::zeros(DataType::kDouble, {num_bins, num_mel_bins}, ctx.allocator());
     double* out = values.data<double>();
     auto set = [&](int64_t row, int64_t col, double v) {
@@ -236,26 +258,32 @@ class MelWeightMatrixKernel : public Kernel {
     };
     for (int64_t i = 0; i < num_mel_bins; ++i) {
       int64_t low = points[i], center = points[i + 1], high = points[i + 2];
+      // Only rows inside the matrix are written: the points may lie far beyond it.
       if (center == low) {
         set(center, i, 1.0);
       } else {
-        for (int64_t j = low; j <= center; ++j) set(j, i, double(j - low) / double(center - low));
+        for (int64_t j = std::max<int64_t>(low, 0); j <= std::min(center, num_bins - 1); ++j)
+          set(j, i, double(j - low) / double(center - low));
       }
-      for (int64_t j = center; j < high; ++j) set(j, i, double(high - j) / double(high - center));
+      for (int64_t j = std::max<int64_t>(center, 0); j < std::min(high, num_bins); ++j)
+        set(j, i, double(high - j) / double(high - center));
     }
     return signal_set_output(ctx, 0, values, static_cast<DataType>(output_dtype_));
   }
 
  private:
-  static std::vector<int64_t> mel_points(int64_t num_mel_bins, int64_t dft_length, int64_t sample_rate, double lower_hz,
-                                         double upper_hz) {
+  static Result<std::vector<int64_t>> mel_points(int64_t num_mel_bins, int64_t dft_length, int64_t sample_rate,
+                                                 double lower_hz, double upper_hz, const Node& node) {
     auto to_mel = [](double hz) { return 2595.0 * std::log10(1.0 + hz / 700.0); };
     double low_mel = to_mel(lower_hz), high_mel = to_mel(upper_hz);
     double step = (high_mel - low_mel) / static_cast<double>(num_mel_bins + 2);
     std::vector<int64_t> points(static_cast<size_t>(num_mel_bins + 2));
     for (int64_t i = 0; i < num_mel_bins + 2; ++i) {
       double hz = 700.0 * (std::pow(10.0, (static_cast<double>(i) * step + low_mel) / 2595.0) - 1.0);
-      points[i] = static_cast<int64_t>(std::floor(static_cast<double>(dft_length + 1) * hz / sample_rate));
+      const double bin = std::floor(static_cast<double>(dft_length + 1) * hz / static_cast<double>(sample_rate));
+      if (!(std::fabs(bin) < 0x1p52))
+        return invalid_argument(node.describe(), ": upper_edge_hertz ", upper_hz, " maps past any FFT bin");
+      points[i] = static_cast<int64_t>(bin);
     }
     return points;
   }

@@ -31,6 +31,8 @@ class FftPlan {
   using Complex = std::complex<double>;
   explicit FftPlan(int64_t n);
   int64_t size() const { return n_; }
+  // Elements of scratch transform() needs (0 for powers of two).
+  int64_t scratch_size() const { return m_ == n_ ? 0 : m_; }
   // Transforms data[0..n) in place: X[k] = sum_j x[j] exp(-+2 pi i jk/n); the
   // inverse also divides by n. `scratch` is reused between calls by one thread.
   void transform(Complex* data, bool inverse, std::vector<Complex>& scratch) const;
@@ -47,6 +49,18 @@ class FftPlan {
 // Keeps the plan of the last length used, so a kernel run repeatedly on the
 // same shape (the usual case) builds its twiddles and chirp only once.
 // Not thread safe: one cache per Kernel object (kernels never run concurrently).
+// Memory a transform of length n takes: the plan's tables plus `threads` threads'
+// buffers, checked against the tensor limit (as if it were one tensor) before any of
+// it is allocated. dft_length and frame_length come from the model or an input.
+Status check_fft_memory(const KernelContext& ctx, int64_t n, int threads);
+
+// One thread's buffers for FftPlan::transform, made before a parallel region: an
+// allocation failure inside one could not be caught.
+struct FftWork {
+  std::vector<std::complex<double>> buf, scratch;
+};
+std::vector<FftWork> make_fft_work(const FftPlan& plan, int threads);
+
 class FftPlanCache {
  public:
   const FftPlan& get(int64_t n) {

@@ -2,6 +2,8 @@
 // opset 20: axis as input) and STFT. Real inputs have a trailing dimension of
 // 1, complex ones of 2 (real, imaginary); outputs are always complex. Math is
 // done in double through FftPlan (signal.cc) and converted back at the end.
+#include <omp.h>
+
 #include <algorithm>
 
 #include "kernels/kernel.h"
@@ -43,9 +45,11 @@ void run_dft(const FftPlan& plan, const DftLayout& L, const double* in, double* 
   const int64_t count = L.outer * L.inner;
   const int64_t take = std::min(L.len, L.n);
   const bool big = count * L.n > (1 << 15);
+  std::vector<FftWork> work = make_fft_work(plan, num_threads);
 #pragma omp parallel num_threads(num_threads) if (big)
   {
-    std::vector<Complex> buf(static_cast<size_t>(L.n)), scratch;
+    std::vector<Complex>& buf = work[static_cast<size_t>(omp_get_thread_num())].buf;
+    std::vector<Complex>& scratch = work[static_cast<size_t>(omp_get_thread_num())].scratch;
 #pragma omp for schedule(static)
     for (int64_t s = 0; s < count; ++s) {
       const int64_t o = s / L.inner, i = s % L.inner;
@@ -112,8 +116,11 @@ class DftKernel : public Kernel {
     Shape out_shape = x->shape();
     out_shape[axis] = L.out_n;
     out_shape.back() = 2;
-    HEARTH_ASSIGN_OR_RETURN(Tensor xd, signal_to_double(*x));
+    HEARTH_RETURN_IF_ERROR(ctx.check_output_shape(DataType::kDouble, out_shape).with_context(ctx.node().describe()));
     Tensor yd(DataType::kDouble, out_shape, ctx.allocator());
+    if (yd.numel() == 0) return signal_set_output(ctx, 0, yd, x->dtype());  // no transform to plan
+    HEARTH_RETURN_IF_ERROR(check_fft_memory(ctx, L.n, ctx.num_threads()));
+    HEARTH_ASSIGN_OR_RETURN(Tensor xd, signal_to_double(*x));
     run_dft(plans_.get(L.n), L, xd.data<double>(), yd.data<double>(), inverse_, ctx.num_threads());
     return signal_set_output(ctx, 0, yd, x->dtype());
   }
@@ -157,6 +164,13 @@ class StftKernel : public Kernel {
     }
     const int64_t frames = (len - n) / step + 1;
     const int64_t out_n = onesided_ ? n / 2 + 1 : n;
+    HEARTH_RETURN_IF_ERROR(
+        ctx.check_output_shape(DataType::kDouble, {batch, frames, out_n, 2}).with_context(ctx.node().describe()));
+    if (batch == 0) {  // no frames to transform: no plan to build
+      Tensor empty(DataType::kDouble, {batch, frames, out_n, 2}, ctx.allocator());
+      return signal_set_output(ctx, 0, empty, signal->dtype());
+    }
+    HEARTH_RETURN_IF_ERROR(check_fft_memory(ctx, n, ctx.num_threads()));
     HEARTH_ASSIGN_OR_RETURN(Tensor sd, signal_to_double(*signal));
     std::vector<double> window(static_cast<size_t>(n), 1.0);
     if (const Tensor* w = ctx.input(2)) {
@@ -198,9 +212,11 @@ class StftKernel : public Kernel {
     const int64_t n = static_cast<int64_t>(window.size());
     const int64_t count = batch * frames;
     const bool big = count * n > (1 << 15);
+    std::vector<FftWork> work = make_fft_work(plan, num_threads);
 #pragma omp parallel num_threads(num_threads) if (big)
     {
-      std::vector<Complex> buf(static_cast<size_t>(n)), scratch;
+      std::vector<Complex>& buf = work[static_cast<size_t>(omp_get_thread_num())].buf;
+      std::vector<Complex>& scratch = work[static_cast<size_t>(omp_get_thread_num())].scratch;
 #pragma omp for schedule(static)
       for (int64_t s = 0; s < count; ++s) {
         const int64_t b = s / frames, f = s % frames;

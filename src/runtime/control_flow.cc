@@ -10,6 +10,19 @@ namespace hearth {
 
 namespace {
 
+thread_local int t_budget_depth = 0;
+thread_local int64_t t_budget = kDefaultLoopIterations;
+thread_local int64_t t_iterations_left = kDefaultLoopIterations;
+
+// Takes one iteration from the run's budget; an error naming the node when it is spent.
+Status take_iteration(const Node& node) {
+  if (--t_iterations_left < 0) {
+    return resource_exhausted(node.describe(), ": the run has used its budget of ", t_budget,
+                              " Loop and Scan iterations (nested loops count together; max_loop_iterations)");
+  }
+  return ok_status();
+}
+
 // A subgraph prepared as a Session whose inputs are its formal inputs followed by
 // the outer-scope values it reads.
 struct Subgraph {
@@ -160,9 +173,14 @@ class LoopKernel final : public ControlFlowKernel {
       if (!t) return invalid_argument(node.describe(), ": loop-carried input ", i, " is missing");
       state.push_back(*t);
     }
+    if (ctx.num_outputs() < carried) {
+      return invalid_argument(node.describe(), ": ", carried, " loop-carried values but only ", ctx.num_outputs(),
+                              " outputs");
+    }
     const size_t scans = ctx.num_outputs() - carried;
     std::vector<std::vector<Tensor>> scan_parts(scans);
     for (int64_t i = 0; i < max_trip && cond; ++i) {
+      HEARTH_RETURN_IF_ERROR(take_iteration(node));
       std::vector<std::pair<std::string, Tensor>> feeds;
       feeds.emplace_back(body_.formal_inputs[0], Tensor::scalar<int64_t>(i));
       feeds.emplace_back(body_.formal_inputs[1], Tensor::scalar<bool>(cond));
@@ -178,7 +196,6 @@ class LoopKernel final : public ControlFlowKernel {
       cond = outs[0].data<bool>()[0];
       for (size_t k = 0; k < carried; ++k) state[k] = std::move(outs[1 + k]);
       for (size_t k = 0; k < scans; ++k) scan_parts[k].push_back(std::move(outs[1 + carried + k]));
-      if (i > (int64_t{1} << 24)) return resource_exhausted(node.describe(), ": more than 16M iterations");
     }
     for (size_t k = 0; k < carried; ++k) ctx.set_output(k, state[k]);
     for (size_t k = 0; k < scans; ++k) {
@@ -236,7 +253,11 @@ class ScanKernel final : public ControlFlowKernel {
   Status compute(KernelContext& ctx) override {
     const size_t first = batched_ ? 1 : 0;
     const size_t m = static_cast<size_t>(num_scan_inputs_);
-    const size_t n = ctx.node().inputs.size() - first - m;  // state variables
+    const size_t n = ctx.node().inputs.size() - first - m;  // state variables (setup keeps this >= 0)
+    if (ctx.num_outputs() < n) {
+      return invalid_argument(ctx.node().describe(), ": ", n, " state variables but only ", ctx.num_outputs(),
+                              " outputs");
+    }
     std::vector<Tensor> states, scans;
     for (size_t i = 0; i < n + m; ++i) {
       const Tensor* t = ctx.input(first + i);
@@ -250,6 +271,14 @@ class ScanKernel final : public ControlFlowKernel {
     }
     // Opset 8: run each batch entry on its own, then stack results along axis 0.
     const int64_t batch = scans[0].rank() > 0 ? scans[0].dim(0) : 0;
+    for (const auto* group : {&states, &scans}) {
+      for (const Tensor& t : *group) {
+        if (t.rank() < 1 || t.dim(0) != batch) {
+          return invalid_argument(ctx.node().describe(), ": Scan-8 input ", t.describe(),
+                                  " does not have the batch size ", batch, " as its first dim");
+        }
+      }
+    }
     if (const Tensor* lens = ctx.input(0)) {
       HEARTH_ASSIGN_OR_RETURN(auto v, tensor_to_int64s(*lens));
       for (int64_t len : v)
@@ -291,6 +320,7 @@ class ScanKernel final : public ControlFlowKernel {
     }
     std::vector<std::vector<Tensor>> parts(k);
     for (int64_t t = 0; t < length; ++t) {
+      HEARTH_RETURN_IF_ERROR(take_iteration(node));
       std::vector<std::pair<std::string, Tensor>> feeds;
       for (size_t i = 0; i < n; ++i) feeds.emplace_back(body_.formal_inputs.at(i), state[i]);
       for (size_t j = 0; j < m; ++j) {
@@ -324,6 +354,12 @@ class ScanKernel final : public ControlFlowKernel {
 };
 
 }  // namespace
+
+IterationBudgetScope::IterationBudgetScope(int64_t budget) {
+  if (t_budget_depth++ == 0) t_budget = t_iterations_left = budget;
+}
+
+IterationBudgetScope::~IterationBudgetScope() { --t_budget_depth; }
 
 bool is_control_flow_op(const Node& node) {
   return node.domain.empty() && (node.op_type == "If" || node.op_type == "Loop" || node.op_type == "Scan");

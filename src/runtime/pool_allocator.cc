@@ -11,6 +11,7 @@
 #include <iterator>
 #include <new>
 
+#include "core/machine.h"
 #include "core/status.h"
 
 namespace hearth {
@@ -41,9 +42,7 @@ size_t default_reservation() {
 #if defined(__SANITIZE_ADDRESS__)
   return 0;  // heap blocks only, so AddressSanitizer sees every tensor's bounds
 #endif
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  size_t bytes = pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : size_t{1} << 32;
-  return std::min({bytes, size_t{8} << 30, budget() / 16}) / kCommitStep * kCommitStep;
+  return std::min({physical_memory_bytes(), size_t{8} << 30, budget() / 16}) / kCommitStep * kCommitStep;
 }
 
 // Takes up to `want` bytes (whole commit steps) from the budget; what it got.
@@ -153,6 +152,11 @@ std::shared_ptr<void> PoolAllocator::allocate(size_t bytes) {
   void* p = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (live_limit_ && size > live_limit_ - std::min(live_, live_limit_)) {
+      throw SizeError(resource_exhausted("a block of ", bytes, " bytes would take the session's tensors to ",
+                                         live_ + size, " bytes, over its memory limit of ", live_limit_,
+                                         " bytes (max_memory_bytes)"));
+    }
     if (base_) p = take_from_arena(size);
     if (!p) {
       // Heap blocks are reused by the smallest that fits and is at most twice the size.
@@ -173,6 +177,11 @@ std::shared_ptr<void> PoolAllocator::allocate(size_t bytes) {
     peak_live_ = std::max(peak_live_, live_);
   }
   return std::shared_ptr<void>(p, [self = shared_from_this(), size](void* q) { self->release(q, size); });
+}
+
+void PoolAllocator::set_live_limit(size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  live_limit_ = bytes;
 }
 
 void PoolAllocator::release(void* p, size_t size) {

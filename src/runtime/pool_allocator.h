@@ -37,7 +37,13 @@ class PoolAllocator final : public Allocator, public std::enable_shared_from_thi
   PoolAllocator(const PoolAllocator&) = delete;
   PoolAllocator& operator=(const PoolAllocator&) = delete;
 
+  // Throws std::bad_alloc when memory runs out, and SizeError (core/checked_math.h)
+  // when the block would take the live bytes over the limit.
   std::shared_ptr<void> allocate(size_t bytes) override;
+
+  // The most bytes the pool may have handed out at once (0: no limit): a model's
+  // memory limit. Blocks already out are not affected.
+  void set_live_limit(size_t bytes);
 
   // The owner is gone: chunks freed from now on return their pages to the system.
   void orphan();
@@ -73,6 +79,7 @@ class PoolAllocator final : public Allocator, public std::enable_shared_from_thi
   std::multimap<size_t, void*> heap_free_;      // fallback blocks kept for reuse
   size_t heap_held_ = 0;
   size_t live_ = 0, peak_live_ = 0;
+  size_t live_limit_ = 0;
   size_t fresh_ = 0;
   bool orphaned_ = false;
 };

@@ -8,6 +8,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/machine.h"
 #include "graph/onnx_import.h"
 #include "graph/optimizer.h"
 #include "kernels/nchwc_layout.h"
@@ -36,16 +37,24 @@ Status unsupported_op_error(const Node& node, int64_t opset) {
                        node.name, "'");
 }
 
-// Kernels report errors as Status; an allocation failure (a model or input asking for
-// absurd sizes) or a library exception must not take the process down either.
-Status compute_guarded(Kernel& kernel, KernelContext& ctx) {
+// Kernels report errors as Status; a shape over a size limit (SizeError), an allocation
+// failure (a model or input asking for absurd sizes) or a library exception must not
+// take the process down either. `doing` names the work for the messages.
+template <typename Fn>
+Status guarded(const char* doing, Fn&& fn) {
   try {
-    return kernel.compute(ctx);
+    return fn();
+  } catch (const SizeError& e) {
+    return e.status();
   } catch (const std::bad_alloc&) {
-    return resource_exhausted("out of memory while computing (are the input sizes reasonable?)");
+    return resource_exhausted("out of memory while ", doing, " (are the model's and the input's sizes reasonable?)");
   } catch (const std::exception& e) {
-    return internal_error("unexpected exception: ", e.what());
+    return internal_error("unexpected exception while ", doing, ": ", e.what());
   }
+}
+
+Status compute_guarded(Kernel& kernel, KernelContext& ctx) {
+  return guarded("computing", [&] { return kernel.compute(ctx); });
 }
 
 int default_threads() {
@@ -83,11 +92,18 @@ Result<std::unique_ptr<Session>> Session::create(Model model, const SessionOptio
   s->model_ = std::move(model);
   s->options_ = options;
   s->threads_ = options.intra_op_threads > 0 ? options.intra_op_threads : default_threads();
+  s->max_tensor_bytes_ = options.max_tensor_bytes ? options.max_tensor_bytes : physical_memory_bytes() / 2;
   s->pool_ = PoolAllocator::create();
-  if (options.optimize) {
-    HEARTH_RETURN_IF_ERROR(optimize_graph(s->model_, options.blocked_layout && nchwc_native()).status());
-  }
-  HEARTH_RETURN_IF_ERROR(s->prepare());
+  s->pool_->set_live_limit(options.max_memory_bytes);
+  // The model is untrusted: a rewrite or a kernel's set-up that throws (an allocation
+  // sized by the model, a size check) fails this load, never the process.
+  Status st = guarded("loading the model", [&] {
+    if (options.optimize) {
+      HEARTH_RETURN_IF_ERROR(optimize_graph(s->model_, options.blocked_layout && nchwc_native()).status());
+    }
+    return s->prepare();
+  });
+  if (!st.ok()) return st;
   return s;
 }
 
@@ -99,6 +115,7 @@ Status Session::prepare() {
       return unimplemented("model input '", in.name, "' has unsupported type ", dtype_name(in.dtype));
     }
   }
+  for (const auto& [name, t] : g.initializers) HEARTH_RETURN_IF_ERROR(check_tensor_limit("initializer", name, t));
   std::unordered_map<std::string, int> slot;
   auto slot_of = [&](const std::string& name) {
     auto [it, inserted] = slot.emplace(name, static_cast<int>(slot.size()));
@@ -216,7 +233,7 @@ Status Session::fold_constants() {
       std::vector<const Tensor*> ins;
       for (const auto& in : node.inputs) ins.push_back(in.empty() ? nullptr : &g.initializers.at(in));
       std::vector<Tensor> outs(node.outputs.size());
-      KernelContext ctx(node, ins, &outs, default_allocator(), threads_);
+      KernelContext ctx(node, ins, &outs, default_allocator(), threads_, 0, max_tensor_bytes_);
       Status st = compute_guarded(*step.kernel, ctx);
       if (st.ok()) {
         for (size_t k = 0; k < outs.size(); ++k)
@@ -240,8 +257,22 @@ Status Session::fold_constants() {
   return ok_status();
 }
 
+// A tensor the kernels will see, from the model or the caller: within the per-tensor
+// limit, counting an empty tensor's zero dims as ones (core/checked_math.h).
+Status Session::check_tensor_limit(const char* what, const std::string& name, const Tensor& t) const {
+  auto bytes = checked_extent_bytes(t.dtype(), t.shape());
+  if (!bytes.ok()) return bytes.status().with_context(str_cat(what, " '", name, "'"));
+  if (*bytes > max_tensor_bytes_) {
+    return resource_exhausted(what, " '", name, "' ", t.describe(), " is ", *bytes, " bytes",
+                              t.numel() == 0 ? " counting its zero dims as ones" : "", ", over the limit of ",
+                              max_tensor_bytes_, " bytes for one tensor (max_tensor_bytes)");
+  }
+  return ok_status();
+}
+
 Status Session::validate_feed(const ValueInfo& info, const Tensor& t) const {
   if (!t.defined()) return invalid_argument("input '", info.name, "' is empty");
+  HEARTH_RETURN_IF_ERROR(check_tensor_limit("input", info.name, t));
   if (info.dtype != DataType::kUndefined && t.dtype() != info.dtype) {
     return invalid_argument("input '", info.name, "' must be ", dtype_name(info.dtype), ", got ", dtype_name(t.dtype()));
   }
@@ -262,6 +293,8 @@ Status Session::validate_feed(const ValueInfo& info, const Tensor& t) const {
 
 Result<std::vector<Tensor>> Session::run(const std::vector<std::pair<std::string, Tensor>>& feeds) {
   std::lock_guard<std::mutex> lock(run_mutex_);
+  // Loop/Scan iterations of this run, nested sessions included.
+  IterationBudgetScope budget(options_.max_loop_iterations > 0 ? options_.max_loop_iterations : kDefaultLoopIterations);
   const Graph& g = model_.graph;
   std::vector<Tensor> values(constants_);
   std::vector<bool> fed(g.inputs.size(), false);
@@ -293,7 +326,7 @@ Result<std::vector<Tensor>> Session::run(const std::vector<std::pair<std::string
     ins.clear();
     for (int s : step.inputs) ins.push_back(s >= 0 && values[s].defined() ? &values[s] : nullptr);
     std::vector<Tensor> outs(step.outputs.size());
-    KernelContext ctx(*step.node, ins, &outs, pool_.get(), threads_, step.donatable);
+    KernelContext ctx(*step.node, ins, &outs, pool_.get(), threads_, step.donatable, max_tensor_bytes_);
     auto t0 = options_.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     Status st = compute_guarded(*step.kernel, ctx);
     if (!st.ok()) return with_node_context(st, *step.node);

@@ -31,6 +31,11 @@ struct SessionOptions {
   bool blocked_layout = true;  // with optimize: keep conv chains in the 8-channel blocked layout (graph/nchwc.h);
                                // only on CPUs where oneDNN works in 8-channel blocks (kernels/nchwc_layout.h)
   bool profile = false;        // record per-node time (see node_profile())
+  // Limits against hostile models and inputs; a kernel whose output would break one
+  // fails with an error naming the node, the shape and the limit.
+  size_t max_tensor_bytes = 0;  // one tensor a kernel makes; 0: half the machine's physical memory
+  size_t max_memory_bytes = 0;  // all of a run's tensors alive at once; 0: no limit
+  int64_t max_loop_iterations = 0;  // Loop/Scan iterations of one run, nested ones included; 0: 2^24
 };
 
 struct NodeProfile {
@@ -57,6 +62,8 @@ class Session {
   const std::vector<ValueInfo>& outputs() const { return model_.graph.outputs; }
   const Model& model() const { return model_; }
   int num_threads() const { return threads_; }
+  // The per-tensor limit in force (options' value, or the default it resolved to).
+  size_t max_tensor_bytes() const { return max_tensor_bytes_; }
 
   // Runs the model on named inputs; returns outputs in the order of outputs().
   // Checks each input's dtype, rank and fixed dims against the model.
@@ -82,10 +89,12 @@ class Session {
   Status prepare();
   Status fold_constants();
   Status validate_feed(const ValueInfo& info, const Tensor& t) const;
+  Status check_tensor_limit(const char* what, const std::string& name, const Tensor& t) const;
 
   Model model_;
   SessionOptions options_;
   int threads_ = 1;
+  size_t max_tensor_bytes_ = 0;
   std::shared_ptr<PoolAllocator> pool_;
   std::vector<Step> steps_;
   std::vector<Tensor> constants_;          // slot-indexed constant values (undefined for others)

@@ -60,4 +60,77 @@ inline onnx::TensorProto* add_float_initializer(onnx::GraphProto* g, const std::
   return t;
 }
 
+inline void set_int(onnx::NodeProto* n, const std::string& name, int64_t v) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(v);
+}
+inline void set_ints(onnx::NodeProto* n, const std::string& name, const std::vector<int64_t>& v) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (int64_t x : v) a->add_ints(x);
+}
+inline void set_float(onnx::NodeProto* n, const std::string& name, float v) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(v);
+}
+inline void set_string(onnx::NodeProto* n, const std::string& name, const std::string& v) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s(v);
+}
+
+// A small model written node by node, for tests that feed the loader hand-made (often
+// hostile) graphs: declared inputs, integer or float initializers, untyped outputs.
+class ModelSketch {
+ public:
+  explicit ModelSketch(int64_t opset = 17) {
+    proto_.set_ir_version(8);
+    auto* op = proto_.add_opset_import();
+    op->set_domain("");
+    op->set_version(opset);
+    proto_.mutable_graph()->set_name("sketch");
+  }
+  ModelSketch& input(const std::string& name, int elem_type, const std::vector<int64_t>& dims) {
+    set_tensor_type(graph()->add_input(), name, elem_type, dims);
+    return *this;
+  }
+  ModelSketch& ints(const std::string& name, const std::vector<int64_t>& values, std::vector<int64_t> dims = {-1}) {
+    auto* t = graph()->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    if (dims == std::vector<int64_t>{-1}) dims = {static_cast<int64_t>(values.size())};
+    for (int64_t d : dims) t->add_dims(d);
+    t->set_raw_data(values.data(), values.size() * sizeof(int64_t));
+    return *this;
+  }
+  ModelSketch& floats(const std::string& name, const std::vector<int64_t>& dims, float value = 1.0f) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    add_float_initializer(graph(), name, dims, std::vector<float>(static_cast<size_t>(n), value));
+    return *this;
+  }
+  onnx::NodeProto* node(const std::string& op, const std::vector<std::string>& in,
+                        const std::vector<std::string>& out) {
+    auto* n = add_node(graph(), op, in, out, op + "_" + std::to_string(graph()->node_size()));
+    return n;
+  }
+  ModelSketch& output(const std::string& name) {
+    auto* o = graph()->add_output();
+    o->set_name(name);
+    return *this;
+  }
+  onnx::GraphProto* graph() { return proto_.mutable_graph(); }
+  onnx::ModelProto& proto() { return proto_; }
+  std::string bytes() const { return proto_.SerializeAsString(); }
+
+ private:
+  onnx::ModelProto proto_;
+};
+
 }  // namespace hearth::testing
