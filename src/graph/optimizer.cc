@@ -12,26 +12,35 @@ namespace hearth {
 namespace {
 
 // Who reads each value: (node index, input index). Graph outputs count as readers.
+// Built once per pass and kept current as rewrites change a node's inputs
+// (drop_reads before, add_reads after): rebuilding it per candidate made a load
+// quadratic in the number of nodes (a file of 100k Convs took an hour to load).
 struct Uses {
-  std::map<std::string, std::vector<std::pair<size_t, size_t>>> readers;
+  std::map<std::string, std::set<std::pair<size_t, size_t>>> readers;
   std::set<std::string> graph_outputs;
 
   explicit Uses(const Graph& g) {
-    for (size_t i = 0; i < g.nodes.size(); ++i)
-      for (size_t k = 0; k < g.nodes[i].inputs.size(); ++k)
-        if (!g.nodes[i].inputs[k].empty()) readers[g.nodes[i].inputs[k]].emplace_back(i, k);
+    for (size_t i = 0; i < g.nodes.size(); ++i) add_reads(i, g.nodes[i]);
     for (const auto& o : g.outputs) graph_outputs.insert(o.name);
     for (const auto& n : g.nodes)  // subgraph reads count too
       for (const auto& [name, a] : n.attributes)
         if (a.type == Attribute::Type::kGraph && a.g)
-          for (const auto& v : free_variables(*a.g)) readers[v].emplace_back(SIZE_MAX, 0);
+          for (const auto& v : free_variables(*a.g)) readers[v].emplace(SIZE_MAX, 0);
+  }
+  void add_reads(size_t i, const Node& n) {
+    for (size_t k = 0; k < n.inputs.size(); ++k)
+      if (!n.inputs[k].empty()) readers[n.inputs[k]].emplace(i, k);
+  }
+  void drop_reads(size_t i, const Node& n) {
+    for (size_t k = 0; k < n.inputs.size(); ++k)
+      if (!n.inputs[k].empty()) readers[n.inputs[k]].erase({i, k});
   }
   // The single node reading `value`, or SIZE_MAX when there are several, none, or it is an output.
   size_t sole_reader(const std::string& value) const {
     if (graph_outputs.count(value)) return SIZE_MAX;
     auto it = readers.find(value);
     if (it == readers.end() || it->second.size() != 1) return SIZE_MAX;
-    return it->second[0].first;
+    return it->second.begin()->first;
   }
 };
 
@@ -373,11 +382,11 @@ int fuse_matmuls(Graph& g) {
     if (it == producer.end() || dead[it->second] || !is_default(g.nodes[it->second])) return SIZE_MAX;
     return it->second;
   };
+  Uses uses(g);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (dead[i] || !is_default(g.nodes[i]) || g.nodes[i].op_type != "MatMul" || g.nodes[i].inputs.size() != 2)
       continue;
     if (!known_float(g, g.nodes[i])) continue;  // FusedMatMul is float32 only
-    Uses uses(g);
     std::vector<size_t> absorbed;  // nodes folded into this MatMul, removed only if it is rewritten
     float alpha = 1.0f;
     std::vector<int64_t> perms[2];
@@ -441,8 +450,10 @@ int fuse_matmuls(Graph& g) {
     Node& mm = g.nodes[i];
     mm.op_type = "FusedMatMul";
     mm.domain = "ai.hearth";
+    uses.drop_reads(i, mm);
     mm.inputs = {ins[0], ins[1]};
     if (!bias.empty()) mm.inputs.push_back(bias);
+    uses.add_reads(i, mm);
     if (alpha != 1.0f) {
       Attribute a;
       a.name = "alpha";
@@ -484,12 +495,12 @@ bool mean_over_last_axis(const Graph& g, const Node& n, const std::string& x) {
 int fuse_layer_norms(Graph& g) {
   int fused = 0;
   std::vector<bool> dead(g.nodes.size(), false);
+  Uses uses(g);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& mean = g.nodes[i];
     if (dead[i] || !is_default(mean) || mean.op_type != "ReduceMean" || mean.inputs.empty()) continue;
     const std::string x = mean.inputs[0];
     if (!mean_over_last_axis(g, mean, x)) continue;
-    Uses uses(g);
     const size_t sub_idx = uses.sole_reader(mean.outputs[0]);
     const Node* sub = live_node(g, sub_idx, dead, "Sub");
     if (!sub || sub->inputs.size() != 2 || sub->inputs[0] != x || sub->inputs[1] != mean.outputs[0]) continue;
@@ -554,6 +565,8 @@ int fuse_layer_norms(Graph& g) {
     epsilon.f = eps;
     ln.attributes["epsilon"] = epsilon;
     for (size_t k : parts) dead[k] = true;
+    uses.drop_reads(i, g.nodes[i]);
+    uses.add_reads(i, ln);
     g.nodes[i] = std::move(ln);  // the first node of the pattern becomes the fused one
     dead[i] = false;
     ++fused;
@@ -569,15 +582,18 @@ Result<OptimizerStats> optimize_graph(Model& model, bool blocked_layout) {
   OptimizerStats stats;
   std::vector<bool> dead(g.nodes.size(), false);
   bool fused_any = false;
+  Uses uses(g);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (dead[i] || !is_default(g.nodes[i]) || g.nodes[i].op_type != "Conv") continue;
-    Uses uses(g);  // recomputed per conv: earlier rewrites change readers
     size_t next = uses.sole_reader(g.nodes[i].outputs[0]);
-    if (next != SIZE_MAX && !dead[next] && is_default(g.nodes[next]) && g.nodes[next].op_type == "BatchNormalization" &&
-        fold_conv_bn(g, i, next, stats.conv_bn_folded)) {
-      dead[next] = true;
-      uses = Uses(g);
-      next = uses.sole_reader(g.nodes[i].outputs[0]);
+    if (next != SIZE_MAX && !dead[next] && is_default(g.nodes[next]) && g.nodes[next].op_type == "BatchNormalization") {
+      uses.drop_reads(i, g.nodes[i]);
+      const bool folded = fold_conv_bn(g, i, next, stats.conv_bn_folded);
+      uses.add_reads(i, g.nodes[i]);
+      if (folded) {
+        dead[next] = true;
+        next = uses.sole_reader(g.nodes[i].outputs[0]);
+      }
     }
     // Optional residual Add of a same-shaped tensor, then an optional activation.
     std::string z;
@@ -607,6 +623,7 @@ Result<OptimizerStats> optimize_graph(Model& model, bool blocked_layout) {
     Node& conv = g.nodes[i];
     conv.op_type = "FusedConv";
     conv.domain = "com.microsoft";
+    uses.drop_reads(i, conv);
     conv.inputs.resize(3);
     if (add_idx != SIZE_MAX) {
       conv.inputs.push_back(z);
@@ -627,6 +644,7 @@ Result<OptimizerStats> optimize_graph(Model& model, bool blocked_layout) {
       conv.outputs[0] = g.nodes[act_idx].outputs[0];
       dead[act_idx] = true;
     }
+    uses.add_reads(i, conv);
     ++stats.conv_fused;
     fused_any = true;
   }
