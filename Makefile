@@ -8,7 +8,7 @@ SUITE := $(BUILD)/conformance/node
 ZOO := $(BUILD)/zoo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all setup build test conformance zoo fuzz demo clean bench-compare bench-serve
+.PHONY: all setup build test conformance zoo fuzz fuzz-long demo clean bench-compare bench-serve
 
 all: build
 
@@ -37,8 +37,14 @@ conformance: build $(SUITE)/.stamp
 	$(HEARTH) conformance --suite $(SUITE) --report $(BUILD)/reports/conformance.json \
 	  --must-pass tests/conformance/must_pass.txt
 
-fuzz: setup
+fuzz: setup $(SUITE)/.stamp
 	bash scripts/fuzz.sh $(BUILD)/fuzz $(FUZZ_SECONDS)
+
+# An hour over every fuzzer (the run-time model fuzzers included); the grown corpora
+# are merged (minimized) back into fuzz/corpus/ as regression seeds.
+FUZZ_LONG_SECONDS ?= 3600
+fuzz-long: setup $(SUITE)/.stamp
+	KEEP_CORPUS=1 bash scripts/fuzz.sh $(BUILD)/fuzz $(FUZZ_LONG_SECONDS)
 
 # Every test: unit tests, conformance must-pass list, zoo against PyTorch, fuzzing.
 test: build $(SUITE)/.stamp $(ZOO)/.stamp

@@ -12,7 +12,7 @@ PACKAGES=(
   # serving (used by later layers; installed now so the toolchain is complete)
   libboost-dev libboost-system-dev libgrpc++-dev protobuf-compiler-grpc
   # CLI, logging, JSON, storage, crypto
-  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev rapidjson-dev libsqlite3-dev libssl-dev libyaml-cpp-dev
+  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev rapidjson-dev libsqlite3-dev libssl-dev libyaml-cpp-dev libseccomp-dev
   # tests
   libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev sqlite3 openssl
   # reference models and data

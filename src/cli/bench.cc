@@ -29,6 +29,7 @@ struct BenchOptions {
   bool json = false;
   bool profile = false;
   bool paced = false;
+  LimitFlags limits;
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -49,6 +50,8 @@ Status bench_model(const BenchOptions& o) {
   SessionOptions so;
   so.intra_op_threads = o.threads;
   so.profile = o.profile;
+  so.max_tensor_bytes = o.limits.max_tensor_bytes;
+  so.max_memory_bytes = o.limits.max_memory_bytes;
   auto t0 = clock::now();
   HEARTH_ASSIGN_OR_RETURN(auto session, Session::load_file(o.model, so));
   double load_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
@@ -146,6 +149,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--shape", o->shapes, "NAME=1x3x224x224 for inputs with dynamic dims");
   cmd->add_option("-b,--batch", o->batch, "size of dynamic first dims of random inputs")->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "intra-op threads (0 = all cores)");
+  add_limit_flags(cmd, o->limits);
   cmd->add_option("--warmup", o->warmup, "warm-up runs")->capture_default_str();
   cmd->add_option("-n,--iterations", o->iterations, "minimum timed runs")->capture_default_str();
   cmd->add_option("--min-seconds", o->min_seconds, "minimum timed seconds")->capture_default_str();

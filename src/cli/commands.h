@@ -28,6 +28,14 @@ void audit_cli_change(const std::string& audit_log, const std::string& action, c
 // The --audit-log option of commands that change users, tokens or keys.
 void add_audit_log_option(CLI::App* cmd, std::string& audit_log);
 
+// Limits against hostile models and inputs (--max-tensor-bytes, --max-memory-bytes);
+// 0 keeps the engine's defaults (SessionOptions).
+struct LimitFlags {
+  size_t max_tensor_bytes = 0;
+  size_t max_memory_bytes = 0;
+};
+void add_limit_flags(CLI::App* cmd, LimitFlags& flags);
+
 // Runs a subcommand on its options and reports a failure (exit code 1).
 template <typename Options, typename Fn>
 void run_reporting(const std::shared_ptr<Options>& options, Fn fn) {
@@ -46,5 +54,6 @@ void add_auth_commands(CLI::App& app);      // users, tokens
 void add_audit_command(CLI::App& app);      // audit verify|list
 void add_certs_command(CLI::App& app);      // certs self-signed
 void add_sign_command(CLI::App& app);       // sign (SM2)
+void add_probe_command(CLI::App& app);      // probe-model (trial loads of untrusted models)
 
 }  // namespace hearth::cli

@@ -45,4 +45,11 @@ void add_audit_log_option(CLI::App* cmd, std::string& audit_log) {
                   "where changes are recorded (default $HEARTH_AUDIT_LOG, else ~/.config/hearth/audit.db)");
 }
 
+void add_limit_flags(CLI::App* cmd, LimitFlags& flags) {
+  cmd->add_option("--max-tensor-bytes", flags.max_tensor_bytes,
+                  "largest tensor a model may make or be fed, in bytes (0 = half the machine's memory)");
+  cmd->add_option("--max-memory-bytes", flags.max_memory_bytes,
+                  "most bytes a run's tensors may hold at once (0 = no limit)");
+}
+
 }  // namespace hearth::cli

@@ -17,6 +17,7 @@ struct RunOptions {
   std::vector<std::string> inputs;
   std::string output_dir = ".";
   int threads = 0;
+  LimitFlags limits;
 };
 
 // Output names may hold characters that are not safe in file names.
@@ -31,6 +32,8 @@ std::string file_name_for(const std::string& name) {
 Status run_model(const RunOptions& o) {
   SessionOptions so;
   so.intra_op_threads = o.threads;
+  so.max_tensor_bytes = o.limits.max_tensor_bytes;
+  so.max_memory_bytes = o.limits.max_memory_bytes;
   HEARTH_ASSIGN_OR_RETURN(auto session, Session::load_file(o.model, so));
   HEARTH_ASSIGN_OR_RETURN(Feeds feeds, load_input_args(o.inputs, session->inputs()));
   HEARTH_ASSIGN_OR_RETURN(auto outputs, session->run(feeds));
@@ -54,6 +57,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("-i,--input", o->inputs, "NAME=FILE.npy (repeat per input; FILE.npy alone for one-input models)");
   cmd->add_option("-o,--output-dir", o->output_dir, "folder for output .npy files")->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "intra-op threads (0 = all cores)");
+  add_limit_flags(cmd, o->limits);
   cmd->callback([o] {
     Status s = run_model(*o);
     if (!s.ok()) report_error(s);

@@ -17,6 +17,7 @@
 #include "serving/http_server.h"
 #include "serving/rest_api.h"
 #include "serving/server.h"
+#include "serving/trial_load.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
 
@@ -32,6 +33,11 @@ struct ServeOptions {
   bool strict_readiness = true;
   bool exit_on_error = false;
   int threads = 0;
+  LimitFlags limits;
+  std::string isolate_loads = "uploads";
+  size_t isolated_memory_mb = 4096;
+  int isolated_cpu_secs = 120;
+  int isolated_timeout_secs = 300;
   std::string http_address = "127.0.0.1";
   int http_port = 8000;
   int http_threads = 2;
@@ -143,6 +149,13 @@ Status serve(const ServeOptions& o) {
   so.startup_models = o.load_models;
   so.repository_poll_seconds = o.poll_secs;
   so.total_threads = o.threads;
+  so.max_tensor_bytes = o.limits.max_tensor_bytes;
+  so.max_memory_bytes = o.limits.max_memory_bytes;
+  HEARTH_ASSIGN_OR_RETURN(so.trial_loads.scope, serving::parse_trial_load_scope(o.isolate_loads));
+  so.trial_loads.executable = "/proc/self/exe";  // this very binary, even if replaced on disk since
+  so.trial_loads.memory_bytes = o.isolated_memory_mb << 20;
+  so.trial_loads.cpu_seconds = o.isolated_cpu_secs;
+  so.trial_loads.timeout_seconds = o.isolated_timeout_secs;
   so.strict_readiness = o.strict_readiness;
   so.exit_on_error = o.exit_on_error;
   HEARTH_ASSIGN_OR_RETURN(auto keys, security::make_server_key_resolver(o.model_key_store, o.model_key_file));
@@ -237,6 +250,16 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--exit-on-error", o->exit_on_error, "exit when a model fails to load at start")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "cores each model's instances share (0 = all)");
+  add_limit_flags(cmd, o->limits);  // per model; config.pbtxt parameters of the same names win
+  cmd->add_option("--isolate-model-loads", o->isolate_loads,
+                  "load new versions first in a confined child process: none | uploads | all")
+      ->capture_default_str();
+  cmd->add_option("--isolated-load-memory-mb", o->isolated_memory_mb,
+                  "address space of that child, in MiB, on top of twice the model's size")
+      ->capture_default_str();
+  cmd->add_option("--isolated-load-cpu-secs", o->isolated_cpu_secs, "CPU time of that child")->capture_default_str();
+  cmd->add_option("--isolated-load-timeout-secs", o->isolated_timeout_secs, "wall-clock time of that child")
+      ->capture_default_str();
   cmd->add_option("--http-port", o->http_port, "HTTP port (0 = any free port)")->capture_default_str();
   cmd->add_option("--http-address", o->http_address, "HTTP address to listen on")->capture_default_str();
   cmd->add_option("--http-thread-count", o->http_threads, "threads serving HTTP connections")->capture_default_str();

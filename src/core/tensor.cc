@@ -48,9 +48,24 @@ Allocator* default_allocator() {
   return &heap;
 }
 
+namespace {
+thread_local size_t t_tensor_limit = 0;
+}
+
+TensorLimitScope::TensorLimitScope(size_t max_bytes) : previous_(t_tensor_limit) { t_tensor_limit = max_bytes; }
+TensorLimitScope::~TensorLimitScope() { t_tensor_limit = previous_; }
+
 Tensor::Tensor(DataType dtype, Shape shape, Allocator* alloc) : dtype_(dtype), shape_(std::move(shape)) {
   auto bytes = checked_nbytes(dtype_, shape_);
   if (!bytes.ok()) throw SizeError(bytes.status());
+  if (t_tensor_limit) {
+    const size_t extent = checked_extent_bytes(dtype_, shape_).value();  // cannot fail once nbytes did not
+    if (extent > t_tensor_limit) {
+      throw SizeError(resource_exhausted("a tensor ", describe(), " needs ", extent, " bytes",
+                                         *bytes == extent ? "" : " counting its zero dims as ones",
+                                         ", over the limit of ", t_tensor_limit, " bytes for one tensor (max_tensor_bytes)"));
+    }
+  }
   storage_ = alloc->allocate(*bytes);
   data_ = storage_.get();
 }
@@ -160,7 +175,7 @@ D store_from_double(double v) {
     // float -> integer: truncate; NaN/out-of-range follow the wrap of int64.
     if (v != v) return D(0);
     if constexpr (std::is_unsigned_v<D>) {
-      if (v < 0) return static_cast<D>(static_cast<int64_t>(v));
+      if (v < 0) return static_cast<D>(v <= -9223372036854775808.0 ? INT64_MIN : static_cast<int64_t>(v));
       if (v >= 18446744073709551615.0) return static_cast<D>(~uint64_t(0));
       return static_cast<D>(static_cast<uint64_t>(v));
     } else {

@@ -38,12 +38,28 @@ constexpr size_t kTensorAlignment = 64;
 // Plain aligned heap allocator, shared by everything that has no arena.
 Allocator* default_allocator();
 
+// The most bytes one Tensor constructed on this thread may take (counting an empty
+// tensor's zero dims as ones, see checked_extent_bytes), while the scope lives; the
+// session holds one around every kernel, so a kernel's temporaries are bounded like
+// its outputs. Scopes nest; the innermost one rules. 0: no limit.
+class TensorLimitScope {
+ public:
+  explicit TensorLimitScope(size_t max_bytes);
+  ~TensorLimitScope();
+  TensorLimitScope(const TensorLimitScope&) = delete;
+  TensorLimitScope& operator=(const TensorLimitScope&) = delete;
+
+ private:
+  size_t previous_;
+};
+
 class Tensor {
  public:
   Tensor() = default;
   // Uninitialized memory of numel(shape) elements from `alloc`. Throws SizeError when
-  // a dim is negative or the byte size does not fit (see core/checked_math.h), and
-  // what `alloc` throws (std::bad_alloc, SizeError for a limit).
+  // a dim is negative, the byte size does not fit (see core/checked_math.h) or is
+  // over the TensorLimitScope in force, and what `alloc` throws (std::bad_alloc,
+  // SizeError for a limit).
   Tensor(DataType dtype, Shape shape, Allocator* alloc = default_allocator());
   // Tensor filled with zero bytes.
   static Tensor zeros(DataType dtype, Shape shape, Allocator* alloc = default_allocator());

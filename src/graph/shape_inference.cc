@@ -109,8 +109,10 @@ bool inference_is_safe(const onnx::NodeProto& np, const Inputs& in) {
       return in.data[2]->raw_data().find_first_not_of('\0') != std::string::npos;
     }
   }
-  // An 'axis' far outside the rank of the first input is refused by the kernels anyway.
+  // An 'axis' far outside the rank of the first input is refused by the kernels anyway;
+  // libonnx reads dims at batch_dims (GatherND) without a check.
   const int r = in.rank(0);
+  if (!ints_within(np, "batch_dims", 0, r < 0 ? kMaxInferredDim : std::max(r - 1, 0))) return false;
   return r < 0 || ints_within(np, "axis", -r - 1, r + 1);
 }
 

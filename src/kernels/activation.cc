@@ -16,6 +16,7 @@
 #include "kernels/elementwise_fastmath.h"
 #include "kernels/kernel.h"
 #include "kernels/register_all.h"
+#include "kernels/wrapping.h"
 
 namespace hearth {
 namespace {
@@ -166,20 +167,10 @@ struct ShrinkOp {
   template <typename C>
   C operator()(C x) const {
     const double v = static_cast<double>(x);
-    if (v < -static_cast<double>(lambd)) return narrow<C>(v + bias);
-    if (v > static_cast<double>(lambd)) return narrow<C>(v - bias);
+    // Integer outputs saturate: a huge bias would otherwise be an undefined conversion.
+    if (v < -static_cast<double>(lambd)) return saturating_cast<C>(v + bias);
+    if (v > static_cast<double>(lambd)) return saturating_cast<C>(v - bias);
     return C(0);
-  }
-  // Integer outputs saturate (a huge bias would otherwise be an undefined conversion).
-  template <typename C>
-  static C narrow(double v) {
-    if constexpr (std::is_integral_v<C>) {
-      if (v != v) return C(0);
-      return static_cast<C>(std::clamp(v, static_cast<double>(std::numeric_limits<C>::lowest()),
-                                       static_cast<double>(std::numeric_limits<C>::max())));
-    } else {
-      return static_cast<C>(v);
-    }
   }
 };
 

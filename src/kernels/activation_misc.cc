@@ -13,6 +13,7 @@
 
 #include "kernels/broadcast.h"
 #include "kernels/elementwise_common.h"
+#include "kernels/wrapping.h"
 
 namespace hearth {
 namespace {
@@ -40,7 +41,7 @@ class PReluKernel final : public Kernel {
             Tensor& y = ctx.allocate_output(0, x->dtype(), x->shape());
             broadcast_map2(*plan, x->data<T>(), slope->data<T>(), y.data<T>(), ctx.num_threads(), [](T a, T s) {
               const auto v = load_value(a);
-              return v < decltype(v)(0) ? store_value<T>(v * load_value(s)) : a;
+              return v < decltype(v)(0) ? store_value<T>(wrap_mul(v, load_value(s))) : a;  // integers wrap
             });
             return ok_status();
           } else {

@@ -210,6 +210,52 @@ I int_pow(I base, int64_t e) {
   return static_cast<I>(result);
 }
 
+template <typename E>
+Result<Tensor> exponent_as(const Tensor& b) {
+  if (b.dtype() == dtype_of<E>()) return b;
+  return cast_tensor(b, dtype_of<E>());
+}
+
+// Common exponents get exact, vectorizable loops.
+template <typename T>
+Status pow_scalar_exponent(const Tensor& a, compute_t<T> p, Tensor& y, int nt) {
+  using C = compute_t<T>;
+  const T* x = a.data<T>();
+  T* out = y.data<T>();
+  const int64_t n = a.numel();
+  if (p == C(2)) unary_map(x, out, n, nt, [](C v) { return v * v; });
+  else if (p == C(1)) unary_map(x, out, n, nt, [](C v) { return v; });
+  else if (p == C(0.5)) unary_map(x, out, n, nt, [](C v) { return std::sqrt(v); });
+  else if (p == C(3)) unary_map(x, out, n, nt, [](C v) { return v * v * v; });
+  else unary_map(x, out, n, nt, [p](C v) { return std::pow(v, p); });
+  return ok_status();
+}
+
+// Pow of a base of type T (free functions, not members: clang 14 leaves member
+// templates used from generic lambdas uninstantiated).
+template <typename T>
+Status pow_typed(KernelContext& ctx, const Tensor& a, const Tensor& b, const BroadcastPlan& plan, Tensor& y) {
+  const int nt = ctx.num_threads();
+  if constexpr (is_floatlike_v<T>) {
+    using C = compute_t<T>;
+    HEARTH_ASSIGN_OR_RETURN(Tensor e, exponent_as<C>(b));
+    if (plan.is_scalar(1) && plan.is_contiguous(0)) return pow_scalar_exponent<T>(a, e.data<C>()[0], y, nt);
+    broadcast_map2(plan, a.data<T>(), e.data<C>(), y.data<T>(), nt,
+                   [](T x, C p) { return store_value<T>(std::pow(load_value(x), p)); });
+  } else if (dtype_is_integer(b.dtype())) {
+    HEARTH_ASSIGN_OR_RETURN(Tensor e, exponent_as<int64_t>(b));
+    broadcast_map2(plan, a.data<T>(), e.data<int64_t>(), y.data<T>(), nt,
+                   [](T x, int64_t p) { return int_pow<T>(x, p); });
+  } else {
+    HEARTH_ASSIGN_OR_RETURN(Tensor e, exponent_as<double>(b));
+    broadcast_map2(plan, a.data<T>(), e.data<double>(), y.data<T>(), nt, [](T x, double p) {
+      const double r = std::pow(static_cast<double>(x), p);
+      return std::isfinite(r) ? saturating_cast<T>(r) : T(0);
+    });
+  }
+  return ok_status();
+}
+
 // Pow: output has the base's type; the exponent may be any numeric type
 // (opset 12+). The exponent is first converted to the base's compute type
 // (float/double) or to int64 (integer base with integer exponent) or double.
@@ -221,70 +267,18 @@ class PowKernel final : public Kernel {
     auto plan = make_broadcast_plan({a->shape(), b->shape()});
     if (!plan.ok()) return plan.status().with_context(ctx.node().describe());
     if (!dtype_is_float(b->dtype()) && !dtype_is_integer(b->dtype())) return unsupported_dtype(ctx, b->dtype());
-    return dispatch_arith_or_half(ctx, *a, *b, *plan);
-  }
-
- private:
-  template <typename E>
-  static Result<Tensor> exponent_as(const Tensor& b) {
-    if (b.dtype() == dtype_of<E>()) return b;
-    return cast_tensor(b, dtype_of<E>());
-  }
-
-  Status dispatch_arith_or_half(KernelContext& ctx, const Tensor& a, const Tensor& b, const BroadcastPlan& plan) {
     return dispatch_all(
-        a.dtype(),
+        a->dtype(),
         [&](auto tag) -> Status {
           using T = decltype(tag);
           if constexpr (std::is_same_v<T, bool>) {
-            return unsupported_dtype(ctx, a.dtype());
+            return unsupported_dtype(ctx, a->dtype());
           } else {
-            Tensor& y = ctx.allocate_output(0, a.dtype(), plan.out_shape);
-            return run<T>(ctx, a, b, plan, y);
+            Tensor& y = ctx.allocate_output(0, a->dtype(), plan->out_shape);
+            return pow_typed<T>(ctx, *a, *b, *plan, y);
           }
         },
-        [&]() -> Status { return unsupported_dtype(ctx, a.dtype()); });
-  }
-
-  template <typename T>
-  static Status run(KernelContext& ctx, const Tensor& a, const Tensor& b, const BroadcastPlan& plan, Tensor& y) {
-    const int nt = ctx.num_threads();
-    if constexpr (is_floatlike_v<T>) {
-      using C = compute_t<T>;
-      HEARTH_ASSIGN_OR_RETURN(Tensor e, exponent_as<C>(b));
-      if (plan.is_scalar(1) && plan.is_contiguous(0)) return scalar_exponent<T>(a, e.data<C>()[0], y, nt);
-      broadcast_map2(plan, a.data<T>(), e.data<C>(), y.data<T>(), nt,
-                     [](T x, C p) { return store_value<T>(std::pow(load_value(x), p)); });
-    } else if (dtype_is_integer(b.dtype())) {
-      HEARTH_ASSIGN_OR_RETURN(Tensor e, exponent_as<int64_t>(b));
-      broadcast_map2(plan, a.data<T>(), e.data<int64_t>(), y.data<T>(), nt,
-                     [](T x, int64_t p) { return int_pow<T>(x, p); });
-    } else {
-      HEARTH_ASSIGN_OR_RETURN(Tensor e, exponent_as<double>(b));
-      broadcast_map2(plan, a.data<T>(), e.data<double>(), y.data<T>(), nt, [](T x, double p) {
-        // Out of the type's range (or not finite): saturate / 0, never an undefined cast.
-        const double r = std::pow(static_cast<double>(x), p);
-        if (!std::isfinite(r)) return T(0);
-        return static_cast<T>(std::clamp(r, static_cast<double>(std::numeric_limits<T>::lowest()),
-                                         static_cast<double>(std::numeric_limits<T>::max())));
-      });
-    }
-    return ok_status();
-  }
-
-  // Common exponents get exact, vectorizable loops.
-  template <typename T>
-  static Status scalar_exponent(const Tensor& a, compute_t<T> p, Tensor& y, int nt) {
-    using C = compute_t<T>;
-    const T* x = a.data<T>();
-    T* out = y.data<T>();
-    const int64_t n = a.numel();
-    if (p == C(2)) unary_map(x, out, n, nt, [](C v) { return v * v; });
-    else if (p == C(1)) unary_map(x, out, n, nt, [](C v) { return v; });
-    else if (p == C(0.5)) unary_map(x, out, n, nt, [](C v) { return std::sqrt(v); });
-    else if (p == C(3)) unary_map(x, out, n, nt, [](C v) { return v * v * v; });
-    else unary_map(x, out, n, nt, [p](C v) { return std::pow(v, p); });
-    return ok_status();
+        [&]() -> Status { return unsupported_dtype(ctx, a->dtype()); });
   }
 };
 

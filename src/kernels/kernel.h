@@ -85,6 +85,7 @@ class KernelContext {
   Allocator* allocator() const { return allocator_; }
   // Intra-op threads this run may use (OpenMP).
   int num_threads() const { return num_threads_; }
+  size_t max_tensor_bytes() const { return max_tensor_bytes_; }
   // The checks allocate_output makes, as a Status: for kernels that size scratch
   // memory from an output shape before they allocate the output.
   Status check_output_shape(DataType dtype, const Shape& shape) const;

@@ -1,5 +1,5 @@
 // Pooling family, part 2: GlobalAveragePool, GlobalMaxPool, GlobalLpPool,
-// MaxUnpool and MaxRoiPool (plain loops; the global pools are one contiguous
+// MaxUnpool (plain loops; the global pools are one contiguous
 // reduction per channel plane).
 #include <algorithm>
 #include <cmath>
@@ -159,75 +159,6 @@ class MaxUnpoolKernel : public Kernel {
   WindowAttrs attrs_;
 };
 
-// MaxRoiPool: max over each ROI cell, as ONNX Runtime computes it (rounded ROI
-// corners, floor/ceil cell borders, empty cells give 0).
-class MaxRoiPoolKernel : public Kernel {
- public:
-  Status init(const KernelInfo& info) override {
-    pooled_ = info.node.attr_ints("pooled_shape");
-    scale_ = info.node.attr_float("spatial_scale", 1.0f);
-    if (pooled_.size() != 2 || pooled_[0] <= 0 || pooled_[1] <= 0)
-      return invalid_argument("pooled_shape must be two positive values");
-    return ok_status();
-  }
-
-  Status compute(KernelContext& ctx) override {
-    const Node& node = ctx.node();
-    const Tensor* x = ctx.input(0);
-    const Tensor* rois = ctx.input(1);
-    if (!x || !rois) return invalid_argument(node.describe(), ": inputs X and rois are required");
-    if (x->rank() != 4) return invalid_argument(node.describe(), ": X must be 4-D, got ", x->describe());
-    if (rois->rank() != 2 || rois->dim(1) != 5 || rois->dtype() != x->dtype())
-      return invalid_argument(node.describe(), ": rois ", rois->describe(), " must be [num_rois, 5] of X's dtype");
-    HEARTH_ASSIGN_OR_RETURN(Tensor xf, cast_tensor(*x, DataType::kDouble));
-    HEARTH_ASSIGN_OR_RETURN(Tensor rf, cast_tensor(*rois, DataType::kDouble));
-    Tensor yd(DataType::kDouble, {rois->dim(0), x->dim(1), pooled_[0], pooled_[1]});
-    HEARTH_RETURN_IF_ERROR(pool(node, xf, rf, &yd));
-    HEARTH_ASSIGN_OR_RETURN(Tensor y, cast_tensor(yd, x->dtype()));
-    ctx.set_output(0, y);
-    return ok_status();
-  }
-
- private:
-  Status pool(const Node& node, const Tensor& x, const Tensor& rois, Tensor* y) const {
-    const int64_t C = x.dim(1), H = x.dim(2), W = x.dim(3), ph_n = pooled_[0], pw_n = pooled_[1];
-    const double* r = rois.data<double>();
-    double* out = y->data<double>();
-    // Corners far outside the image (or not finite) are clamped before any integer
-    // conversion; the windows are clamped to the image below anyway.
-    auto corner = [&](double v) {
-      const double c = v * scale_;
-      return std::llround(c != c ? 0.0 : std::clamp(c, -0x1p40, 0x1p40));
-    };
-    for (int64_t n = 0; n < rois.dim(0); ++n, r += 5) {
-      if (!(r[0] >= 0 && r[0] < static_cast<double>(x.dim(0))))
-        return invalid_argument(node.describe(), ": roi ", n, " has batch index ", r[0], " outside [0, ", x.dim(0), ")");
-      const int64_t b = static_cast<int64_t>(r[0]);
-      const int64_t x0 = corner(r[1]), y0 = corner(r[2]);
-      const int64_t x1 = corner(r[3]), y1 = corner(r[4]);
-      const double bin_h = static_cast<double>(std::max<int64_t>(y1 - y0 + 1, 1)) / ph_n;
-      const double bin_w = static_cast<double>(std::max<int64_t>(x1 - x0 + 1, 1)) / pw_n;
-      for (int64_t c = 0; c < C; ++c) {
-        const double* plane = x.data<double>() + (b * C + c) * H * W;
-        for (int64_t ph = 0; ph < ph_n; ++ph)
-          for (int64_t pw = 0; pw < pw_n; ++pw, ++out) {
-            const int64_t hs = std::clamp<int64_t>(static_cast<int64_t>(std::floor(ph * bin_h)) + y0, 0, H);
-            const int64_t he = std::clamp<int64_t>(static_cast<int64_t>(std::ceil((ph + 1) * bin_h)) + y0, 0, H);
-            const int64_t ws = std::clamp<int64_t>(static_cast<int64_t>(std::floor(pw * bin_w)) + x0, 0, W);
-            const int64_t we = std::clamp<int64_t>(static_cast<int64_t>(std::ceil((pw + 1) * bin_w)) + x0, 0, W);
-            double m = (he <= hs || we <= ws) ? 0.0 : -std::numeric_limits<double>::infinity();
-            for (int64_t h = hs; h < he; ++h)
-              for (int64_t w = ws; w < we; ++w) m = std::max(m, plane[h * W + w]);
-            *out = m;
-          }
-      }
-    }
-    return ok_status();
-  }
-
-  std::vector<int64_t> pooled_;
-  double scale_ = 1.0;
-};
 
 }  // namespace
 
@@ -236,7 +167,6 @@ void register_pool_global_kernels(KernelRegistry& r) {
   r.add({"GlobalMaxPool", "", 1, kMaxOpset, float_types(), kernel_factory<GlobalPoolKernel<GlobalOp::kMax>>()});
   r.add({"GlobalLpPool", "", 1, kMaxOpset, float_types(), kernel_factory<GlobalPoolKernel<GlobalOp::kLp>>()});
   r.add({"MaxUnpool", "", 9, kMaxOpset, all_types(), kernel_factory<MaxUnpoolKernel>()});
-  r.add({"MaxRoiPool", "", 1, kMaxOpset, float_types(), kernel_factory<MaxRoiPoolKernel>()});
 }
 
 }  // namespace hearth

@@ -210,7 +210,7 @@ void reduce_typed(const ReducePlan& p, const T* x, T* out, int threads) {
         const auto abs_map = [](T v, int64_t) { return wrap_abs(static_cast<Acc>(v)); };
         run_plan(p, x, acc.data(), Acc(0), abs_map, add, threads);
       } else if constexpr (Op == ReduceOp::kL2 || Op == ReduceOp::kSumSquare) {
-        const auto sq = [](T v, int64_t) { return static_cast<Acc>(v) * static_cast<Acc>(v); };
+        const auto sq = [](T v, int64_t) { return wrap_mul(static_cast<Acc>(v), static_cast<Acc>(v)); };
         run_plan(p, x, acc.data(), Acc(0), sq, add, threads);
       } else {
         run_plan(p, x, acc.data(), Acc(0), ident, add, threads);
@@ -230,7 +230,7 @@ void reduce_typed(const ReducePlan& p, const T* x, T* out, int threads) {
     } else if constexpr (Op == ReduceOp::kLogSumExp) {
       a = std::log(a) + shift[o];
     }
-    out[o] = static_cast<T>(a);
+    out[o] = saturating_cast<T>(static_cast<double>(a));  // log(0) of an integer reduction is -inf
   }
 }
 

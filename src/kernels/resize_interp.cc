@@ -10,12 +10,10 @@
 #include <type_traits>
 
 #include "kernels/resize_common.h"
+#include "kernels/wrapping.h"
 
 namespace hearth {
 namespace {
-
-// NaN (an extrapolation_value of NaN) cannot be converted to an integer; it becomes 0.
-double nan_to_zero(double v) { return v != v ? 0.0 : v; }
 
 // Source coordinate of output index o, or NaN when it must be extrapolated.
 double source_coord(const ResizeConfig& cfg, const ResizePlan& plan, const Shape& in, size_t d, int64_t o) {
@@ -221,10 +219,8 @@ Status resize_interp(const ResizeConfig& cfg, const std::vector<AxisTaps>& taps,
           [&](auto tag) -> Status {
             using T = decltype(tag);
             if constexpr (std::is_integral_v<T>) {
-              const double lo = static_cast<double>(std::numeric_limits<T>::lowest());
-              const double hi = static_cast<double>(std::numeric_limits<T>::max());
               for (int64_t i = 0; i < y.numel(); ++i)
-                y.data<T>()[i] = static_cast<T>(std::clamp(nan_to_zero(std::nearbyint(static_cast<double>(yf.data<float>()[i]))), lo, hi));
+                y.data<T>()[i] = saturating_cast<T>(std::nearbyint(static_cast<double>(yf.data<float>()[i])));
             }
             return ok_status();
           },

@@ -9,6 +9,7 @@
 #include "kernels/kernel.h"
 #include "kernels/register_all.h"
 #include "kernels/shape_util.h"
+#include "kernels/wrapping.h"
 
 namespace hearth {
 namespace {
@@ -292,7 +293,8 @@ class RangeKernel : public Kernel {
           if (!(count < 1e12)) return invalid_argument("Range: output would have ", count, " elements");
           const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
           Tensor& y = ctx.allocate_output(0, dt, {n});
-          for (int64_t i = 0; i < n; ++i) y.data<T>()[i] = static_cast<T>(start + static_cast<T>(i) * delta);
+          // start + i * delta lies in [start, limit); only the product may leave the type: wrap it.
+          for (int64_t i = 0; i < n; ++i) y.data<T>()[i] = wrap_add(start, wrap_mul(static_cast<T>(i), delta));
           return ok_status();
         },
         [&]() -> Status { return unimplemented("Range: dtype ", dtype_name(dt), " is not supported"); });

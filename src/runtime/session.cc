@@ -53,7 +53,9 @@ Status guarded(const char* doing, Fn&& fn) {
   }
 }
 
+// Every tensor the kernel makes, temporaries included, is held to the tensor limit.
 Status compute_guarded(Kernel& kernel, KernelContext& ctx) {
+  TensorLimitScope limit(ctx.max_tensor_bytes());
   return guarded("computing", [&] { return kernel.compute(ctx); });
 }
 

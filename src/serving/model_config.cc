@@ -178,11 +178,12 @@ Status check_model_config(const inference::ModelConfig& config, const std::strin
       if (v <= 0) return invalid_argument(file, ": version_policy specific version ", v, " is not positive");
   }
   for (const auto& p : config.parameters()) {
-    if (p.first == "intra_op_thread_count") {
-      const std::string& v = p.second.string_value();
-      if (v.empty() || v.size() > 3 || v.find_first_not_of("0123456789") != std::string::npos)
-        return invalid_argument(file, ": parameter intra_op_thread_count '", v, "' is not a small integer");
-    }
+    const std::string& v = p.second.string_value();
+    const bool digits = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
+    if (p.first == "intra_op_thread_count" && (!digits || v.size() > 3))
+      return invalid_argument(file, ": parameter intra_op_thread_count '", v, "' is not a small integer");
+    if ((p.first == "max_tensor_bytes" || p.first == "max_memory_bytes") && (!digits || v.size() > 18 || v == "0"))
+      return invalid_argument(file, ": parameter ", p.first, " '", v, "' is not a positive number of bytes");
   }
   return ok_status();
 }

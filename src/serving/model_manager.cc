@@ -2,6 +2,8 @@
 // with drain, polling. See model_manager.h.
 #include "serving/model_manager.h"
 
+#include "serving/trial_load.h"
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -14,6 +16,7 @@
 #include "security/model_source.h"
 #include "security/signing.h"
 #include "serving/model_config.h"
+#include "serving/trial_load.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
 
@@ -217,7 +220,11 @@ std::vector<std::string> ModelManager::list_model_folders() const {
   return names;
 }
 
-Status ModelManager::load_locked(const std::string& name) {
+Status ModelManager::load_locked(const std::string& name, Source source) {
+  const TrialLoadOptions& trial = options_.trial_loads;
+  const bool trial_first = !trial.executable.empty() &&
+                           (trial.scope == TrialLoadScope::kAll ||
+                            (trial.scope == TrialLoadScope::kUploads && source == Source::kUpload));
   HEARTH_RETURN_IF_ERROR(validate_path_component(name, "model name"));
   const fs::path dir = fs::path(root_) / name;
   std::error_code ec;
@@ -304,7 +311,8 @@ Status ModelManager::load_locked(const std::string& name) {
     } else if (!is_inside(fs::path(root_), real)) {
       problem = invalid_argument(name, "/", v, "/", file.filename().string(), " resolves outside the model repository");
     } else {
-      VersionSpec spec{name, v, real.string(), {}, nullptr, "", config, config_file, options_.total_threads, 1024, registry_};
+      VersionSpec spec{name, v, real.string(), {}, nullptr, "", config, config_file, options_.total_threads, 1024, registry_,
+                       options_.max_tensor_bytes, options_.max_memory_bytes};
       // Encrypted packages, and every model when signatures are required, load
       // from the bytes read (and checked) once.
       Decrypted plain;
@@ -316,6 +324,8 @@ Status ModelManager::load_locked(const std::string& name) {
         if (encrypted) spec.external_files = &plain.external;  // a package carries its external data
         else spec.external_base_dir = real.parent_path().string();
       }
+      // Untrusted versions load first in a confined child: a crash there leaves the server standing.
+      if (problem.ok() && trial_first) problem = trial_load(spec, trial);
       auto loaded = problem.ok() ? ModelVersion::load(std::move(spec)) : Result<std::shared_ptr<ModelVersion>>(problem);
       // The sessions hold their own copy of the weights; wipe the plaintext.
       if (plain.buffer) OPENSSL_cleanse(plain.buffer->data.get(), plain.buffer->size);
@@ -386,9 +396,9 @@ void ModelManager::unload_locked(Entry& entry, const std::string& reason) {
   retired_.insert(retired_.end(), leaving.begin(), leaving.end());
 }
 
-Status ModelManager::load(const std::string& name) {
+Status ModelManager::load(const std::string& name, Source source) {
   std::lock_guard<std::mutex> lock(load_mu_);
-  return load_locked(name);
+  return load_locked(name, source);
 }
 
 Status ModelManager::unload(const std::string& name) {

@@ -58,8 +58,11 @@ class ModelManager {
   // Ready when the startup loads finished and (strict) every wanted model has a ready version.
   bool ready() const;
 
+  // Where a load comes from: an upload's versions are untrusted input (see
+  // ServerOptions::trial_loads for which loads first run in a confined child).
+  enum class Source { kRepository, kUpload };
   // (Re)loads one model from disk / unloads it; see the class comment.
-  Status load(const std::string& name);
+  Status load(const std::string& name, Source source = Source::kRepository);
   Status unload(const std::string& name);
   // Poll mode's rescan: loads new and changed models, unloads removed ones.
   void poll();
@@ -69,7 +72,7 @@ class ModelManager {
  private:
   struct Entry;
   ModelManager() = default;
-  Status load_locked(const std::string& name);
+  Status load_locked(const std::string& name, Source source = Source::kRepository);
   void unload_locked(Entry& entry, const std::string& reason);
   std::vector<std::string> list_model_folders() const;
   void remove_stale_uploads() const;

@@ -31,13 +31,24 @@ Result<std::shared_ptr<ModelVersion>> ModelVersion::load(VersionSpec spec) {
   return v;
 }
 
+SessionOptions version_session_options(const VersionSpec& spec) {
+  const auto& params = spec.config.parameters();
+  SessionOptions options;
+  options.intra_op_threads = threads_per_instance(instance_count(spec.config), spec.cores);
+  // Parameters were checked to be integers in range (check_model_config).
+  if (auto p = params.find("intra_op_thread_count"); p != params.end())
+    options.intra_op_threads = std::max(1, std::stoi(p->second.string_value()));
+  // Limits against hostile models and inputs: the server's defaults unless the config sets them.
+  options.max_tensor_bytes = spec.max_tensor_bytes;
+  options.max_memory_bytes = spec.max_memory_bytes;
+  if (auto p = params.find("max_tensor_bytes"); p != params.end()) options.max_tensor_bytes = std::stoull(p->second.string_value());
+  if (auto p = params.find("max_memory_bytes"); p != params.end()) options.max_memory_bytes = std::stoull(p->second.string_value());
+  return options;
+}
+
 Status ModelVersion::start_instances(VersionSpec& spec) {
   const int instances = instance_count(spec.config);
-  int threads = threads_per_instance(instances, spec.cores);
-  auto param = spec.config.parameters().find("intra_op_thread_count");
-  if (param != spec.config.parameters().end()) threads = std::max(1, std::stoi(param->second.string_value()));
-  SessionOptions options;
-  options.intra_op_threads = threads;
+  const SessionOptions options = version_session_options(spec);
   for (int i = 0; i < instances; ++i) {
     // An encrypted package's model and external data come from memory; it
     // may not refer to files on disk.
@@ -138,7 +149,7 @@ Status ModelVersion::start_instances(VersionSpec& spec) {
   telemetry::log_info("model_version_loaded",
                       {telemetry::field("model", name_), telemetry::field("version", version_),
                        telemetry::field("instances", static_cast<int64_t>(sessions_.size())),
-                       telemetry::field("intra_op_threads", static_cast<int64_t>(threads)),
+                       telemetry::field("intra_op_threads", static_cast<int64_t>(options.intra_op_threads)),
                        telemetry::field("max_batch_size", static_cast<int64_t>(max_batch_size_)),
                        telemetry::field("dynamic_batching", dynamic_batching_),
                        telemetry::field("run_inline", run_inline_)});

@@ -63,7 +63,13 @@ struct VersionSpec {
   int cores = 0;                     // cores for this version's instances; 0 = every core
   size_t default_max_queue_size = 1024;  // when the config sets none (0)
   telemetry::Registry* registry = nullptr;  // may be null (no metrics)
+  size_t max_tensor_bytes = 0;  // server defaults; config parameters of the same names win
+  size_t max_memory_bytes = 0;
 };
+
+// The engine options a version's instances use: intra-op threads and the limits
+// against hostile models (server defaults, config.pbtxt parameters win).
+SessionOptions version_session_options(const VersionSpec& spec);
 
 class ModelVersion {
  public:

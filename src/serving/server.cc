@@ -145,7 +145,7 @@ Status InferenceServer::load_model(const std::string& name, const ModelUpload& u
   telemetry::log_info("model_uploaded", {telemetry::field("model", name),
                                          telemetry::field("versions", static_cast<int64_t>(receipt.versions.size())),
                                          telemetry::field("config", receipt.config_written ? "written" : "kept")});
-  Status loaded = impl_->models->load(name);
+  Status loaded = impl_->models->load(name, ModelManager::Source::kUpload);
   if (loaded.ok()) return loaded;
   bool uploaded_failed = receipt.versions.empty();  // a config alone: its load failed
   for (int64_t v : receipt.versions)

@@ -42,6 +42,18 @@ enum class ModelControlMode { kNone, kPoll, kExplicit };
 // Parses "none" | "poll" | "explicit" (Triton's --model-control-mode values).
 Result<ModelControlMode> parse_model_control_mode(const std::string& text);
 
+// Which loads run first in a confined child process (serving/trial_load.h): none,
+// uploaded versions only, or every version (repository changes too).
+enum class TrialLoadScope { kNone, kUploads, kAll };
+
+struct TrialLoadOptions {
+  TrialLoadScope scope = TrialLoadScope::kUploads;
+  std::string executable;                 // the hearth binary (/proc/self/exe); "" turns trials off
+  size_t memory_bytes = size_t{4} << 30;  // the child's address space, on top of twice the model's size
+  int cpu_seconds = 120;                  // the child's CPU time
+  int timeout_seconds = 300;              // wall clock, then SIGKILL
+};
+
 struct ServerOptions {
   std::string model_repository;
   ModelControlMode control_mode = ModelControlMode::kNone;
@@ -49,6 +61,12 @@ struct ServerOptions {
   std::vector<std::string> startup_models;
   int repository_poll_seconds = 15;  // poll mode: rescan period
   int total_threads = 0;             // cores for all instances' intra-op threads; 0 = every core
+  // Per model, unless its config.pbtxt sets parameters max_tensor_bytes / max_memory_bytes:
+  // the most bytes one tensor may take (0: half the machine's memory) and a run's tensors
+  // together (0: no limit). See SessionOptions.
+  size_t max_tensor_bytes = 0;
+  size_t max_memory_bytes = 0;
+  TrialLoadOptions trial_loads;
   bool strict_readiness = true;      // ready only while every model that should load is READY
   bool exit_on_error = false;        // create() fails when a model fails to load at start
   // Keys for encrypted models (<version>/model.onnx.sm4); null: such models

@@ -1,6 +1,6 @@
 // Pooling tests: hand-computed cases (ONNX examples), the oneDNN float path
 // against the double reference twin on random windows, global pools,
-// MaxUnpool, MaxRoiPool and bad input.
+// MaxUnpool, MaxRoiPool (detection_roi.cc) and bad input.
 #include <gtest/gtest.h>
 
 #include <cmath>

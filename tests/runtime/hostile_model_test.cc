@@ -266,6 +266,13 @@ TEST(HostileModel, signal_ops_bound_their_work) {
   SessionOptions small;
   small.max_tensor_bytes = 64 << 20;
   expect_refused("DFT length", m, {{"x", ones({1, 1, 1})}}, "over the limit", small);
+  // A window computed in a temporary double tensor before the output: temporaries are
+  // held to the tensor limit too.
+  ModelSketch w;
+  w.ints("size", {int64_t{1} << 31}, {});
+  w.node("HannWindow", {"size"}, {"y"});
+  w.output("y");
+  expect_refused("HannWindow size", w, {}, "over the limit", small);
   // MelWeightMatrix: an upper edge far past the FFT bins writes only the bins there
   // are (it used to loop up to the edge); past what a bin index can hold, it is refused.
   auto mel = [](float upper) {
