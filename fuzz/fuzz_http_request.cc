@@ -12,7 +12,7 @@
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http.hpp>
 
-#include "serving/json_codec.h"
+#include "frontend/json_codec.h"
 
 namespace http = boost::beast::http;
 
@@ -25,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   parser.put(boost::asio::buffer(data, size), ec);
   if (ec || !parser.is_done()) {
     // Also decode the raw bytes as a body: the decoder must hold on its own.
-    auto r = hearth::serving::decode_infer_request(
+    auto r = hearth::frontend::decode_infer_request(
         std::string_view(reinterpret_cast<const char*>(data), size),
         size > 0 ? std::optional<size_t>(data[0] % (size + 2)) : std::nullopt, "m", "");
     (void)r;
@@ -39,9 +39,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!v.empty() && v.size() < 19 && v.find_first_not_of("0123456789") == std::string::npos)
       header_length = std::stoull(v);
   }
-  auto r = hearth::serving::decode_infer_request(req.body(), header_length, "m", "");
+  auto r = hearth::frontend::decode_infer_request(req.body(), header_length, "m", "");
   if (r.ok()) {
-    auto encoded = hearth::serving::encode_error(std::string(req.target()));
+    auto encoded = hearth::frontend::encode_error(std::string(req.target()));
     (void)encoded;
   }
   return 0;

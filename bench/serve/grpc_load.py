@@ -2,7 +2,7 @@
 """Small gRPC load client for bench/serve: closed-loop KServe v2 ModelInfer calls with
 raw_input_contents from several processes (a few threads each), so the Python client
 limits the number less. Stubs are generated at run time (protoc + grpc_python_plugin)
-from src/serving/proto/*.proto into a temporary folder: only the public protocol is used.
+from src/frontend/proto and src/repository/proto into a temporary folder: only the public protocol is used.
 
   grpc_load.py --target 127.0.0.1:8001 --model mlp --input build/zoo/mlp.in.npy
 """
@@ -11,14 +11,15 @@ import argparse, json, multiprocessing as mp, os, subprocess, sys, tempfile, thr
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PROTO_DIR = os.path.join(ROOT, "src", "serving", "proto")
+PROTO_DIR = os.path.join(ROOT, "src", "frontend", "proto")
+CONFIG_PROTO_DIR = os.path.join(ROOT, "src", "repository", "proto")
 
 
 def generate_stubs(out_dir, proto_dir=PROTO_DIR):
     """Compiles grpc_service.proto and model_config.proto into Python modules in out_dir."""
-    cmd = ["protoc", "-I", proto_dir, "--python_out", out_dir, "--grpc_python_out", out_dir,
+    cmd = ["protoc", "-I", proto_dir, "-I", CONFIG_PROTO_DIR, "--python_out", out_dir, "--grpc_python_out", out_dir,
            "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
-           os.path.join(proto_dir, "grpc_service.proto"), os.path.join(proto_dir, "model_config.proto")]
+           os.path.join(proto_dir, "grpc_service.proto"), os.path.join(CONFIG_PROTO_DIR, "model_config.proto")]
     subprocess.run(cmd, check=True)
 
 

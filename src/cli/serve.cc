@@ -13,9 +13,9 @@
 #include "cli/serve_access.h"
 #include "security/model_source.h"
 #include "security/signing.h"
-#include "serving/grpc_server.h"
-#include "serving/http_server.h"
-#include "serving/rest_api.h"
+#include "frontend/grpc_server.h"
+#include "frontend/http_server.h"
+#include "frontend/rest_api.h"
 #include "serving/server.h"
 #include "serving/trial_load.h"
 #include "telemetry/log.h"
@@ -57,7 +57,7 @@ struct ServeOptions {
   bool access_log = false;
   std::string model_key_store;
   std::string model_key_file;
-  serving::TlsOptions tls;  // --tls-cert / --tls-key / --tls-client-ca: all listeners
+  frontend::TlsOptions tls;  // --tls-cert / --tls-key / --tls-client-ca: all listeners
   AccessFlags access;
   std::string trusted_signers;
 };
@@ -87,17 +87,17 @@ Status check_options(const ServeOptions& o) {
 // The metrics port: GET /metrics in Prometheus text format.
 // Reading metrics needs system_config:read (Prometheus sends a bearer token
 // with `authorization: {credentials_file: ...}` in its scrape config).
-serving::HttpHandler metrics_handler(telemetry::Registry& registry, serving::AccessControl& access) {
-  return [&registry, &access](serving::HttpRequest request, serving::HttpResponder respond) {
+frontend::HttpHandler metrics_handler(telemetry::Registry& registry, frontend::AccessControl& access) {
+  return [&registry, &access](frontend::HttpRequest request, frontend::HttpResponder respond) {
     std::string path = request.target.substr(0, request.target.find('?'));
     if (!access.pass_through()) {
-      serving::AccessNeed need;  // system_config read
+      frontend::AccessNeed need;  // system_config read
       const std::string authorization = request.header("Authorization");
       int retry_after = 0;
       auto who = access.check({authorization, request.remote_address, request.client_cert_subject, ""}, need,
                               &retry_after);
       if (!who.ok()) {
-        serving::HttpReply reply = serving::error_reply(who.status());
+        frontend::HttpReply reply = frontend::error_reply(who.status());
         if (retry_after > 0) {
           reply.status = 429;
           reply.headers.emplace_back("Retry-After", std::to_string(retry_after));
@@ -105,14 +105,14 @@ serving::HttpHandler metrics_handler(telemetry::Registry& registry, serving::Acc
         return respond(std::move(reply));
       }
     }
-    if (path != "/metrics") return respond(serving::HttpReply{404, "{\"error\":\"only /metrics is served here\"}"});
-    if (request.method != "GET") return respond(serving::HttpReply{405, "{\"error\":\"use GET\"}"});
-    serving::HttpReply reply{200, registry.render(), "text/plain; version=0.0.4; charset=utf-8"};
+    if (path != "/metrics") return respond(frontend::HttpReply{404, "{\"error\":\"only /metrics is served here\"}"});
+    if (request.method != "GET") return respond(frontend::HttpReply{405, "{\"error\":\"use GET\"}"});
+    frontend::HttpReply reply{200, registry.render(), "text/plain; version=0.0.4; charset=utf-8"};
     respond(std::move(reply));
   };
 }
 
-void log_listening(const char* protocol, const std::string& address, uint16_t port, const serving::TlsOptions& tls) {
+void log_listening(const char* protocol, const std::string& address, uint16_t port, const frontend::TlsOptions& tls) {
   telemetry::log_info("listening", {telemetry::field("protocol", protocol), telemetry::field("address", address),
                                     telemetry::field("port", static_cast<int64_t>(port)),
                                     telemetry::field("tls", tls.enabled()),
@@ -172,8 +172,8 @@ Status serve(const ServeOptions& o) {
                                         telemetry::field("state", e.state), telemetry::field("reason", e.reason)});
 
   access->attach_metrics(server->metrics());
-  serving::RestApi api(*server, serving::RestApiOptions{o.access_log, access.get()});
-  serving::HttpServerOptions ho;
+  frontend::RestApi api(*server, frontend::RestApiOptions{o.access_log, access.get()});
+  frontend::HttpServerOptions ho;
   ho.address = o.http_address;
   ho.port = static_cast<uint16_t>(o.http_port);
   ho.threads = std::max(1, o.http_threads);
@@ -185,31 +185,31 @@ Status serve(const ServeOptions& o) {
   // With authentication on, a caller whose credentials fail is answered
   // before the server reads (and buffers) its body.
   if (access->auth_enabled())
-    ho.header_check = [&api](serving::HttpRequest& head) { return api.check_header(head); };
+    ho.header_check = [&api](frontend::HttpRequest& head) { return api.check_header(head); };
   ho.tls = o.tls;
-  serving::HttpServer http(
-      [&api](serving::HttpRequest request, serving::HttpResponder respond) {
+  frontend::HttpServer http(
+      [&api](frontend::HttpRequest request, frontend::HttpResponder respond) {
         api.handle(std::move(request), std::move(respond));
       },
       ho);
   HEARTH_RETURN_IF_ERROR(http.start());
   log_listening("http", o.http_address, http.port(), o.tls);
 
-  std::unique_ptr<serving::GrpcServer> grpc;
+  std::unique_ptr<frontend::GrpcServer> grpc;
   if (o.allow_grpc) {
-    serving::GrpcServerOptions go;
+    frontend::GrpcServerOptions go;
     go.address = o.grpc_address;
     go.port = static_cast<uint16_t>(o.grpc_port);
     go.max_message_mb = static_cast<int>(o.max_body_mb);
     go.tls = o.tls;
     go.access = access.get();
     go.access_log = o.access_log;
-    HEARTH_ASSIGN_OR_RETURN(grpc, serving::GrpcServer::start(*server, go));
+    HEARTH_ASSIGN_OR_RETURN(grpc, frontend::GrpcServer::start(*server, go));
     log_listening("grpc", o.grpc_address, grpc->port(), o.tls);
   }
-  std::unique_ptr<serving::HttpServer> metrics;
+  std::unique_ptr<frontend::HttpServer> metrics;
   if (o.allow_metrics) {
-    serving::HttpServerOptions mo;
+    frontend::HttpServerOptions mo;
     mo.address = o.metrics_address;
     mo.port = static_cast<uint16_t>(o.metrics_port);
     mo.threads = 1;
@@ -217,7 +217,7 @@ Status serve(const ServeOptions& o) {
     mo.max_connections = 64;
     mo.name = "metrics";
     mo.tls = o.tls;
-    metrics = std::make_unique<serving::HttpServer>(metrics_handler(server->metrics(), *access), mo);
+    metrics = std::make_unique<frontend::HttpServer>(metrics_handler(server->metrics(), *access), mo);
     HEARTH_RETURN_IF_ERROR(metrics->start());
     log_listening("metrics", o.metrics_address, metrics->port(), o.tls);
   }

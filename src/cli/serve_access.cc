@@ -35,7 +35,7 @@ void add_access_flags(CLI::App* cmd, AccessFlags& f) {
   cmd->add_flag("--audit-inference", f.audit_inference, "also audit every inference request (volume!)");
 }
 
-Result<std::unique_ptr<serving::AccessControl>> make_access_control(const AccessFlags& f,
+Result<std::unique_ptr<frontend::AccessControl>> make_access_control(const AccessFlags& f,
                                                                     const std::vector<std::string>& listen_addresses) {
   std::unique_ptr<security::Authorizer> authorizer;
   if (f.insecure_no_auth) {
@@ -75,9 +75,9 @@ Result<std::unique_ptr<serving::AccessControl>> make_access_control(const Access
   } else if (f.audit_inference) {
     return invalid_argument("--audit-inference needs --audit-log");
   }
-  serving::AccessOptions options;
+  frontend::AccessOptions options;
   options.audit_inference = f.audit_inference;
-  return std::make_unique<serving::AccessControl>(std::move(authorizer), std::move(audit), options, nullptr);
+  return std::make_unique<frontend::AccessControl>(std::move(authorizer), std::move(audit), options, nullptr);
 }
 
 }  // namespace hearth::cli

@@ -10,7 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/status.h"
-#include "serving/access_control.h"
+#include "frontend/access_control.h"
 #include "telemetry/metrics.h"
 
 namespace hearth::cli {
@@ -28,7 +28,7 @@ void add_access_flags(CLI::App* cmd, AccessFlags& flags);
 // Builds the server's AccessControl. `listen_addresses` are the addresses the
 // server will listen on: --insecure-no-auth is refused unless every one of
 // them is a loopback address.
-Result<std::unique_ptr<serving::AccessControl>> make_access_control(const AccessFlags& flags,
+Result<std::unique_ptr<frontend::AccessControl>> make_access_control(const AccessFlags& flags,
                                                                     const std::vector<std::string>& listen_addresses);
 
 // True for 127.0.0.0/8, ::1 and "localhost".

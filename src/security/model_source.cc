@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include <openssl/crypto.h>
+
 namespace hearth::security {
 
 namespace {
@@ -97,6 +99,40 @@ Result<Package> load_encrypted_model(const std::string& package_path, const KeyR
   Result<Package> pkg = open_package(bytes->view(), keys, options);
   if (!pkg.ok()) return pkg.status().with_context(package_path);
   return pkg;
+}
+
+void OpenedModel::wipe() {
+  if (buffer) OPENSSL_cleanse(buffer->data.get(), buffer->size);
+}
+
+Result<OpenedModel> open_model_file(const std::string& path, bool encrypted, const KeyResolver* keys,
+                                    const TrustedSigners* signers) {
+  if (encrypted && !keys)
+    return failed_precondition("an encrypted model needs a key: start the server with --model-key-store, "
+                               "--model-key-file or HEARTH_MODEL_KEY");
+  OpenedModel out;
+  HEARTH_ASSIGN_OR_RETURN(FileBuffer bytes, read_file_buffer(path));
+  out.buffer = std::make_shared<FileBuffer>(std::move(bytes));
+  if (signers) {
+    const std::string sig_path = path + kSignatureSuffix;
+    auto signature = read_file_bytes(sig_path);
+    if (!signature.ok() && signature.status().code() == StatusCode::kNotFound)
+      return Status(StatusCode::kPermissionDenied, str_cat("model ", path, " is not signed (no ", sig_path,
+                                                           ") and this server loads signed models only"));
+    if (!signature.ok()) return signature.status();
+    HEARTH_RETURN_IF_ERROR(signers->verify(out.buffer->view(), *signature, path));
+  }
+  if (!encrypted) {
+    out.model = out.buffer->view();
+    return out;
+  }
+  OpenOptions open;
+  open.check_plaintext_digest = false;  // the HMAC authenticates every byte (see package.h)
+  auto package = open_package_in_place(out.buffer->data.get(), out.buffer->size, *keys, open);
+  if (!package.ok()) return Status(package.status().code(), str_cat(path, ": ", package.status().message()));
+  out.model = package->files[0].second;
+  for (size_t i = 1; i < package->files.size(); ++i) out.external[package->files[i].first] = package->files[i].second;
+  return out;
 }
 
 Result<std::unique_ptr<KeyResolver>> make_server_key_resolver(const std::string& key_store,

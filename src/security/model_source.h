@@ -1,7 +1,9 @@
-// What the server needs to load encrypted models: read a package file from the
-// repository and open it in memory, and build a KeyResolver from server flags.
+// What the server needs to load models it must not trust blindly: read a model
+// file once into memory, check it against its signature, open an encrypted
+// package in place, and build a KeyResolver from server flags.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -9,6 +11,7 @@
 #include "core/status.h"
 #include "security/keystore.h"
 #include "security/package.h"
+#include "security/signing.h"
 
 namespace hearth::security {
 
@@ -34,6 +37,22 @@ struct FileBuffer {
 Result<FileBuffer> read_file_buffer(const std::string& path);
 // The same into a std::string.
 Result<std::string> read_file_bytes(const std::string& path);
+
+// A model file as the server loads it: read once into memory, checked against its
+// signature "<path>.sig" when `signers` is given (what is verified is exactly what
+// loads), and for a package decrypted in place (the plaintext never touches disk).
+// `model` and `external` view `buffer`; wipe() overwrites it once the sessions hold
+// their own copies of the weights.
+struct OpenedModel {
+  std::shared_ptr<FileBuffer> buffer;
+  std::string_view model;
+  std::map<std::string, std::string_view> external;  // a package's external data files
+  void wipe();
+};
+// `keys` is needed for a package (FailedPrecondition naming the flags otherwise);
+// an unsigned model under `signers` is PermissionDenied.
+Result<OpenedModel> open_model_file(const std::string& path, bool encrypted, const KeyResolver* keys,
+                                    const TrustedSigners* signers);
 
 // A resolver from server flags: --model-key-store FILE (re-read at each load,
 // so rotated keys are seen), --model-key-file FILE and the environment

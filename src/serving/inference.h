@@ -1,11 +1,12 @@
-// Protocol-neutral inference request/response, shared by the HTTP (and later
-// gRPC) front ends so both validate and behave the same way. Front ends decode
-// their wire format into InferRequest (data already converted to the element
-// type named by `datatype`), call infer(), and encode the InferResponse.
+// Protocol-neutral inference request/response, shared by the REST and gRPC front
+// ends so both validate and behave the same way. Front ends decode their wire
+// format into InferRequest (data already converted to the element type named by
+// `datatype`), call InferenceServer::infer_async(), and encode the InferResponse.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,5 +54,8 @@ struct InferResponse {
   std::string id;
   std::vector<InferOutput> outputs;
 };
+
+// Receives a request's answer, exactly once.
+using InferCallback = std::function<void(Result<InferResponse>)>;
 
 }  // namespace hearth::serving

@@ -1,18 +1,24 @@
-// InferenceServer: glues the ModelManager, the schedulers and the metrics
+// InferenceServer: glues the ModelLifecycle, the version router and the metrics
 // registry into the protocol-neutral API of server.h.
 #include "serving/server.h"
 
+#include <atomic>
 #include <future>
 #include <mutex>
 
-#include "serving/model_config.h"
-#include "serving/model_manager.h"
-#include "serving/model_upload.h"
+#include "repository/model_config.h"
+#include "repository/model_upload.h"
+#include "serving/model_lifecycle.h"
+#include "serving/version_router.h"
 #include "telemetry/log.h"
 #include "telemetry/metrics.h"
 #include "telemetry/process_metrics.h"
 
 namespace hearth::serving {
+
+using repository::dtype_from_config;
+using repository::kPlatform;
+using repository::request_shape;
 
 namespace {
 
@@ -45,7 +51,9 @@ Result<ModelControlMode> parse_model_control_mode(const std::string& text) {
 struct InferenceServer::Impl {
   ServerOptions options;
   telemetry::Registry registry;
-  std::unique_ptr<ModelManager> models;
+  std::unique_ptr<ModelLifecycle> models;
+  // Binds each request to a version; swapped whole (a release installs its own).
+  std::atomic<std::shared_ptr<const VersionRouter>> router;
   std::mutex upload_mu;  // one upload writes to the repository at a time
 };
 
@@ -59,7 +67,8 @@ Result<std::unique_ptr<InferenceServer>> InferenceServer::create(const ServerOpt
   std::unique_ptr<InferenceServer> server(new InferenceServer());
   server->impl_->options = options;
   telemetry::register_process_metrics(server->impl_->registry);
-  HEARTH_ASSIGN_OR_RETURN(server->impl_->models, ModelManager::open(options, &server->impl_->registry));
+  HEARTH_ASSIGN_OR_RETURN(server->impl_->models, ModelLifecycle::open(options, &server->impl_->registry));
+  server->impl_->router.store(std::make_shared<const LatestVersionRouter>(*server->impl_->models));
   return server;
 }
 
@@ -135,23 +144,23 @@ Status InferenceServer::load_model(const std::string& name) {
   return impl_->models->load(name);
 }
 
-Status InferenceServer::load_model(const std::string& name, const ModelUpload& upload) {
+Status InferenceServer::load_model(const std::string& name, const repository::ModelUpload& upload) {
   if (upload.empty()) return load_model(name);
   if (impl_->options.control_mode != ModelControlMode::kExplicit)
     return Status(StatusCode::kFailedPrecondition,
                   "model upload is not allowed: start with --model-control-mode=explicit");
   std::lock_guard<std::mutex> lock(impl_->upload_mu);
-  HEARTH_ASSIGN_OR_RETURN(UploadReceipt receipt, write_upload(impl_->options.model_repository, name, upload));
+  HEARTH_ASSIGN_OR_RETURN(repository::UploadReceipt receipt, repository::write_upload(impl_->options.model_repository, name, upload));
   telemetry::log_info("model_uploaded", {telemetry::field("model", name),
                                          telemetry::field("versions", static_cast<int64_t>(receipt.versions.size())),
                                          telemetry::field("config", receipt.config_written ? "written" : "kept")});
-  Status loaded = impl_->models->load(name, ModelManager::Source::kUpload);
+  Status loaded = impl_->models->load(name, ModelLifecycle::Source::kUpload);
   if (loaded.ok()) return loaded;
   bool uploaded_failed = receipt.versions.empty();  // a config alone: its load failed
   for (int64_t v : receipt.versions)
     uploaded_failed = uploaded_failed || !impl_->models->find(name, std::to_string(v)).ok();
   if (!uploaded_failed) return loaded;  // an older version's problem; the upload itself serves
-  Status undone = undo_upload(receipt);
+  Status undone = repository::undo_upload(receipt);
   telemetry::log_warn("model_upload_rolled_back",
                       {telemetry::field("model", name), telemetry::field("error", loaded.message()),
                        telemetry::field("rollback", undone.ok() ? "ok" : undone.message())});
@@ -171,9 +180,13 @@ Status InferenceServer::unload_model(const std::string& name) {
 }
 
 void InferenceServer::infer_async(InferRequest request, InferCallback done) {
-  auto version = impl_->models->find(request.model_name, request.model_version);
+  auto version = impl_->router.load()->route(request);  // the one place a request meets a version
   if (!version.ok()) return done(version.status());
   (*version)->submit(std::move(request), std::move(done));
+}
+
+void InferenceServer::set_version_router(std::shared_ptr<const VersionRouter> router) {
+  impl_->router.store(router ? std::move(router) : std::make_shared<const LatestVersionRouter>(*impl_->models));
 }
 
 Result<InferResponse> InferenceServer::infer(InferRequest request) {

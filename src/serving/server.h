@@ -2,9 +2,9 @@
 // gRPC front ends decode their wire format into the structs of inference.h,
 // call these methods, and encode what comes back, so both behave the same.
 //
-//   front end -> InferenceServer::infer_async -> ModelManager picks the version
-//   -> that version's ModelScheduler (bounded queue, dynamic batcher,
-//   N instances) -> done(response) on a scheduler thread.
+//   front end -> InferenceServer::infer_async -> the VersionRouter binds the
+//   request to a version (version_router.h) -> that version's scheduler (bounded
+//   queue, dynamic batcher, N instances) -> done(response) on a worker thread.
 //
 // Errors are Status codes the front ends map to their protocol:
 //   InvalidArgument / Unimplemented  bad request (HTTP 400, gRPC INVALID_ARGUMENT)
@@ -33,6 +33,9 @@ class Registry;
 namespace hearth::security {
 class KeyResolver;
 class TrustedSigners;
+}
+namespace hearth::repository {
+struct ModelUpload;
 }
 
 namespace hearth::serving {
@@ -126,10 +129,7 @@ struct ModelStatistics {
   std::vector<BatchStatistics> batch_stats;  // ascending batch size
 };
 
-using InferCallback = std::function<void(Result<InferResponse>)>;
-
-class ModelManager;
-struct ModelUpload;
+class VersionRouter;
 
 class InferenceServer {
  public:
@@ -165,7 +165,7 @@ class InferenceServer {
   // out of the repository (so the same version number may be sent again) and
   // the reason returned as InvalidArgument. An empty upload is a plain
   // load_model(name). Uploads are serialized with each other.
-  Status load_model(const std::string& name, const ModelUpload& upload);
+  Status load_model(const std::string& name, const repository::ModelUpload& upload);
   Status unload_model(const std::string& name);
 
   // Queues `request`; `done` runs exactly once, on a scheduler thread or (for
@@ -174,6 +174,10 @@ class InferenceServer {
   void infer_async(InferRequest request, InferCallback done);
   // Blocking convenience wrapper over infer_async.
   Result<InferResponse> infer(InferRequest request);
+  // Installs the router that binds requests to versions (null: the default, the
+  // named version else the highest ready one). The swap is atomic: a request is
+  // bound once, by the router in place when it arrives.
+  void set_version_router(std::shared_ptr<const VersionRouter> router);
 
   // The metrics every model reports (served on --metrics-port).
   telemetry::Registry& metrics();

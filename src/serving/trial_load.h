@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "core/status.h"
-#include "serving/scheduler.h"
+#include "serving/model_version.h"
 
 namespace hearth::serving {
 

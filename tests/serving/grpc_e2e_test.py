@@ -67,11 +67,12 @@ def generate_stubs(source_dir, out_dir):
     for tool in ("protoc", plugin):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} not found (install protobuf-compiler and protobuf-compiler-grpc)")
-    proto_dir = os.path.join(source_dir, "src", "serving", "proto")
+    includes = ["-I", os.path.join(source_dir, "src", "frontend", "proto"),
+                "-I", os.path.join(source_dir, "src", "repository", "proto")]
     with open(os.path.join(out_dir, "health.proto"), "w") as f:
         f.write(HEALTH_PROTO)
-    for include, files in ((proto_dir, ["grpc_service.proto", "model_config.proto"]), (out_dir, ["health.proto"])):
-        subprocess.run(["protoc", "-I", include, f"--python_out={out_dir}", f"--grpc_out={out_dir}",
+    for include, files in ((includes, ["grpc_service.proto", "model_config.proto"]), (["-I", out_dir], ["health.proto"])):
+        subprocess.run(["protoc"] + include + [f"--python_out={out_dir}", f"--grpc_out={out_dir}",
                         f"--plugin=protoc-gen-grpc={plugin}"] + files, check=True)
     sys.path.insert(0, out_dir)
 
