@@ -87,17 +87,16 @@ Status check_options(const ServeOptions& o) {
 // The metrics port: GET /metrics in Prometheus text format.
 // Reading metrics needs system_config:read (Prometheus sends a bearer token
 // with `authorization: {credentials_file: ...}` in its scrape config).
-frontend::HttpHandler metrics_handler(telemetry::Registry& registry, frontend::AccessControl& access) {
-  return [&registry, &access](frontend::HttpRequest request, frontend::HttpResponder respond) {
+frontend::HttpHandler metrics_handler(telemetry::Registry& registry, frontend::RequestGuard& guard) {
+  return [&registry, &guard](frontend::HttpRequest request, frontend::HttpResponder respond) {
     std::string path = request.target.substr(0, request.target.find('?'));
-    if (!access.pass_through()) {
-      frontend::AccessNeed need;  // system_config read
-      const std::string authorization = request.header("Authorization");
+    if (!guard.pass_through()) {
+      frontend::GuardedRequest guarded{{request.header("Authorization"), request.remote_address,
+                                        request.client_cert_subject, ""}};
       int retry_after = 0;
-      auto who = access.check({authorization, request.remote_address, request.client_cert_subject, ""}, need,
-                              &retry_after);
+      Status who = guard.admit(guarded, frontend::AccessNeed{}, &retry_after);  // system_config read
       if (!who.ok()) {
-        frontend::HttpReply reply = frontend::error_reply(who.status());
+        frontend::HttpReply reply = frontend::error_reply(who);
         if (retry_after > 0) {
           reply.status = 429;
           reply.headers.emplace_back("Retry-After", std::to_string(retry_after));
@@ -141,7 +140,9 @@ Status serve(const ServeOptions& o) {
   std::vector<std::string> addresses{o.http_address};
   if (o.allow_grpc) addresses.push_back(o.grpc_address);
   if (o.allow_metrics) addresses.push_back(o.metrics_address);
-  HEARTH_ASSIGN_OR_RETURN(auto access, make_access_control(o.access, addresses));
+  AccessFlags guard_flags = o.access;
+  guard_flags.access_log = o.access_log;
+  HEARTH_ASSIGN_OR_RETURN(auto guard, make_request_guard(guard_flags, addresses));
 
   serving::ServerOptions so;
   so.model_repository = o.model_repository;
@@ -171,8 +172,8 @@ Status serve(const ServeOptions& o) {
     telemetry::log_info("model_state", {telemetry::field("model", e.name), telemetry::field("version", e.version),
                                         telemetry::field("state", e.state), telemetry::field("reason", e.reason)});
 
-  access->attach_metrics(server->metrics());
-  frontend::RestApi api(*server, frontend::RestApiOptions{o.access_log, access.get()});
+  guard->attach_metrics(server->metrics());
+  frontend::RestApi api(*server, frontend::RestApiOptions{guard.get()});
   frontend::HttpServerOptions ho;
   ho.address = o.http_address;
   ho.port = static_cast<uint16_t>(o.http_port);
@@ -184,7 +185,7 @@ Status serve(const ServeOptions& o) {
   ho.busy_poll_us = o.busy_poll_us;
   // With authentication on, a caller whose credentials fail is answered
   // before the server reads (and buffers) its body.
-  if (access->auth_enabled())
+  if (guard->auth_enabled())
     ho.header_check = [&api](frontend::HttpRequest& head) { return api.check_header(head); };
   ho.tls = o.tls;
   frontend::HttpServer http(
@@ -202,8 +203,7 @@ Status serve(const ServeOptions& o) {
     go.port = static_cast<uint16_t>(o.grpc_port);
     go.max_message_mb = static_cast<int>(o.max_body_mb);
     go.tls = o.tls;
-    go.access = access.get();
-    go.access_log = o.access_log;
+    go.guard = guard.get();
     HEARTH_ASSIGN_OR_RETURN(grpc, frontend::GrpcServer::start(*server, go));
     log_listening("grpc", o.grpc_address, grpc->port(), o.tls);
   }
@@ -217,7 +217,7 @@ Status serve(const ServeOptions& o) {
     mo.max_connections = 64;
     mo.name = "metrics";
     mo.tls = o.tls;
-    metrics = std::make_unique<frontend::HttpServer>(metrics_handler(server->metrics(), *access), mo);
+    metrics = std::make_unique<frontend::HttpServer>(metrics_handler(server->metrics(), *guard), mo);
     HEARTH_RETURN_IF_ERROR(metrics->start());
     log_listening("metrics", o.metrics_address, metrics->port(), o.tls);
   }

@@ -35,8 +35,8 @@ void add_access_flags(CLI::App* cmd, AccessFlags& f) {
   cmd->add_flag("--audit-inference", f.audit_inference, "also audit every inference request (volume!)");
 }
 
-Result<std::unique_ptr<frontend::AccessControl>> make_access_control(const AccessFlags& f,
-                                                                    const std::vector<std::string>& listen_addresses) {
+Result<std::unique_ptr<frontend::RequestGuard>> make_request_guard(const AccessFlags& f,
+                                                                  const std::vector<std::string>& listen_addresses) {
   std::unique_ptr<security::Authorizer> authorizer;
   if (f.insecure_no_auth) {
     for (const std::string& a : listen_addresses)
@@ -75,9 +75,10 @@ Result<std::unique_ptr<frontend::AccessControl>> make_access_control(const Acces
   } else if (f.audit_inference) {
     return invalid_argument("--audit-inference needs --audit-log");
   }
-  frontend::AccessOptions options;
+  frontend::GuardOptions options;
   options.audit_inference = f.audit_inference;
-  return std::make_unique<frontend::AccessControl>(std::move(authorizer), std::move(audit), options, nullptr);
+  options.access_log = f.access_log;
+  return std::make_unique<frontend::RequestGuard>(std::move(authorizer), std::move(audit), options, nullptr);
 }
 
 }  // namespace hearth::cli

@@ -1,5 +1,5 @@
 // The access-control flags of `hearth serve` (authentication, policy, audit
-// log) and the AccessControl they build. Kept apart from serve.cc so the
+// log, access log) and the RequestGuard they build. Kept apart from serve.cc so the
 // listener flags and the security flags each stay readable.
 #pragma once
 
@@ -10,7 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/status.h"
-#include "frontend/access_control.h"
+#include "frontend/request_guard.h"
 #include "telemetry/metrics.h"
 
 namespace hearth::cli {
@@ -21,15 +21,16 @@ struct AccessFlags {
   bool insecure_no_auth = false;
   std::string audit_log;       // default with auth on: $HEARTH_AUDIT_LOG or ~/.config/hearth/audit.db
   bool audit_inference = false;
+  bool access_log = false;     // one JSON line per request
 };
 
 void add_access_flags(CLI::App* cmd, AccessFlags& flags);
 
-// Builds the server's AccessControl. `listen_addresses` are the addresses the
+// Builds the server's RequestGuard. `listen_addresses` are the addresses the
 // server will listen on: --insecure-no-auth is refused unless every one of
 // them is a loopback address.
-Result<std::unique_ptr<frontend::AccessControl>> make_access_control(const AccessFlags& flags,
-                                                                    const std::vector<std::string>& listen_addresses);
+Result<std::unique_ptr<frontend::RequestGuard>> make_request_guard(const AccessFlags& flags,
+                                                                  const std::vector<std::string>& listen_addresses);
 
 // True for 127.0.0.0/8, ::1 and "localhost".
 bool is_loopback_address(const std::string& address);

@@ -52,18 +52,6 @@ bool has_any_contents(const InferTensorContents& c) {
   return false;
 }
 
-// Element count of `shape`, refusing negative dims and int64 overflow.
-Result<int64_t> checked_numel(const Shape& shape, const std::string& ctx) {
-  int64_t n = 1;
-  for (int64_t d : shape) {
-    if (d < 0) return invalid_argument(ctx, ": shape ", shape_str(shape), " has a negative dim");
-    if (d != 0 && n > std::numeric_limits<int64_t>::max() / d)
-      return invalid_argument(ctx, ": shape ", shape_str(shape), " has too many elements");
-    n *= d;
-  }
-  return n;
-}
-
 // Copies typed values into `t` (already sized), checking that narrow integer
 // types can hold every value.
 template <typename Dst, typename Field>
@@ -150,7 +138,9 @@ Result<InferInput> decode_input(const ModelInferRequest& request, int index) {
   out.shape.assign(in.shape().begin(), in.shape().end());
   auto type = datatype_from_kserve(in.datatype());
   if (!type.ok()) return type.status().with_context(ctx);
-  HEARTH_ASSIGN_OR_RETURN(int64_t numel, checked_numel(out.shape, ctx));
+  auto checked = hearth::checked_numel(out.shape);  // refuses negative dims and int64 overflow
+  if (!checked.ok()) return checked.status().with_context(ctx);
+  const int64_t numel = *checked;
   if (request.raw_input_contents_size() > 0) {
     if (has_any_contents(in.contents()))
       return invalid_argument(ctx, ": has contents although the request uses raw_input_contents "

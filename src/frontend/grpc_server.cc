@@ -21,7 +21,7 @@
 #include <utility>
 
 #include "grpc_service.grpc.pb.h"
-#include "frontend/access_control.h"
+#include "frontend/request_guard.h"
 #include "frontend/grpc_codec.h"
 #include "frontend/grpc_stream.h"
 #include "repository/model_upload.h"
@@ -82,19 +82,14 @@ std::string metadata_value(const grpc::ServerContext& context, const char* key) 
   return it == md.end() ? std::string() : std::string(it->second.data(), it->second.size());
 }
 
-// Who sent a call, as gRPC saw it; the strings live as long as the call.
-struct CallCaller {
-  std::string authorization, client, subject, request_id;
-
-  explicit CallCaller(const grpc::ServerContext& context)
-      : authorization(metadata_value(context, "authorization")),
-        client(peer_address(context.peer())),
-        subject(grpc_client_cert_subject(context)),
-        request_id(metadata_value(context, "x-request-id")) {
-    if (request_id.empty() || request_id.size() > 128) request_id = telemetry::new_request_id();
-  }
-  Caller view() const { return Caller{authorization, client, subject, request_id}; }
-};
+// Who sent a call, as gRPC saw it.
+GuardedRequest guarded_request(const grpc::ServerContext& context) {
+  GuardedRequest g;
+  g.caller = Caller{metadata_value(context, "authorization"), peer_address(context.peer()),
+                    grpc_client_cert_subject(context), metadata_value(context, "x-request-id")};
+  if (g.caller.request_id.empty() || g.caller.request_id.size() > 128) g.caller.request_id = telemetry::new_request_id();
+  return g;
+}
 
 AccessNeed model_need(const std::string& model, const std::string& version, bool inference_allows = true) {
   AccessNeed need;
@@ -175,12 +170,12 @@ const char* grpc_code_name(grpc::StatusCode code) {
 
 class InferenceService final : public inference::GRPCInferenceService::Service {
  public:
-  InferenceService(InferenceServer& server, AccessControl* access, bool access_log)
-      : server_(server), access_(access), checks_(access && !access->pass_through()), access_log_(access_log) {}
+  InferenceService(InferenceServer& server, RequestGuard& guard)
+      : server_(server), guard_(guard), checks_(!guard.pass_through()) {}
 
   grpc::Status ServerLive(grpc::ServerContext* context, const inference::ServerLiveRequest*,
                           inference::ServerLiveResponse* out) override {
-    return logged("ServerLive", context, [&] {
+    return logged("ServerLive", context, [&](GuardedRequest&) {
       out->set_live(server_.live());
       return ok_status();
     });
@@ -188,7 +183,7 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status ServerReady(grpc::ServerContext* context, const inference::ServerReadyRequest*,
                            inference::ServerReadyResponse* out) override {
-    return logged("ServerReady", context, [&] {
+    return logged("ServerReady", context, [&](GuardedRequest&) {
       out->set_ready(server_.ready());
       return ok_status();
     });
@@ -196,8 +191,8 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status ModelReady(grpc::ServerContext* context, const inference::ModelReadyRequest* in,
                           inference::ModelReadyResponse* out) override {
-    return logged("ModelReady", context, [&]() -> Status {
-      HEARTH_RETURN_IF_ERROR(admit(context, model_need(in->name(), in->version())));
+    return logged("ModelReady", context, [&](GuardedRequest& g) -> Status {
+      HEARTH_RETURN_IF_ERROR(admit(context, g, model_need(in->name(), in->version())));
       HEARTH_ASSIGN_OR_RETURN(bool ready, server_.model_ready(in->name(), in->version()));
       out->set_ready(ready);
       return ok_status();
@@ -206,8 +201,8 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status ServerMetadata(grpc::ServerContext* context, const inference::ServerMetadataRequest*,
                               inference::ServerMetadataResponse* out) override {
-    return logged("ServerMetadata", context, [&]() -> Status {
-      HEARTH_RETURN_IF_ERROR(admit(context, plain_need(security::Resource::kSystemConfig)));
+    return logged("ServerMetadata", context, [&](GuardedRequest& g) -> Status {
+      HEARTH_RETURN_IF_ERROR(admit(context, g, plain_need(security::Resource::kSystemConfig)));
       serving::ServerMetadata m = server_.server_metadata();
       out->set_name(m.name);
       out->set_version(m.version);
@@ -218,8 +213,8 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status ModelMetadata(grpc::ServerContext* context, const inference::ModelMetadataRequest* in,
                              inference::ModelMetadataResponse* out) override {
-    return logged("ModelMetadata", context, [&]() -> Status {
-      HEARTH_RETURN_IF_ERROR(admit(context, model_need(in->name(), in->version())));
+    return logged("ModelMetadata", context, [&](GuardedRequest& g) -> Status {
+      HEARTH_RETURN_IF_ERROR(admit(context, g, model_need(in->name(), in->version())));
       HEARTH_ASSIGN_OR_RETURN(serving::ModelMetadata m, server_.model_metadata(in->name(), in->version()));
       encode_model_metadata(m, out);
       return ok_status();
@@ -228,8 +223,8 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status ModelConfig(grpc::ServerContext* context, const inference::ModelConfigRequest* in,
                            inference::ModelConfigResponse* out) override {
-    return logged("ModelConfig", context, [&]() -> Status {
-      HEARTH_RETURN_IF_ERROR(admit(context, model_need(in->name(), in->version())));
+    return logged("ModelConfig", context, [&](GuardedRequest& g) -> Status {
+      HEARTH_RETURN_IF_ERROR(admit(context, g, model_need(in->name(), in->version())));
       HEARTH_ASSIGN_OR_RETURN(*out->mutable_config(), server_.model_config(in->name(), in->version()));
       return ok_status();
     });
@@ -237,13 +232,12 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* in,
                           inference::ModelInferResponse* out) override {
-    return logged("ModelInfer", context, [&]() -> Status {
+    return logged("ModelInfer", context, [&](GuardedRequest& g) -> Status {
       if (!checks_) return infer_unary(server_, context, *in, out);
-      CallCaller caller(*context);
-      AccessNeed need = infer_need(in->model_name(), in->model_version());
-      HEARTH_ASSIGN_OR_RETURN(security::Principal who, check(context, caller, need));
+      const AccessNeed need = infer_need(in->model_name(), in->model_version());
+      HEARTH_RETURN_IF_ERROR(admit(context, g, need));
       Status s = infer_unary(server_, context, *in, out);
-      access_->record(who, caller.view(), need, s);
+      guard_.record(g, need, s);
       return s;
     });
   }
@@ -251,20 +245,18 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   grpc::Status ModelStreamInfer(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>* stream) override {
-    return logged("ModelStreamInfer", context, [&]() -> Status {
+    return logged("ModelStreamInfer", context, [&](GuardedRequest& g) -> Status {
       if (!checks_) return serve_infer_stream(server_, context, stream);
       // The stream is refused at once without valid credentials.
-      auto caller = std::make_shared<CallCaller>(*context);
-      HEARTH_RETURN_IF_ERROR(access_->authenticate(caller->view(), infer_need("", ""), nullptr).status());
-      AccessControl* access = access_;
+      HEARTH_RETURN_IF_ERROR(guard_.authenticate(g, infer_need("", "")));
       // Each request is checked again in full, so a token revoked or expired
       // (or a role taken away) mid-stream stops the next request.
       return serve_infer_stream(server_, context, stream,
-                                [access, caller](const inference::ModelInferRequest& request) -> Status {
-                                  AccessNeed need = infer_need(request.model_name(), request.model_version());
-                                  auto again = access->check(caller->view(), need);
-                                  if (!again.ok()) return again.status();
-                                  access->record(*again, caller->view(), need, ok_status());
+                                [this, caller = g.caller](const inference::ModelInferRequest& request) -> Status {
+                                  GuardedRequest each{caller};
+                                  const AccessNeed need = infer_need(request.model_name(), request.model_version());
+                                  HEARTH_RETURN_IF_ERROR(guard_.admit(each, need));
+                                  guard_.record(each, need, ok_status());
                                   return ok_status();
                                 });
     });
@@ -272,8 +264,8 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status ModelStatistics(grpc::ServerContext* context, const inference::ModelStatisticsRequest* in,
                                inference::ModelStatisticsResponse* out) override {
-    return logged("ModelStatistics", context, [&]() -> Status {
-      HEARTH_RETURN_IF_ERROR(admit(context, model_need(in->name(), in->version(), false)));
+    return logged("ModelStatistics", context, [&](GuardedRequest& g) -> Status {
+      HEARTH_RETURN_IF_ERROR(admit(context, g, model_need(in->name(), in->version(), false)));
       HEARTH_ASSIGN_OR_RETURN(auto stats, server_.model_statistics(in->name(), in->version()));
       for (const serving::ModelStatistics& s : stats) encode_model_statistics(s, out->add_model_stats());
       return ok_status();
@@ -282,8 +274,8 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status RepositoryIndex(grpc::ServerContext* context, const inference::RepositoryIndexRequest* in,
                                inference::RepositoryIndexResponse* out) override {
-    return logged("RepositoryIndex", context, [&]() -> Status {
-      HEARTH_RETURN_IF_ERROR(admit(context, plain_need(security::Resource::kRepository)));
+    return logged("RepositoryIndex", context, [&](GuardedRequest& g) -> Status {
+      HEARTH_RETURN_IF_ERROR(admit(context, g, plain_need(security::Resource::kRepository)));
       for (const ModelIndexEntry& e : server_.repository_index(in->ready())) {
         auto* m = out->add_models();
         m->set_name(e.name);
@@ -297,30 +289,29 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 
   grpc::Status RepositoryModelLoad(grpc::ServerContext* context, const inference::RepositoryModelLoadRequest* in,
                                    inference::RepositoryModelLoadResponse*) override {
-    return logged("RepositoryModelLoad", context, [&]() -> Status {
+    return logged("RepositoryModelLoad", context, [&](GuardedRequest& g) -> Status {
       AccessNeed need = control_need(in->model_name(), "model.load");
-      const bool uploads = add_upload_need(need, in->parameters());
-      auto run = [&]() -> Status {
-        HEARTH_ASSIGN_OR_RETURN(ModelUpload upload, upload_from_parameters(in->parameters()));
-        return server_.load_model(in->model_name(), upload);
-      };
-      if (!uploads || !access_) return control(context, need, run);
-      // An upload also deploys: models:deploy is needed as well.
-      CallCaller caller(*context);
-      HEARTH_ASSIGN_OR_RETURN(security::Principal who, check(context, caller, need));
-      AccessNeed deploy = need;
-      deploy.action = security::Action::kDeploy;
-      HEARTH_RETURN_IF_ERROR(access_->authorize(who, caller.view(), deploy));
-      Status s = run();
-      access_->record(who, caller.view(), need, s);
+      AccessNeed upload = need;
+      if (!add_upload_need(upload, in->parameters())) {
+        return control(context, g, need, [&]() -> Status {
+          HEARTH_ASSIGN_OR_RETURN(ModelUpload none, upload_from_parameters(in->parameters()));
+          return server_.load_model(in->model_name(), none);
+        });
+      }
+      // An upload needs models:deploy and models:create (files) or update (a config alone).
+      HEARTH_RETURN_IF_ERROR(admit(context, g, need));
+      HEARTH_RETURN_IF_ERROR(guard_.authorize(g, upload));
+      auto files = upload_from_parameters(in->parameters());
+      Status s = files.ok() ? server_.load_model(in->model_name(), *files) : files.status();
+      guard_.record(g, upload, s);
       return s;
     });
   }
 
   grpc::Status RepositoryModelUnload(grpc::ServerContext* context, const inference::RepositoryModelUnloadRequest* in,
                                      inference::RepositoryModelUnloadResponse*) override {
-    return logged("RepositoryModelUnload", context, [&]() -> Status {
-      return control(context, control_need(in->model_name(), "model.unload"), [&]() -> Status {
+    return logged("RepositoryModelUnload", context, [&](GuardedRequest& g) -> Status {
+      return control(context, g, control_need(in->model_name(), "model.unload"), [&]() -> Status {
         HEARTH_RETURN_IF_ERROR(check_no_parameters(in->parameters(), "RepositoryModelUnload"));
         return server_.unload_model(in->model_name());
       });
@@ -328,45 +319,32 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   }
 
  private:
-  // Runs a call through guarded(); with the access log, writes one JSON line
-  // for it, as the REST side writes http_request lines.
+  // Runs a call through guarded() with its GuardedRequest; with the access log,
+  // writes one JSON line for it, as the REST side writes http_request lines.
   template <typename F>
   grpc::Status logged(const char* method, grpc::ServerContext* context, F&& f) {
-    if (!access_log_) return guarded(std::forward<F>(f));
-    const auto start = std::chrono::steady_clock::now();
-    grpc::Status status = guarded(std::forward<F>(f));
-    const auto us =
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
-    telemetry::log_info("grpc_request", {telemetry::field("method", method),
-                                         telemetry::field("peer", peer_address(context->peer())),
-                                         telemetry::field("request_id", metadata_value(*context, "x-request-id")),
-                                         telemetry::field("code", grpc_code_name(status.error_code())),
-                                         telemetry::field("duration_us", static_cast<int64_t>(us))});
+    GuardedRequest g = guarded_request(*context);
+    grpc::Status status = guarded([&] { return f(g); });
+    guard_.log_grpc(g, method, grpc_code_name(status.error_code()));
     return status;
   }
 
-  // Authenticates and authorizes a call (nothing to do without access control).
-  Status admit(grpc::ServerContext* context, const AccessNeed& need) {
-    if (!checks_) return ok_status();
-    CallCaller caller(*context);
-    return check(context, caller, need).status();
-  }
-
-  Result<security::Principal> check(grpc::ServerContext* context, const CallCaller& caller, const AccessNeed& need) {
+  // Authenticates and authorizes a call (nothing to do when the guard passes
+  // everything through); a client locked out learns when to retry.
+  Status admit(grpc::ServerContext* context, GuardedRequest& g, const AccessNeed& need) {
+    if (!checks_ && need.event.empty()) return ok_status();
     int retry_after = 0;
-    auto who = access_->check(caller.view(), need, &retry_after);
-    if (!who.ok() && retry_after > 0) context->AddTrailingMetadata("retry-after", std::to_string(retry_after));
-    return who;
+    Status s = guard_.admit(g, need, &retry_after);
+    if (!s.ok() && retry_after > 0) context->AddTrailingMetadata("retry-after", std::to_string(retry_after));
+    return s;
   }
 
-  // A control-plane call: checked, run, and audited with its outcome.
+  // A control-plane call: admitted, run, and audited with its outcome.
   template <typename F>
-  Status control(grpc::ServerContext* context, const AccessNeed& need, F&& run) {
-    if (!access_) return run();
-    CallCaller caller(*context);
-    HEARTH_ASSIGN_OR_RETURN(security::Principal who, check(context, caller, need));
+  Status control(grpc::ServerContext* context, GuardedRequest& g, const AccessNeed& need, F&& run) {
+    HEARTH_RETURN_IF_ERROR(admit(context, g, need));
     Status s = run();
-    access_->record(who, caller.view(), need, s);
+    guard_.record(g, need, s);
     return s;
   }
 
@@ -379,9 +357,8 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   }
 
   InferenceServer& server_;
-  AccessControl* access_;  // nullptr: every call allowed, nothing audited
-  bool checks_;            // calls are checked (auth on, or inference audited)
-  bool access_log_;        // one log line per call
+  RequestGuard& guard_;
+  bool checks_;  // data-plane calls are checked (auth on, or inference audited)
 };
 
 std::string host_port(const std::string& address, uint16_t port) {
@@ -393,6 +370,7 @@ std::string host_port(const std::string& address, uint16_t port) {
 
 struct GrpcServer::Impl {
   InferenceServer* server = nullptr;
+  std::unique_ptr<RequestGuard> own_guard;  // allow-all, when the options give none
   std::unique_ptr<InferenceService> service;
   std::unique_ptr<grpc::Server> grpc_server;
   uint16_t port = 0;
@@ -474,7 +452,12 @@ Result<std::unique_ptr<GrpcServer>> GrpcServer::start(InferenceServer& server, c
     std::unique_ptr<GrpcServer> self(new GrpcServer());
     Impl& impl = *self->impl_;
     impl.server = &server;
-    impl.service = std::make_unique<InferenceService>(server, options.access, options.access_log);
+    RequestGuard* guard = options.guard;
+    if (guard == nullptr) {
+      impl.own_guard = std::make_unique<RequestGuard>(nullptr, nullptr, GuardOptions{}, nullptr);
+      guard = impl.own_guard.get();
+    }
+    impl.service = std::make_unique<InferenceService>(server, *guard);
 
     static std::once_flag log_once;
     std::call_once(log_once, [] { gpr_set_log_function(log_grpc_message); });

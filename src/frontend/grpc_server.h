@@ -32,7 +32,7 @@ class ServerContext;
 
 namespace hearth::frontend {
 
-class AccessControl;
+class RequestGuard;
 
 struct GrpcServerOptions {
   std::string address = "127.0.0.1";
@@ -42,9 +42,9 @@ struct GrpcServerOptions {
   // while it waits for its result.
   int max_threads = 64;
   TlsOptions tls;  // enabled(): TLS; with tls.client_ca_file, client certificates required and verified
-  // Authentication, RBAC and audit (access_control.h); nullptr = everything allowed.
-  AccessControl* access = nullptr;
-  bool access_log = false;  // one JSON log line per call ("grpc_request")
+  // Authentication, RBAC, audit and the access log (request_guard.h); nullptr:
+  // everything allowed, nothing recorded. Must outlive the GrpcServer.
+  RequestGuard* guard = nullptr;
 };
 
 // The subject of the call's verified client certificate, RFC 2253 text as

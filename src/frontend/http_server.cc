@@ -279,7 +279,7 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
         early = HttpReply{500, encode_error(str_cat("internal error: ", e.what()))};
       }
       if (early) return send(std::move(*early), req.version(), false);  // the body stays unread: close after
-      checked_ = std::move(head.checked);
+      principal_ = std::move(head.principal);
     }
     expire_in(std::chrono::seconds(options_.body_timeout_seconds));
     if (beast::iequals(req[http::field::expect], "100-continue")) {
@@ -313,7 +313,7 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
     for (const auto& f : req) request.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     request.body = std::move(req.body());
     request.cancelled = std::make_shared<std::atomic<bool>>(false);
-    request.checked = std::move(checked_);
+    request.principal = std::move(principal_);
     request.remote_address = remote_;
     if constexpr (kTls) request.client_cert_subject = client_subject_;
     cancelled_ = request.cancelled;
@@ -450,7 +450,7 @@ class Connection : public Expirable, public std::enable_shared_from_this<Connect
   Sweeper* sweeper_;                          // of the io_context this connection lives on
   std::optional<net::steady_timer> recheck_;  // TLS disconnect watch
   std::shared_ptr<std::atomic<bool>> cancelled_;
-  std::shared_ptr<const void> checked_;  // from the header check, for the request being read
+  std::shared_ptr<const security::Principal> principal_;  // from the header check, for the request being read
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool busy_ = false;

@@ -26,6 +26,7 @@
 
 #include "core/status.h"
 #include "frontend/tls_options.h"
+#include "security/authorizer.h"
 
 namespace hearth::frontend {
 
@@ -38,9 +39,9 @@ struct HttpRequest {
   std::string remote_address;       // the peer's IP address, no port (IPv4-mapped IPv6 as plain IPv4)
   std::string client_cert_subject;  // mutual TLS: the verified client certificate's subject
                                     // (RFC 2253, e.g. "CN=alice"); "" otherwise
-  // What the header check attached to this request (its owner knows the type;
-  // the REST API keeps the authenticated caller there, so it is not looked up twice).
-  std::shared_ptr<const void> checked;
+  // The caller the header check authenticated, handed on to the handler so it is
+  // not looked up twice; null when nobody checked.
+  std::shared_ptr<const security::Principal> principal;
 
   // Case-insensitive header lookup; "" when absent.
   std::string header(std::string_view name) const;
@@ -63,7 +64,7 @@ using HttpHandler = std::function<void(HttpRequest, HttpResponder)>;
 // Looks at a request once its header is in (`body` still empty) and may
 // answer it at once: the reply is sent, the body is not read, and the
 // connection closes. Used to refuse unauthenticated callers before they make
-// the server buffer a large body. It may set `head.checked`, which the handler
+// the server buffer a large body. It may set `head.principal`, which the handler
 // then receives with the request. Runs on an I/O thread: keep it short.
 using HttpHeaderCheck = std::function<std::optional<HttpReply>(HttpRequest& head)>;
 

@@ -3,7 +3,6 @@
 #include "frontend/rest_api.h"
 
 #include <algorithm>
-#include <chrono>
 #include <exception>
 #include <future>
 #include <memory>
@@ -194,6 +193,11 @@ std::string request_id_of(const HttpRequest& request) {
   return usable ? id : telemetry::new_request_id();
 }
 
+Caller caller_of(const HttpRequest& request) {
+  return Caller{request.header("Authorization"), request.remote_address, request.client_cert_subject,
+                request_id_of(request)};
+}
+
 // 401 with WWW-Authenticate, 403, or 429 with Retry-After.
 HttpReply access_error_reply(const Status& status, int retry_after) {
   HttpReply reply = error_reply(status);
@@ -208,62 +212,56 @@ HttpReply access_error_reply(const Status& status, int retry_after) {
 
 }  // namespace
 
+RestApi::RestApi(InferenceServer& server, RestApiOptions options) : server_(server), guard_(options.guard) {
+  if (guard_ == nullptr) {
+    own_guard_ = std::make_unique<RequestGuard>(nullptr, nullptr, GuardOptions{}, nullptr);
+    guard_ = own_guard_.get();
+  }
+}
+
+RestApi::~RestApi() = default;
+
 std::optional<HttpReply> RestApi::check_header(HttpRequest& head) {
-  AccessControl* access = options_.access;
-  if (!access || !access->auth_enabled()) return std::nullopt;
+  if (!guard_->auth_enabled()) return std::nullopt;
   auto parsed = split_path(head.target);
   if (!parsed.ok()) return std::nullopt;  // answered when the request is handled
   AccessNeed need = rest_access_need(*parsed);
   if (need.open) return std::nullopt;
-  const std::string authorization = head.header("Authorization");
-  const std::string id = request_id_of(head);
+  GuardedRequest guarded{caller_of(head)};
   int retry_after = 0;
-  auto who = access->authenticate(Caller{authorization, head.remote_address, head.client_cert_subject, id}, need,
-                                  &retry_after);
+  Status who = guard_->authenticate(guarded, need, &retry_after);
   if (who.ok()) {
-    head.checked = std::make_shared<const security::Principal>(std::move(who).value());
+    head.principal = std::move(guarded.principal);
     return std::nullopt;
   }
-  HttpReply reply = access_error_reply(who.status(), retry_after);
-  reply.headers.emplace_back("X-Request-Id", id);
+  HttpReply reply = access_error_reply(who, retry_after);
+  reply.headers.emplace_back("X-Request-Id", guarded.caller.request_id);
   return reply;
 }
 
 void RestApi::handle(HttpRequest request, HttpResponder respond) {
-  const auto start = std::chrono::steady_clock::now();
-  const std::string id = request_id_of(request);
-  // Every reply carries the request id; with --access-log a line is written per request.
-  HttpResponder reply_with_id;
-  if (!options_.access_log) {
-    reply_with_id = [respond = std::move(respond), id](HttpReply reply) {
-      reply.headers.emplace_back("X-Request-Id", id);
-      respond(std::move(reply));
-    };
-  } else {
-    reply_with_id = [respond = std::move(respond), id, start, method = request.method, target = request.target,
-                     bytes_in = request.body.size()](HttpReply reply) {
-      reply.headers.emplace_back("X-Request-Id", id);
-      auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
-      telemetry::log_info("http_request",
-                          {telemetry::field("request_id", id), telemetry::field("method", method),
-                           telemetry::field("target", target), telemetry::field("status", reply.status),
-                           telemetry::field("bytes_in", bytes_in), telemetry::field("bytes_out", reply.body.size()),
-                           telemetry::field("duration_us", static_cast<int64_t>(us))});
-      respond(std::move(reply));
-    };
-  }
+  auto guarded = std::make_shared<GuardedRequest>();
+  guarded->caller = caller_of(request);
+  guarded->principal = std::move(request.principal);
+  // Every reply carries the request id; with the access log a line is written per request.
+  HttpResponder reply = [this, respond = std::move(respond), guarded, method = request.method,
+                         target = request.target, bytes_in = request.body.size()](HttpReply r) {
+    r.headers.emplace_back("X-Request-Id", guarded->caller.request_id);
+    guard_->log_http(*guarded, method, target, r.status, bytes_in, r.body.size());
+    respond(std::move(r));
+  };
   try {
-    route(request, id, reply_with_id);
+    route(request, *guarded, reply);
   } catch (const std::exception& e) {  // e.g. std::bad_alloc on a huge shape
-    reply_with_id(error_reply(internal_error("internal error: ", e.what())));
+    reply(error_reply(internal_error("internal error: ", e.what())));
   } catch (...) {
-    reply_with_id(error_reply(internal_error("internal error")));
+    reply(error_reply(internal_error("internal error")));
   }
 }
 
 HttpReply RestApi::handle_sync(const std::string& method, const std::string& target, const std::string& body,
                                std::vector<std::pair<std::string, std::string>> headers) {
-  HttpRequest request{method, target, body, std::move(headers), nullptr, "127.0.0.1", ""};
+  HttpRequest request{method, target, body, std::move(headers), nullptr, "127.0.0.1", "", nullptr};
   auto promise = std::make_shared<std::promise<HttpReply>>();
   auto future = promise->get_future();
   handle(std::move(request), [promise](HttpReply r) { promise->set_value(std::move(r)); });
@@ -319,59 +317,41 @@ AccessNeed rest_access_need(const std::vector<std::string>& seg) {
   return need;
 }
 
-void RestApi::route(HttpRequest& request, const std::string& request_id, const HttpResponder& respond) {
+void RestApi::route(HttpRequest& request, GuardedRequest& guarded, const HttpResponder& respond) {
   auto parsed = split_path(request.target);
   if (!parsed.ok()) return respond(error_reply(parsed.status()));
-  // A load's body is parsed once; with access control only after the caller
-  // is known to hold models:deploy (a large upload is not parsed for strangers).
-  std::optional<nlohmann::json> load;
-  const bool loading = is_load(request.method, *parsed);
-  auto run = [&](const HttpResponder& reply) {
-    if (loading) {
-      if (!load) load = load_body(request.body);
-      return reply(load_reply(server_, (*parsed)[3], *load));
-    }
-    dispatch(request, *parsed, reply);
-  };
-  AccessControl* access = options_.access;
-  // Without authentication only control-plane requests (audited) need a look.
-  const bool control_plane = parsed->size() >= 2 && (*parsed)[1] == "repository";
-  if (!access || (access->pass_through() && !control_plane)) return run(respond);
-
   AccessNeed need = rest_access_need(*parsed);
-  const std::string authorization = request.header("Authorization");
-  Caller caller{authorization, request.remote_address, request.client_cert_subject, request_id};
-  int retry_after = 0;
-  Result<security::Principal> principal = security::Principal{};
-  if (request.checked && !need.open && !control_plane) {
-    // Authenticated by check_header when the header came in: authorize only.
-    // (Control-plane requests are checked again in full: a token revoked while a
-    // large upload was arriving must not deploy it.)
-    principal = *static_cast<const security::Principal*>(request.checked.get());
-    if (!need.any_authenticated) {
-      if (Status s = access->authorize(*principal, caller, need); !s.ok()) return respond(error_reply(s));
-    }
-  } else {
-    principal = access->check(caller, need, &retry_after);
+  // Without authentication only control-plane requests (audited) need the guard.
+  const bool control_plane = parsed->size() >= 2 && (*parsed)[1] == "repository";
+  if (!guard_->pass_through() || control_plane) {
+    // Control-plane requests are checked again in full: a token revoked while a
+    // large upload was arriving must not deploy it.
+    if (control_plane) guarded.principal.reset();
+    int retry_after = 0;
+    if (Status s = guard_->admit(guarded, need, &retry_after); !s.ok()) return respond(access_error_reply(s, retry_after));
   }
-  if (!principal.ok()) return respond(access_error_reply(principal.status(), retry_after));
-  if (loading) {  // models:deploy is granted; an upload also needs create (files) or update (config)
+  // A load's body is parsed only now that the caller is known to hold
+  // models:deploy (a large upload is not parsed for strangers), and once.
+  const bool loading = is_load(request.method, *parsed);
+  nlohmann::json load;
+  if (loading) {
     load = load_body(request.body);
-    add_upload_need(need, *load);
+    add_upload_need(need, load);  // an upload also needs create (files) or update (config)
     if (need.event == "model.upload") {
-      if (Status s = access->authorize(*principal, caller, need); !s.ok()) return respond(error_reply(s));
+      if (Status s = guard_->authorize(guarded, need); !s.ok()) return respond(error_reply(s));
     }
   }
-  if (!access->records(need)) return run(respond);
-  // Control-plane actions (and inference, when asked) are audited with their outcome.
-  HttpResponder audited = [access, respond, who = std::move(principal).value(), need = std::move(need),
-                           client = request.remote_address, request_id](HttpReply reply) {
-    Status outcome = reply.status == 200 ? ok_status()
-                                         : Status(StatusCode::kInternal, str_cat("HTTP ", reply.status, " ", reply.body));
-    access->record(who, Caller{"", client, "", request_id}, need, outcome);
-    respond(std::move(reply));
-  };
-  run(audited);
+  HttpResponder reply = respond;
+  if (guard_->records(need)) {  // control-plane actions (and inference, when asked) with their outcome
+    reply = [this, respond, guarded, need](HttpReply r) {
+      Status outcome = r.status == 200 ? ok_status()
+                                       : Status(StatusCode::kInternal, str_cat("HTTP ", r.status, " ", r.body));
+      guard_->record(guarded, need, outcome);
+      respond(std::move(r));
+    };
+  }
+  if (loading) return reply(load_reply(server_, (*parsed)[3], load));
+  dispatch(request, *parsed, reply);
 }
 
 void RestApi::dispatch(HttpRequest& request, const std::vector<std::string>& seg, const HttpResponder& respond) {

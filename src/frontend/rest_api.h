@@ -22,13 +22,14 @@
 // Thread safety: handle() may be called from many threads at once.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
-#include "frontend/access_control.h"
 #include "frontend/http_server.h"
+#include "frontend/request_guard.h"
 #include "serving/server.h"
 
 namespace hearth::frontend {
@@ -39,8 +40,9 @@ int http_status_for(const Status& status);
 HttpReply error_reply(const Status& status);
 
 struct RestApiOptions {
-  bool access_log = false;          // one JSON log line per request
-  AccessControl* access = nullptr;  // authentication, RBAC, audit; nullptr = everything allowed
+  // Authentication, RBAC, audit and the access log (request_guard.h); nullptr:
+  // everything allowed, nothing recorded.
+  RequestGuard* guard = nullptr;
 };
 
 // What a REST request needs from the access policy (see docs/SECURITY.md for the table).
@@ -48,21 +50,22 @@ AccessNeed rest_access_need(const std::vector<std::string>& segments);
 
 class RestApi {
  public:
-  // Borrows `server`, which must outlive the RestApi.
-  RestApi(serving::InferenceServer& server, RestApiOptions options = {}) : server_(server), options_(options) {}
+  // Borrows `server` and the guard, which must outlive the RestApi.
+  explicit RestApi(serving::InferenceServer& server, RestApiOptions options = {});
+  ~RestApi();
 
   // Serves one request; `respond` runs exactly once. Never throws.
   void handle(HttpRequest request, HttpResponder respond);
   // For HttpServerOptions::header_check: with authentication on, answers a
   // request whose credentials fail (401 / 429) before its body is read, and
-  // hands the authenticated caller on to handle() in `head.checked`.
+  // hands the authenticated caller on to handle() in `head.principal`.
   std::optional<HttpReply> check_header(HttpRequest& head);
   // Blocking form for tests.
   HttpReply handle_sync(const std::string& method, const std::string& target, const std::string& body = "",
                         std::vector<std::pair<std::string, std::string>> headers = {});
 
  private:
-  void route(HttpRequest& request, const std::string& request_id, const HttpResponder& respond);
+  void route(HttpRequest& request, GuardedRequest& guarded, const HttpResponder& respond);
   void dispatch(HttpRequest& request, const std::vector<std::string>& seg, const HttpResponder& respond);
   void model_route(HttpRequest& request, const std::vector<std::string>& seg, const HttpResponder& respond);
   void infer(HttpRequest& request, const std::string& name, const std::string& version, const HttpResponder& respond);
@@ -70,7 +73,8 @@ class RestApi {
   HttpReply statistics(const std::string& name, const std::string& version);
 
   serving::InferenceServer& server_;
-  RestApiOptions options_;
+  std::unique_ptr<RequestGuard> own_guard_;  // allow-all, when the options give none
+  RequestGuard* guard_;
 };
 
 }  // namespace hearth::frontend
