@@ -9,12 +9,12 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   # engine
   libonnx-dev libprotobuf-dev protobuf-compiler libdnnl-dev
-  # serving (used by later layers; installed now so the toolchain is complete)
+  # front ends: HTTP (Beast/Asio) and gRPC
   libboost-dev libboost-system-dev libgrpc++-dev protobuf-compiler-grpc
-  # CLI, logging, JSON, storage, crypto
-  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev rapidjson-dev libsqlite3-dev libssl-dev libyaml-cpp-dev libseccomp-dev
-  # tests
-  libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev sqlite3 openssl
+  # CLI, JSON, storage, crypto, confinement of trial loads
+  libcli11-dev nlohmann-json3-dev rapidjson-dev libsqlite3-dev libssl-dev libyaml-cpp-dev libseccomp-dev
+  # tests (clang and its runtime for the libFuzzer targets)
+  libgtest-dev libgmock-dev googletest clang libclang-rt-14-dev libomp-dev sqlite3 openssl
   # reference models and data
   python3 python3-numpy python3-onnx python3-torch python3-torchvision python3-grpcio python3-protobuf
   # serving load benchmark (bench/serve)

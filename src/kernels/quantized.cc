@@ -235,7 +235,7 @@ void register_quantized_kernels(KernelRegistry& r) {
          kernel_factory<DequantizeLinearKernel>()});
   register_quantized_matmul_kernels(r);
   register_quantized_conv_kernels(r);
-  register_quantized_ms_kernels(r);
+  register_quantized_contrib_kernels(r);
 }
 
 }  // namespace hearth

@@ -17,7 +17,7 @@ namespace hearth {
 class KernelRegistry;
 void register_quantized_matmul_kernels(KernelRegistry& r);  // quantized_matmul.cc
 void register_quantized_conv_kernels(KernelRegistry& r);    // quantized_conv.cc
-void register_quantized_ms_kernels(KernelRegistry& r);      // quantized_ms.cc (com.microsoft)
+void register_quantized_contrib_kernels(KernelRegistry& r);  // quantized_contrib.cc (ONNX Runtime contrib ops, com.microsoft)
 
 // Rounds half to even, adds the zero point and clamps to Q's range. The
 // rounding is the add-and-subtract-2^23 trick (exact for |v| <= 2^22 in the

@@ -62,7 +62,7 @@ class QLinearBinaryKernel final : public Kernel {
 
 }  // namespace
 
-void register_quantized_ms_kernels(KernelRegistry& r) {
+void register_quantized_contrib_kernels(KernelRegistry& r) {
   r.add({"QLinearAdd", "com.microsoft", 1, kMaxOpset, {DataType::kUInt8, DataType::kInt8},
          kernel_factory<QLinearBinaryKernel<false>>()});
   r.add({"QLinearMul", "com.microsoft", 1, kMaxOpset, {DataType::kUInt8, DataType::kInt8},
