@@ -7,6 +7,7 @@
 # or leaks fails the run and is kept under build/fuzz as crash-*/timeout-*/leak-*; once
 # fixed, it belongs in fuzz/corpus/<target>/ as a regression seed. With KEEP_CORPUS=1
 # the grown corpora are merged back into fuzz/corpus/ (minimized by libFuzzer).
+# FUZZ_TARGETS="model_run model_file" runs only those (the time still splits 7 ways).
 set -euo pipefail
 dir=${1:-build/fuzz}
 seconds=${2:-60}
@@ -23,6 +24,7 @@ suite=build/conformance/node
 run() {
   local target=$1 secs=$2 max_len=$3
   shift 3
+  if [ -n "${FUZZ_TARGETS:-}" ] && [[ " $FUZZ_TARGETS " != *" $target "* ]]; then return 0; fi
   local corpus="$dir/corpus/$target"
   mkdir -p "$corpus"
   cp "fuzz/corpus/$target"/* "$corpus/" 2>/dev/null || true

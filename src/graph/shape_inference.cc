@@ -94,7 +94,9 @@ bool inference_is_safe(const onnx::NodeProto& np, const Inputs& in) {
   if (np.domain().empty() || np.domain() == "ai.onnx") {
     if (op == "Conv" || op == "ConvInteger" || op == "ConvTranspose") return window_guard(np, in, 1);
     if (op == "QLinearConv") return window_guard(np, in, 3);
-    if (op == "AveragePool" || op == "MaxPool" || op == "LpPool" || op == "MaxUnpool") return window_guard(np, in, -1);
+    if (op == "AveragePool" || op == "MaxPool" || op == "LpPool") return window_guard(np, in, -1);
+    // MaxUnpool copies dim 1 of the indices without looking at their rank.
+    if (op == "MaxUnpool") return window_guard(np, in, -1) && (in.types.size() > 2 || in.rank(1) >= 2);
     if (op == "MaxRoiPool" || op == "RoiAlign") return in.rank(0) < 0 || in.rank(0) == 4;
     if (op.rfind("Global", 0) == 0) return in.rank(0) < 0 || in.rank(0) >= 2;
     if (op == "DepthToSpace" || op == "SpaceToDepth") {

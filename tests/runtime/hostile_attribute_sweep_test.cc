@@ -5,9 +5,11 @@
 // A refusal is fine; a crash, a hang or an allocation beyond the limit would take
 // this test down. hostile_model_test.cc checks the refusals' texts per op family.
 #include <gtest/gtest.h>
+#include <onnx/defs/data_type_utils.h>
 #include <onnx/defs/schema.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "graph/model_builder.h"
@@ -29,10 +31,44 @@ struct Sweep {
   int models = 0, loaded = 0, ran = 0;
 };
 
-// One model: `def`'s op on float [2,3,4,5] inputs (integer inputs as the constant
-// `ints` when given), with `attr` set by `set`.
-void try_model(const KernelDef& def, const onnx::OpSchema& schema, const std::vector<int64_t>* ints,
-               size_t int_input, const std::function<void(onnx::NodeProto*)>& set, Sweep& sweep) {
+// What one model changes at input `input`: an integer constant, or a declared shape
+// (`no_shape`: the input declares its type only).
+struct InputVariant {
+  size_t input = 0;
+  const std::vector<int64_t>* ints = nullptr;
+  const std::vector<int64_t>* dims = nullptr;
+  bool no_shape = false;
+};
+
+// The element type input `i` is declared with: float where the schema allows it,
+// else the first type it allows (so that libonnx's type check passes and inference
+// runs on the shapes).
+int input_elem_type(const onnx::OpSchema& schema, size_t i) {
+  if (schema.inputs().empty()) return onnx::TensorProto::FLOAT;
+  const auto& param = schema.inputs()[std::min(i, schema.inputs().size() - 1)];
+  int chosen = 0;
+  for (const auto* type : param.GetTypes()) {
+    if (*type == "tensor(float)") return onnx::TensorProto::FLOAT;
+    const onnx::TypeProto t = onnx::Utils::DataTypeUtils::ToTypeProto(type);
+    if (t.has_tensor_type() && (chosen == 0 || t.tensor_type().elem_type() < chosen))
+      chosen = t.tensor_type().elem_type();
+  }
+  return chosen == 0 ? onnx::TensorProto::FLOAT : chosen;
+}
+
+// Values in -3..3 for float, zeros for other element types.
+Tensor sample_input(int elem_type, const std::vector<int64_t>& dims) {
+  Tensor t(static_cast<DataType>(elem_type), dims);
+  std::memset(t.raw_data(), 0, static_cast<size_t>(t.nbytes()));
+  if (t.dtype() == DataType::kFloat)
+    for (int64_t k = 0; k < t.numel(); ++k) t.data<float>()[k] = static_cast<float>(k % 7) - 3.0f;
+  return t;
+}
+
+// One model: `def`'s op on [2,3,4,5] inputs but for `variant`, with attributes
+// set by `set`.
+void try_model(const KernelDef& def, const onnx::OpSchema& schema, const InputVariant& variant,
+               const std::function<void(onnx::NodeProto*)>& set, Sweep& sweep) {
   testing::ModelSketch m(def.domain.empty() ? std::min(def.until_version, 17) : 17);
   if (!def.domain.empty()) {
     auto* op = m.proto().add_opset_import();
@@ -41,18 +77,25 @@ void try_model(const KernelDef& def, const onnx::OpSchema& schema, const std::ve
   }
   std::vector<std::string> inputs;
   std::vector<std::pair<std::string, Tensor>> feeds;
-  const size_t n = static_cast<size_t>(std::max(schema.min_input(), 1));
+  const size_t n = std::max(static_cast<size_t>(std::max(schema.min_input(), 1)), variant.input + 1);
   for (size_t i = 0; i < n && i < 6; ++i) {
     const std::string name = "in" + std::to_string(i);
     inputs.push_back(name);
-    if (ints && i == int_input) {
-      m.ints(name, *ints);
+    const bool varied = i == variant.input;
+    if (varied && variant.ints) {
+      m.ints(name, *variant.ints);
       continue;
     }
-    m.input(name, onnx::TensorProto::FLOAT, {2, 3, 4, 5});
-    Tensor t(DataType::kFloat, {2, 3, 4, 5});
-    for (int64_t k = 0; k < t.numel(); ++k) t.data<float>()[k] = static_cast<float>(k % 7) - 3.0f;
-    feeds.emplace_back(name, t);
+    const std::vector<int64_t> dims = varied && variant.dims ? *variant.dims : std::vector<int64_t>{2, 3, 4, 5};
+    const int elem_type = input_elem_type(schema, i);
+    if (varied && variant.no_shape) {
+      auto* vi = m.graph()->add_input();
+      vi->set_name(name);
+      vi->mutable_type()->mutable_tensor_type()->set_elem_type(elem_type);
+    } else {
+      m.input(name, elem_type, dims);
+    }
+    if (dtype_size(static_cast<DataType>(elem_type)) > 0) feeds.emplace_back(name, sample_input(elem_type, dims));
   }
   auto* node = m.node(def.op_type, inputs, {"y"});
   node->set_domain(def.domain);
@@ -83,15 +126,15 @@ TEST(HostileAttributeSweep, every_registered_op_survives_hostile_attributes_and_
       const std::string an = name;
       switch (attr.type) {
         case onnx::AttributeProto::INT:
-          for (int64_t v : kHostileInts) try_model(def, *schema, nullptr, 0, [&](auto* n) { testing::set_int(n, an, v); }, sweep);
+          for (int64_t v : kHostileInts) try_model(def, *schema, {}, [&](auto* n) { testing::set_int(n, an, v); }, sweep);
           break;
         case onnx::AttributeProto::INTS:
           for (const auto& v : kHostileLists)
-            try_model(def, *schema, nullptr, 0, [&](auto* n) { testing::set_ints(n, an, v); }, sweep);
+            try_model(def, *schema, {}, [&](auto* n) { testing::set_ints(n, an, v); }, sweep);
           break;
         case onnx::AttributeProto::FLOAT:
           for (float v : kHostileFloats)
-            try_model(def, *schema, nullptr, 0, [&](auto* n) { testing::set_float(n, an, v); }, sweep);
+            try_model(def, *schema, {}, [&](auto* n) { testing::set_float(n, an, v); }, sweep);
           break;
         default:
           break;
@@ -99,13 +142,48 @@ TEST(HostileAttributeSweep, every_registered_op_survives_hostile_attributes_and_
     }
     // Integer constants (shapes, axes, repeats, pads, sizes, k, depth) at each input.
     for (size_t i = 0; i < static_cast<size_t>(schema->min_input()) && i < 6; ++i) {
-      for (const auto& v : kHostileLists) try_model(def, *schema, &v, i, nullptr, sweep);
+      for (const auto& v : kHostileLists) try_model(def, *schema, {i, &v}, nullptr, sweep);
     }
   }
   std::cout << "swept " << ops << " ops: " << sweep.models << " models, " << sweep.loaded << " loaded, " << sweep.ran
             << " ran\n";
   EXPECT_GT(ops, 100);
   EXPECT_GT(sweep.models, 1000);
+}
+
+// Every required attribute at a plausible value (1, [1, 1], 1.0), so that inference
+// gets past its attribute checks to the inputs' shapes.
+void set_required_attributes(const onnx::OpSchema& schema, onnx::NodeProto* n) {
+  for (const auto& [name, attr] : schema.attributes()) {
+    if (!attr.required) continue;
+    if (attr.type == onnx::AttributeProto::INT) testing::set_int(n, name, 1);
+    if (attr.type == onnx::AttributeProto::INTS) testing::set_ints(n, name, {1, 1});
+    if (attr.type == onnx::AttributeProto::FLOAT) testing::set_float(n, name, 1.0f);
+  }
+}
+
+// Each input in turn (optional ones too) declared with no shape, or as a scalar, a
+// vector or a matrix, the others [2,3,4,5]: libonnx's inference functions read dims of inputs they did
+// not check the rank of (MaxUnpool's indices, found by fuzz_model_run).
+TEST(HostileAttributeSweep, every_registered_op_survives_inputs_of_every_small_rank) {
+  const std::vector<std::vector<int64_t>> kRanks = {{}, {3}, {2, 3}};
+  Sweep sweep;
+  for (const KernelDef& def : KernelRegistry::global().defs()) {
+    if (def.domain.rfind("ai.hearth", 0) == 0) continue;
+    const int opset = def.domain.empty() ? std::min(def.until_version, 17) : def.since_version;
+    const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(def.op_type, opset, def.domain);
+    if (!schema) continue;
+    auto fill = [&](onnx::NodeProto* n) { set_required_attributes(*schema, n); };
+    for (size_t i = 0; i < static_cast<size_t>(std::max(schema->max_input(), 1)) && i < 6; ++i) {
+      InputVariant unshaped{i};
+      unshaped.no_shape = true;
+      try_model(def, *schema, unshaped, fill, sweep);
+      for (const auto& dims : kRanks) try_model(def, *schema, {i, nullptr, &dims}, fill, sweep);
+    }
+  }
+  std::cout << "swept " << sweep.models << " models, " << sweep.loaded << " loaded, " << sweep.ran << " ran\n";
+  EXPECT_GT(sweep.models, 500);
+  EXPECT_GT(sweep.ran, 0);
 }
 
 }  // namespace
