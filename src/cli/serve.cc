@@ -91,8 +91,8 @@ frontend::HttpHandler metrics_handler(telemetry::Registry& registry, frontend::R
   return [&registry, &guard](frontend::HttpRequest request, frontend::HttpResponder respond) {
     std::string path = request.target.substr(0, request.target.find('?'));
     if (!guard.pass_through()) {
-      frontend::GuardedRequest guarded{{request.header("Authorization"), request.remote_address,
-                                        request.client_cert_subject, ""}};
+      frontend::GuardedRequest guarded;
+      guarded.caller = {request.header("Authorization"), request.remote_address, request.client_cert_subject, ""};
       int retry_after = 0;
       Status who = guard.admit(guarded, frontend::AccessNeed{}, &retry_after);  // system_config read
       if (!who.ok()) {

@@ -161,16 +161,8 @@ void fuse_convs(Model& model, OptimizerStats& stats) {
       dead[add_idx] = true;
     }
     if (act_idx != SIZE_MAX) {
-      Attribute a;
-      a.name = "activation";
-      a.type = Attribute::Type::kString;
-      a.s = act;
-      conv.attributes["activation"] = a;
-      Attribute p;
-      p.name = "activation_params";
-      p.type = Attribute::Type::kFloats;
-      p.floats = params;
-      conv.attributes["activation_params"] = p;
+      conv.set_attr_string("activation", act);
+      conv.set_attr_floats("activation_params", params);
       conv.outputs[0] = g.nodes[act_idx].outputs[0];
       dead[act_idx] = true;
     }

@@ -86,16 +86,8 @@ int fuse_layer_norms(Graph& g) {
     ln.inputs = {x, gamma};
     if (!beta.empty()) ln.inputs.push_back(beta);
     ln.outputs = {out};
-    Attribute axis;
-    axis.name = "axis";
-    axis.type = Attribute::Type::kInt;
-    axis.i = -1;
-    ln.attributes["axis"] = axis;
-    Attribute epsilon;
-    epsilon.name = "epsilon";
-    epsilon.type = Attribute::Type::kFloat;
-    epsilon.f = eps;
-    ln.attributes["epsilon"] = epsilon;
+    ln.set_attr_int("axis", -1);
+    ln.set_attr_float("epsilon", eps);
     for (size_t k : parts) dead[k] = true;
     uses.drop_reads(i, g.nodes[i]);
     uses.add_reads(i, ln);

@@ -237,23 +237,13 @@ int fuse_matmuls(Graph& g) {
     mm.inputs = {ins[0], ins[1]};
     if (!bias.empty()) mm.inputs.push_back(bias);
     uses.add_reads(i, mm);
-    if (alpha != 1.0f) {
-      Attribute a;
-      a.name = "alpha";
-      a.type = Attribute::Type::kFloat;
-      a.f = alpha;
-      mm.attributes["alpha"] = a;
-    }
-    if (!perms[0].empty()) mm.attributes["perm_a"] = attr_ints("perm_a", perms[0]);
-    if (!perms[1].empty()) mm.attributes["perm_b"] = attr_ints("perm_b", perms[1]);
+    if (alpha != 1.0f) mm.set_attr_float("alpha", alpha);
+    if (!perms[0].empty()) mm.set_attr_ints("perm_a", perms[0]);
+    if (!perms[1].empty()) mm.set_attr_ints("perm_b", perms[1]);
     if (gelu || gelu_tanh) {
       for (size_t k : gelu_nodes) dead[k] = true;
       out = gelu_out;
-      Attribute a;
-      a.name = "activation";
-      a.type = Attribute::Type::kString;
-      a.s = gelu ? "Gelu" : "GeluTanh";
-      mm.attributes["activation"] = a;
+      mm.set_attr_string("activation", gelu ? "Gelu" : "GeluTanh");
     }
     mm.outputs[0] = out;
     ++fused;

@@ -39,6 +39,28 @@ std::vector<float> Node::attr_floats(const std::string& n, const std::vector<flo
   return a && a->type == Attribute::Type::kFloats ? a->floats : def;
 }
 
+namespace {
+Attribute& attribute_of(Node& n, const std::string& name, Attribute::Type type) {
+  Attribute& a = n.attributes[name];
+  a = Attribute{};
+  a.name = name;
+  a.type = type;
+  return a;
+}
+}  // namespace
+
+void Node::set_attr_int(const std::string& n, int64_t v) { attribute_of(*this, n, Attribute::Type::kInt).i = v; }
+void Node::set_attr_float(const std::string& n, float v) { attribute_of(*this, n, Attribute::Type::kFloat).f = v; }
+void Node::set_attr_string(const std::string& n, std::string v) {
+  attribute_of(*this, n, Attribute::Type::kString).s = std::move(v);
+}
+void Node::set_attr_ints(const std::string& n, std::vector<int64_t> v) {
+  attribute_of(*this, n, Attribute::Type::kInts).ints = std::move(v);
+}
+void Node::set_attr_floats(const std::string& n, std::vector<float> v) {
+  attribute_of(*this, n, Attribute::Type::kFloats).floats = std::move(v);
+}
+
 std::string Node::describe() const {
   std::string d = domain.empty() ? op_type : domain + "." + op_type;
   return d + " node '" + name + "'";

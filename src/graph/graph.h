@@ -52,6 +52,12 @@ struct Node {
   std::string attr_string(const std::string& name, const std::string& def) const;
   std::vector<int64_t> attr_ints(const std::string& name, const std::vector<int64_t>& def = {}) const;
   std::vector<float> attr_floats(const std::string& name, const std::vector<float>& def = {}) const;
+  // Set (or replace) an attribute, for the passes that write nodes.
+  void set_attr_int(const std::string& name, int64_t v);
+  void set_attr_float(const std::string& name, float v);
+  void set_attr_string(const std::string& name, std::string v);
+  void set_attr_ints(const std::string& name, std::vector<int64_t> v);
+  void set_attr_floats(const std::string& name, std::vector<float> v);
   // "Conv node 'conv1'" for error messages.
   std::string describe() const;
 };

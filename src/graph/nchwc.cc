@@ -215,11 +215,7 @@ class NchwcPass {
         ins.push_back(b->name);
       }
       n.inputs = ins;
-      Attribute a;
-      a.name = "axis";
-      a.type = Attribute::Type::kInt;
-      a.i = 1;
-      n.attributes["axis"] = a;
+      n.set_attr_int("axis", 1);
       block_output(n, c);
       return true;
     }
@@ -236,11 +232,7 @@ class NchwcPass {
     if (n.inputs.size() > 3 && !n.inputs[3].empty()) n.inputs[3] = ensure_blocked(n.inputs[3], c_out);
     if (x) n.inputs[0] = x->name;
     if (n.op_type == "Conv") n.inputs.resize(std::min<size_t>(n.inputs.size(), 3));
-    Attribute a;
-    a.name = "x_blocked";
-    a.type = Attribute::Type::kInt;
-    a.i = x ? 1 : 0;
-    n.attributes["x_blocked"] = a;
+    n.set_attr_int("x_blocked", x ? 1 : 0);
     n.op_type = "Conv";
     n.domain = kNchwcDomain;
     block_output(n, c_out);

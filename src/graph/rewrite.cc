@@ -77,14 +77,6 @@ size_t only_reader(const Graph& g, const Uses& uses, const std::string& v, const
   return live_node(g, r, dead, op) ? r : SIZE_MAX;
 }
 
-Attribute attr_ints(const std::string& name, std::vector<int64_t> v) {
-  Attribute a;
-  a.name = name;
-  a.type = Attribute::Type::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-
 // A float constant of one element and rank 0 or 1 (its value in *v).
 bool scalar_value(const Graph& g, const std::string& name, float* v) {
   const Tensor* t = constant(g, {name}, 0);

@@ -78,9 +78,6 @@ const Node* live_node(const Graph& g, size_t idx, const std::vector<bool>& dead,
 size_t only_reader(const Graph& g, const Uses& uses, const std::string& v, const std::vector<bool>& dead,
                    const char* op);
 
-// An ints attribute for a node a pass creates.
-Attribute attr_ints(const std::string& name, std::vector<int64_t> v);
-
 // A float constant of one element and rank 0 or 1 (its value in *v).
 bool scalar_value(const Graph& g, const std::string& name, float* v);
 

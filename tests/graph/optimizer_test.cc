@@ -384,7 +384,9 @@ TEST(Optimizer, fuses_matmul_bias_and_gelu_tanh) {
       EXPECT_EQ(o.tested_ops["Tanh"], elsewhere ? 1 : 0) << "hf " << hf << " elsewhere " << elsewhere;
       int nodes = 0;
       for (const auto& [op, n] : o.tested_ops) nodes += n;
-      if (!elsewhere) EXPECT_EQ(nodes, 1) << "hf " << hf << ": one FusedMatMul";
+      if (!elsewhere) {
+        EXPECT_EQ(nodes, 1) << "hf " << hf << ": one FusedMatMul";
+      }
     }
   }
 }

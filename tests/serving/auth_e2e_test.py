@@ -23,13 +23,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_util import stop_server  # noqa: E402
+from e2e_util import launch_server, stop_server  # noqa: E402
 from grpc_e2e_test import generate_stubs  # noqa: E402
 
 FAILURES = []
@@ -94,26 +93,9 @@ def make_repository(root, zoo):
 
 
 def start_server(hearth, repo, extra):
-    proc = subprocess.Popen([hearth, "serve", "--model-repository", repo, "--model-control-mode", "explicit",
-                             "--load-model", "*", "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
-                            + list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ports, lines = {}, []
-
-    def reader():
-        for line in proc.stderr:
-            lines.append(line.rstrip())
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and event.get("event") == "listening":
-                ports[event["protocol"]] = int(event["port"])
-
-    threading.Thread(target=reader, daemon=True).start()
-    deadline = time.time() + 120
-    while len(ports) < 3 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    return proc, ports, lines
+    return launch_server([hearth, "serve", "--model-repository", repo, "--model-control-mode", "explicit",
+                          "--load-model", "*", "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
+                         + list(extra))
 
 
 def http(port, method, path, token=None, body=None, bearer=True):

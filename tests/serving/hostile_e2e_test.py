@@ -22,28 +22,15 @@ import base64
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_util import stop_server  # noqa: E402
-
-FAILURES = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        FAILURES.append(what)
+from e2e_util import FAILURES, check, http_json, launch_server, rel_l2, stop_server  # noqa: E402
 
 
 def model_bytes(nodes, inputs, outputs, inits, opset=17):
@@ -104,39 +91,15 @@ def build_repository(root, zoo):
 
 
 def start_server(hearth, repo, *extra):
-    proc = subprocess.Popen([hearth, "serve", "--insecure-no-auth", "--model-repository", repo,
-                             "--model-control-mode", "explicit", "--load-model", "*", "--strict-readiness", "false",
-                             "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0", "--threads", "1", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ports = {}
-
-    def reader(stream):
-        for line in stream:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and event.get("event") == "listening":
-                ports[event["protocol"]] = int(event["port"])
-
-    threading.Thread(target=reader, args=(proc.stderr,), daemon=True).start()
-    threading.Thread(target=reader, args=(proc.stdout,), daemon=True).start()
-    deadline = time.time() + 180
-    while "http" not in ports and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+    proc, ports, _ = launch_server([hearth, "serve", "--insecure-no-auth", "--model-repository", repo,
+                                    "--model-control-mode", "explicit", "--load-model", "*",
+                                    "--strict-readiness", "false", "--http-port", "0", "--grpc-port", "0",
+                                    "--metrics-port", "0", "--threads", "1", *extra], ("http",), timeout=180)
     return proc, ports.get("http")
 
 
 def http(port, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=120) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+    return http_json(port, method, path, body, timeout=120)
 
 
 def mlp_serves(port, zoo, what):
@@ -147,8 +110,7 @@ def mlp_serves(port, zoo, what):
     if status != 200:
         check(False, f"{what}: mlp infers ({status} {text[:200]})")
         return
-    out = np.array(json.loads(text)["outputs"][0]["data"], np.float64)
-    err = np.linalg.norm(out - ref.reshape(-1)) / max(np.linalg.norm(ref), 1e-30)
+    err = rel_l2(json.loads(text)["outputs"][0]["data"], ref.reshape(-1))
     check(err < 1e-4, f"{what}: mlp serves and matches the zoo reference (rel L2 {err:.2e})")
 
 

@@ -26,70 +26,29 @@ import json
 import os
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
-import threading
-import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_util import stop_server  # noqa: E402
+from e2e_util import FAILURES, check, http_json, launch_server, rel_l2, stop_server  # noqa: E402
 from grpc_e2e_test import generate_stubs  # noqa: E402
 
-FAILURES = []
 CONFIG = json.dumps({"max_batch_size": 8, "dynamic_batching": {}})
 BAD_PATHS = [("../x", "'..' is not allowed"), ("1/../../etc/passwd", "'..' is not allowed"),
              ("/abs", "absolute path"), ("1/.hidden", "may not start with '.'"),
              ("01/model.onnx", "not a positive integer")]
 
 
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        FAILURES.append(what)
-
-
 def start_server(hearth, repo):
-    proc = subprocess.Popen([hearth, "serve", "--insecure-no-auth", "--model-repository", repo,
-                             "--model-control-mode", "explicit", "--load-model", "*", "--http-address", "127.0.0.1",
-                             "--grpc-address", "127.0.0.1", "--http-port", "0", "--grpc-port", "0",
-                             "--metrics-port", "0", "--threads", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ports, lines = {}, []
-
-    def reader(stream):
-        for line in stream:
-            lines.append(line.rstrip())
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and event.get("event") == "listening":
-                ports[event["protocol"]] = int(event["port"])
-
-    threading.Thread(target=reader, args=(proc.stderr,), daemon=True).start()
-    threading.Thread(target=reader, args=(proc.stdout,), daemon=True).start()
-    deadline = time.time() + 120
-    while len(ports) < 3 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    return proc, ports, lines
+    return launch_server([hearth, "serve", "--insecure-no-auth", "--model-repository", repo,
+                          "--model-control-mode", "explicit", "--load-model", "*", "--http-address", "127.0.0.1",
+                          "--grpc-address", "127.0.0.1", "--http-port", "0", "--grpc-port", "0",
+                          "--metrics-port", "0", "--threads", "2"])
 
 
-def http(port, method, path, body=None):
-    """(status, body text)."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+http = http_json
 
 
 def listing(tmp):
@@ -100,11 +59,6 @@ def listing(tmp):
             p = os.path.join(root, name)
             out.add((os.path.relpath(p, tmp), os.path.getsize(p) if os.path.isfile(p) else -1))
     return out
-
-
-def rel_l2(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
 def rest_upload(port, model, params):
