@@ -107,6 +107,9 @@ bool inference_is_safe(const onnx::NodeProto& np, const Inputs& in) {
       return r != 0 && (r < 0 || ints_within(np, "axis", -r, r - 1));
     }
     if (op == "STFT") return in.rank(0) < 0 || in.rank(0) == 3;
+    // Old schema versions index dims without checking the rank first.
+    if (op == "Gemm") return (in.rank(0) < 0 || in.rank(0) == 2) && (in.rank(1) < 0 || in.rank(1) == 2);
+    if (op == "RNN" || op == "GRU" || op == "LSTM") return in.rank(0) < 0 || in.rank(0) == 3;
     if (op == "Range" && in.data.size() > 2 && in.data[2]) {  // a zero delta: libonnx divides by it
       return in.data[2]->raw_data().find_first_not_of('\0') != std::string::npos;
     }

@@ -9,7 +9,9 @@
 #include <onnx/defs/schema.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <limits>
 
 #include "graph/model_builder.h"
@@ -67,13 +69,13 @@ Tensor sample_input(int elem_type, const std::vector<int64_t>& dims) {
 
 // One model: `def`'s op on [2,3,4,5] inputs but for `variant`, with attributes
 // set by `set`.
-void try_model(const KernelDef& def, const onnx::OpSchema& schema, const InputVariant& variant,
+void try_model(const KernelDef& def, int opset, const onnx::OpSchema& schema, const InputVariant& variant,
                const std::function<void(onnx::NodeProto*)>& set, Sweep& sweep) {
-  testing::ModelSketch m(def.domain.empty() ? std::min(def.until_version, 17) : 17);
+  testing::ModelSketch m(def.domain.empty() ? opset : 17);
   if (!def.domain.empty()) {
     auto* op = m.proto().add_opset_import();
     op->set_domain(def.domain);
-    op->set_version(def.since_version);
+    op->set_version(opset);
   }
   std::vector<std::string> inputs;
   std::vector<std::pair<std::string, Tensor>> feeds;
@@ -107,34 +109,46 @@ void try_model(const KernelDef& def, const onnx::OpSchema& schema, const InputVa
   options.max_loop_iterations = 1000;
   const std::string bytes = m.bytes();
   ++sweep.models;
+  if (std::getenv("HEARTH_SWEEP_TRACE"))  // which model a crash came from
+    std::cerr << def.domain << "." << def.op_type << " opset " << opset << " input " << variant.input << "\n";
   auto s = Session::load_bytes(bytes.data(), bytes.size(), "", options);
   if (!s.ok()) return;
   ++sweep.loaded;
   if ((*s)->run(feeds).ok()) ++sweep.ran;
 }
 
+// Each schema version of `def`'s op in the opsets it is registered for (up to 17),
+// with the opset that selects it: old versions have inference functions of their own.
+std::vector<std::pair<int, const onnx::OpSchema*>> schemas_of(const KernelDef& def) {
+  std::vector<std::pair<int, const onnx::OpSchema*>> out;
+  if (def.domain.rfind("ai.hearth", 0) == 0) return out;  // refused in files
+  const int last = def.domain.empty() ? std::min(def.until_version, 17) : def.since_version;
+  for (int opset = std::max(def.since_version, 1); opset <= last; ++opset) {
+    const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(def.op_type, opset, def.domain);
+    if (schema && (out.empty() || out.back().second != schema)) out.emplace_back(opset, schema);
+  }
+  return out;
+}
+
 TEST(HostileAttributeSweep, every_registered_op_survives_hostile_attributes_and_constants) {
   Sweep sweep;
   int ops = 0;
   for (const KernelDef& def : KernelRegistry::global().defs()) {
-    if (def.domain.rfind("ai.hearth", 0) == 0) continue;  // refused in files
-    const int opset = def.domain.empty() ? std::min(def.until_version, 17) : def.since_version;
-    const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(def.op_type, opset, def.domain);
-    if (!schema) continue;
+   for (const auto& [opset, schema] : schemas_of(def)) {
     ++ops;
     for (const auto& [name, attr] : schema->attributes()) {
       const std::string an = name;
       switch (attr.type) {
         case onnx::AttributeProto::INT:
-          for (int64_t v : kHostileInts) try_model(def, *schema, {}, [&](auto* n) { testing::set_int(n, an, v); }, sweep);
+          for (int64_t v : kHostileInts) try_model(def, opset, *schema, {}, [&](auto* n) { testing::set_int(n, an, v); }, sweep);
           break;
         case onnx::AttributeProto::INTS:
           for (const auto& v : kHostileLists)
-            try_model(def, *schema, {}, [&](auto* n) { testing::set_ints(n, an, v); }, sweep);
+            try_model(def, opset, *schema, {}, [&](auto* n) { testing::set_ints(n, an, v); }, sweep);
           break;
         case onnx::AttributeProto::FLOAT:
           for (float v : kHostileFloats)
-            try_model(def, *schema, {}, [&](auto* n) { testing::set_float(n, an, v); }, sweep);
+            try_model(def, opset, *schema, {}, [&](auto* n) { testing::set_float(n, an, v); }, sweep);
           break;
         default:
           break;
@@ -142,10 +156,11 @@ TEST(HostileAttributeSweep, every_registered_op_survives_hostile_attributes_and_
     }
     // Integer constants (shapes, axes, repeats, pads, sizes, k, depth) at each input.
     for (size_t i = 0; i < static_cast<size_t>(schema->min_input()) && i < 6; ++i) {
-      for (const auto& v : kHostileLists) try_model(def, *schema, {i, &v}, nullptr, sweep);
+      for (const auto& v : kHostileLists) try_model(def, opset, *schema, {i, &v}, nullptr, sweep);
     }
+   }
   }
-  std::cout << "swept " << ops << " ops: " << sweep.models << " models, " << sweep.loaded << " loaded, " << sweep.ran
+  std::cout << "swept " << ops << " op versions: " << sweep.models << " models, " << sweep.loaded << " loaded, " << sweep.ran
             << " ran\n";
   EXPECT_GT(ops, 100);
   EXPECT_GT(sweep.models, 1000);
@@ -163,23 +178,22 @@ void set_required_attributes(const onnx::OpSchema& schema, onnx::NodeProto* n) {
 }
 
 // Each input in turn (optional ones too) declared with no shape, or as a scalar, a
-// vector or a matrix, the others [2,3,4,5]: libonnx's inference functions read dims of inputs they did
-// not check the rank of (MaxUnpool's indices, found by fuzz_model_run).
+// vector or a matrix, the others [2,3,4,5]: libonnx's inference functions read
+// dims of inputs they did not check the rank of, in every schema version
+// (MaxUnpool's indices, found by fuzz_model_run; LSTM-1's X, by fuzz_model_file).
 TEST(HostileAttributeSweep, every_registered_op_survives_inputs_of_every_small_rank) {
   const std::vector<std::vector<int64_t>> kRanks = {{}, {3}, {2, 3}};
   Sweep sweep;
   for (const KernelDef& def : KernelRegistry::global().defs()) {
-    if (def.domain.rfind("ai.hearth", 0) == 0) continue;
-    const int opset = def.domain.empty() ? std::min(def.until_version, 17) : def.since_version;
-    const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(def.op_type, opset, def.domain);
-    if (!schema) continue;
-    auto fill = [&](onnx::NodeProto* n) { set_required_attributes(*schema, n); };
+   for (const auto& [opset, schema] : schemas_of(def)) {
+    auto fill = [s = schema](onnx::NodeProto* n) { set_required_attributes(*s, n); };
     for (size_t i = 0; i < static_cast<size_t>(std::max(schema->max_input(), 1)) && i < 6; ++i) {
       InputVariant unshaped{i};
       unshaped.no_shape = true;
-      try_model(def, *schema, unshaped, fill, sweep);
-      for (const auto& dims : kRanks) try_model(def, *schema, {i, nullptr, &dims}, fill, sweep);
+      try_model(def, opset, *schema, unshaped, fill, sweep);
+      for (const auto& dims : kRanks) try_model(def, opset, *schema, {i, nullptr, &dims}, fill, sweep);
     }
+   }
   }
   std::cout << "swept " << sweep.models << " models, " << sweep.loaded << " loaded, " << sweep.ran << " ran\n";
   EXPECT_GT(sweep.models, 500);
