@@ -153,8 +153,18 @@ Result<InferInput> decode_input(const ModelInferRequest& request, int index) {
   return out;
 }
 
-// "timeout": microseconds the request may wait in the queue.
+// "timeout": microseconds the request may wait in the queue; "routing_key": a
+// release's sticky key.
 Status decode_parameters(const ModelInferRequest& request, InferRequest& out) {
+  auto key = request.parameters().find("routing_key");
+  if (key != request.parameters().end()) {
+    const inference::InferParameter& p = key->second;
+    if (p.parameter_choice_case() != inference::InferParameter::kStringParam ||
+        p.string_param().size() > serving::kMaxRoutingKeyBytes)
+      return invalid_argument("parameter 'routing_key' must be a string of at most ", serving::kMaxRoutingKeyBytes,
+                              " bytes");
+    out.routing_key = p.string_param();
+  }
   auto it = request.parameters().find("timeout");
   if (it == request.parameters().end()) return ok_status();
   const inference::InferParameter& p = it->second;

@@ -253,7 +253,8 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
       // (or a role taken away) mid-stream stops the next request.
       return serve_infer_stream(server_, context, stream,
                                 [this, caller = g.caller](const inference::ModelInferRequest& request) -> Status {
-                                  GuardedRequest each{caller};
+                                  GuardedRequest each;
+                                  each.caller = caller;
                                   const AccessNeed need = infer_need(request.model_name(), request.model_version());
                                   HEARTH_RETURN_IF_ERROR(guard_.admit(each, need));
                                   guard_.record(each, need, ok_status());

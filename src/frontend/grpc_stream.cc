@@ -31,6 +31,16 @@ Status cancelled_status(grpc::ServerContext* context) {
   return Status(StatusCode::kCancelled, "the client cancelled the request");
 }
 
+// The call's hearth-routing-key metadata ("" when absent), for a release's sticky routing.
+Result<std::string> metadata_routing_key(const grpc::ServerContext* context) {
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("hearth-routing-key");
+  if (it == metadata.end()) return std::string();
+  if (it->second.size() > kMaxRoutingKeyBytes)
+    return invalid_argument("the hearth-routing-key metadata is longer than ", kMaxRoutingKeyBytes, " bytes");
+  return std::string(it->second.data(), it->second.size());
+}
+
 // One request of a stream, answered in arrival order.
 struct StreamEntry {
   std::string model_name, model_version, id;  // echoed in an error answer
@@ -57,7 +67,7 @@ struct StreamState {
 // Reads requests until the client half-closes (or the call dies) and queues
 // each one; never throws.
 void read_stream(InferenceServer& server, Stream* stream, const std::shared_ptr<StreamState>& state,
-                 const StreamAdmit& admit) {
+                 const StreamAdmit& admit, const std::string& routing_key) {
   try {
     inference::ModelInferRequest request;
     for (;;) {
@@ -88,6 +98,7 @@ void read_stream(InferenceServer& server, Stream* stream, const std::shared_ptr<
         continue;
       }
       decoded->cancelled = state->cancelled;
+      if (decoded->routing_key.empty()) decoded->routing_key = routing_key;
       server.infer_async(std::move(*decoded),
                          [state, entry](Result<InferResponse> r) { state->finish(entry, std::move(r)); });
     }
@@ -140,6 +151,9 @@ bool write_answers(grpc::ServerContext* context, Stream* stream, StreamState& st
 Status infer_unary(InferenceServer& server, grpc::ServerContext* context, const inference::ModelInferRequest& in,
                    inference::ModelInferResponse* out) {
   HEARTH_ASSIGN_OR_RETURN(InferRequest request, decode_infer_request(in));
+  if (request.routing_key.empty()) {
+    HEARTH_ASSIGN_OR_RETURN(request.routing_key, metadata_routing_key(context));
+  }
   struct Slot {
     std::mutex mu;
     std::condition_variable cv;
@@ -166,8 +180,11 @@ Status infer_unary(InferenceServer& server, grpc::ServerContext* context, const 
 }
 
 Status serve_infer_stream(InferenceServer& server, grpc::ServerContext* context, Stream* stream, StreamAdmit admit) {
+  HEARTH_ASSIGN_OR_RETURN(std::string routing_key, metadata_routing_key(context));
   auto state = std::make_shared<StreamState>();
-  std::thread reader([&server, stream, state, &admit] { read_stream(server, stream, state, admit); });
+  std::thread reader([&server, stream, state, &admit, &routing_key] {
+    read_stream(server, stream, state, admit, routing_key);
+  });
   bool completed = false;
   try {
     completed = write_answers(context, stream, *state);

@@ -431,6 +431,11 @@ Status RequestDecoder::decode_request_parameters(const Value& doc, DecodedInferR
     if (!as_uint64(*timeout, out.request.timeout_us))
       return invalid_argument("request parameter timeout must be a non-negative integer (microseconds)");
   }
+  if (const Value* key = member(*params, "routing_key")) {
+    if (!key->IsString() || key->GetStringLength() > kMaxRoutingKeyBytes)
+      return invalid_argument("request parameter routing_key must be a string of at most ", kMaxRoutingKeyBytes, " bytes");
+    out.request.routing_key.assign(key->GetString(), key->GetStringLength());
+  }
   if (const Value* binary = member(*params, "binary_data_output")) {
     if (!binary->IsBool()) return invalid_argument("request parameter binary_data_output must be true or false");
     out.binary_data_output = binary->GetBool();

@@ -61,6 +61,9 @@ struct Caller {
 
 // One request on its way through the guard.
 struct GuardedRequest {
+  GuardedRequest() = default;
+  explicit GuardedRequest(Caller c) : caller(std::move(c)) {}
+
   Caller caller;
   // Set once authenticated (shared: an HTTP header check hands it to the handler).
   std::shared_ptr<const security::Principal> principal;

@@ -424,6 +424,13 @@ void RestApi::infer(HttpRequest& request, const std::string& name, const std::st
   if (!decoded.ok()) return respond(error_reply(decoded.status()));
   InferRequest infer_request = std::move(decoded->request);
   infer_request.cancelled = request.cancelled;
+  if (infer_request.routing_key.empty()) {
+    std::string key = request.header("Hearth-Routing-Key");
+    if (key.size() > kMaxRoutingKeyBytes)
+      return respond(error_reply(invalid_argument("the Hearth-Routing-Key header is longer than ", kMaxRoutingKeyBytes,
+                                                  " bytes")));
+    infer_request.routing_key = std::move(key);
+  }
   // Keep the output encoding choices; the request itself moves to the server.
   auto how = std::make_shared<DecodedInferRequest>(std::move(decoded).value());
   server_.infer_async(std::move(infer_request), [respond, how](Result<InferResponse> result) {

@@ -90,7 +90,7 @@ bool ModelRepository::has_model(const std::string& name) const {
   return check_path_component(name, "model name").ok() && fs::is_directory(fs::path(root_) / name, ec);
 }
 
-Result<ModelPlan> ModelRepository::plan(const std::string& name) const {
+Result<ModelPlan> ModelRepository::plan(const std::string& name, const VersionPins& pins) const {
   HEARTH_RETURN_IF_ERROR(check_path_component(name, "model name"));
   const fs::path dir = fs::path(root_) / name;
   std::error_code ec;
@@ -106,9 +106,18 @@ Result<ModelPlan> ModelRepository::plan(const std::string& name) const {
     HEARTH_ASSIGN_OR_RETURN(plan.config, parse_model_config(plan.config_text, plan.config_file));
   }
   HEARTH_RETURN_IF_ERROR(check_model_config(plan.config, name, plan.config_file));
-  auto selected = select_versions(plan.config, list_versions(dir));
+  const std::vector<int64_t> available = list_versions(dir);
+  auto selected = select_versions(plan.config, available);
   if (!selected.ok())
     return Status(selected.status().code(), str_cat(plan.config_file, ": ", selected.status().message()));
+  if (!pins.empty()) {
+    std::set<int64_t> chosen(selected->begin(), selected->end());
+    for (int64_t v : pins.hold)
+      if (std::find(available.begin(), available.end(), v) != available.end()) chosen.insert(v);
+    for (int64_t v : pins.exclude) chosen.erase(v);
+    selected->assign(chosen.rbegin(), chosen.rend());  // newest first
+    if (selected->empty()) return not_found(name, ": every version folder is excluded (rolled back by a release)");
+  }
   if (selected->empty()) return not_found(name, ": no version folder (a positive integer) holding a model");
 
   const std::string filename =

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,14 @@ struct VersionFile {
   Status problem;           // no model file, or it resolves outside the repository
 };
 
+// Versions a caller wants loaded or kept out whatever the version policy says (a
+// release's champion and candidate; a version it rolled back).
+struct VersionPins {
+  std::set<int64_t> hold;     // loaded when their folder exists, selected or not
+  std::set<int64_t> exclude;  // never loaded (wins over hold)
+  bool empty() const { return hold.empty() && exclude.empty(); }
+};
+
 // What one model's folder says should be loaded.
 struct ModelPlan {
   std::string name;
@@ -51,10 +60,11 @@ class ModelRepository {
   // The model folders, sorted; hidden ones (.git, upload staging) are left out.
   std::vector<std::string> model_names() const;
   bool has_model(const std::string& name) const;
-  // The plan for `name`. NotFound when it has no folder; InvalidArgument (naming
-  // the file, line and column) for a bad name or config, NotFound for a policy
-  // that selects no version folder.
-  Result<ModelPlan> plan(const std::string& name) const;
+  // The plan for `name`: the versions its policy selects, plus `pins.hold` (those
+  // with a folder), less `pins.exclude`. NotFound when it has no folder;
+  // InvalidArgument (naming the file, line and column) for a bad name or config,
+  // NotFound when no version folder is left to load.
+  Result<ModelPlan> plan(const std::string& name, const VersionPins& pins = {}) const;
 
   // Upload staging folders (.upload-*) older than an hour, left by a server that
   // died mid-upload, are removed (younger ones may belong to another server

@@ -29,12 +29,18 @@ struct InferInput {
   Tensor data;           // flat 1-D tensor of the datatype's element type
 };
 
+inline constexpr size_t kMaxRoutingKeyBytes = 256;
+
 struct InferRequest {
   std::string model_name;
   std::string model_version;  // "" = latest
   std::string id;             // echoed back when non-empty
   std::vector<InferInput> inputs;
   std::vector<std::string> requested_outputs;  // empty = every output
+  // A release's sticky routing key (a tenant, a user): requests with the same key
+  // go to the same version while the release's weights stand (rollout/). From the
+  // request parameter "routing_key" or the Hearth-Routing-Key header / metadata.
+  std::string routing_key;
   // Queue timeout in microseconds; 0 = the model's default_timeout_microseconds.
   uint64_t timeout_us = 0;
   // Set by the front end when the client disconnects; queued work that sees

@@ -56,6 +56,7 @@ Result<std::unique_ptr<ModelLifecycle>> ModelLifecycle::open(const ServerOptions
   std::unique_ptr<ModelLifecycle> m(new ModelLifecycle(std::move(repo)));
   m->options_ = options;
   m->registry_ = registry;
+  m->pins_ = options.version_pins;
   m->reaper_ = std::make_unique<VersionReaper>(
       [p = m.get()](const std::string& name, int64_t version) { p->version_unloaded(name, version); });
   m->repo_.remove_stale_uploads();
@@ -111,7 +112,8 @@ Status ModelLifecycle::load_locked(const std::string& name, Source source) {
     return not_found("model '", name, "' has no folder in the repository");
   }
   Entry& e = begin_load(name);
-  auto plan = repo_.plan(name);
+  auto pins = pins_.find(name);
+  auto plan = repo_.plan(name, pins == pins_.end() ? repository::VersionPins{} : pins->second);
   if (!plan.ok()) return record_failure(e, plan.status());
   Outcome next = load_versions(e, *plan, source);
   const std::string first_failure = next.failed.empty() ? "" : next.failed.begin()->second.reason;
@@ -232,6 +234,14 @@ void ModelLifecycle::unload_locked(Entry& e, const std::string& reason) {
     e.loading = false;
   }
   reaper_->retire(std::move(leaving));
+}
+
+Status ModelLifecycle::pin(const std::string& name, repository::VersionPins pins) {
+  HEARTH_RETURN_IF_ERROR(check_path_component(name, "model name"));
+  std::lock_guard<std::mutex> lock(load_mu_);
+  if (pins.empty()) pins_.erase(name);
+  else pins_[name] = std::move(pins);
+  return load_locked(name, Source::kRepository);
 }
 
 Status ModelLifecycle::unload(const std::string& name) {

@@ -57,6 +57,10 @@ class ModelLifecycle {
 
   // (Re)loads one model from the repository / unloads it; see the class comment.
   Status load(const std::string& name, Source source = Source::kRepository);
+  // Sets the versions of `name` kept loaded or kept out whatever its policy says
+  // (repository::VersionPins; empty pins drop them) and reloads the model so they
+  // take effect: held versions load, excluded ones retire.
+  Status pin(const std::string& name, repository::VersionPins pins);
   Status unload(const std::string& name);
   // Poll mode's rescan: loads new and changed models, unloads removed ones.
   void poll();
@@ -86,7 +90,8 @@ class ModelLifecycle {
   telemetry::Registry* registry_ = nullptr;
   mutable std::shared_mutex mu_;  // guards entries_ (readers: the request path)
   std::map<std::string, std::unique_ptr<Entry>> entries_;
-  std::mutex load_mu_;            // serializes load / unload / poll
+  std::mutex load_mu_;            // serializes load / unload / poll / pin
+  std::map<std::string, repository::VersionPins> pins_;  // guarded by load_mu_
   std::atomic<bool> startup_done_{false};
   std::unique_ptr<VersionReaper> reaper_;
   std::unique_ptr<RepositoryPoller> poller_;

@@ -180,9 +180,19 @@ Status InferenceServer::unload_model(const std::string& name) {
 }
 
 void InferenceServer::infer_async(InferRequest request, InferCallback done) {
-  auto version = impl_->router.load()->route(request);  // the one place a request meets a version
-  if (!version.ok()) return done(version.status());
-  (*version)->submit(std::move(request), std::move(done));
+  auto bound = impl_->router.load()->route(request);  // the one place a request meets a version
+  if (!bound.ok()) return done(bound.status());
+  if (bound->watch) done = bound->watch->watch(request, std::move(done));
+  bound->version->submit(std::move(request), std::move(done));
+}
+
+Result<std::shared_ptr<ModelVersion>> InferenceServer::find_version(const std::string& name,
+                                                                    const std::string& version) const {
+  return impl_->models->find(name, version);
+}
+
+Status InferenceServer::pin_versions(const std::string& name, repository::VersionPins pins) {
+  return impl_->models->pin(name, std::move(pins));
 }
 
 void InferenceServer::set_version_router(std::shared_ptr<const VersionRouter> router) {

@@ -19,12 +19,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
 #include "model_config.pb.h"
+#include "repository/model_repository.h"
 #include "serving/inference.h"
 
 namespace hearth::telemetry {
@@ -72,6 +74,9 @@ struct ServerOptions {
   TrialLoadOptions trial_loads;
   bool strict_readiness = true;      // ready only while every model that should load is READY
   bool exit_on_error = false;        // create() fails when a model fails to load at start
+  // Versions kept loaded (or out) whatever the version policy says, from the
+  // first load on: what a release persisted (rollout/) before the server starts.
+  std::map<std::string, repository::VersionPins> version_pins;
   // Keys for encrypted models (<version>/model.onnx.sm4); null: such models
   // fail to load with a reason saying no key source is configured.
   std::shared_ptr<const security::KeyResolver> model_keys;
@@ -129,6 +134,7 @@ struct ModelStatistics {
   std::vector<BatchStatistics> batch_stats;  // ascending batch size
 };
 
+class ModelVersion;
 class VersionRouter;
 
 class InferenceServer {
@@ -178,6 +184,12 @@ class InferenceServer {
   // named version else the highest ready one). The swap is atomic: a request is
   // bound once, by the router in place when it arrives.
   void set_version_router(std::shared_ptr<const VersionRouter> router);
+
+  // Releases (rollout/): the ready version `version` of `name` ("" = highest), as
+  // requests would find it by name; and the versions of `name` pinned in or out
+  // whatever its policy says (see ModelLifecycle::pin), in any control mode.
+  Result<std::shared_ptr<ModelVersion>> find_version(const std::string& name, const std::string& version) const;
+  Status pin_versions(const std::string& name, repository::VersionPins pins);
 
   // The metrics every model reports (served on --metrics-port).
   telemetry::Registry& metrics();

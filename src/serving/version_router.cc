@@ -4,8 +4,9 @@
 
 namespace hearth::serving {
 
-Result<std::shared_ptr<ModelVersion>> LatestVersionRouter::route(const InferRequest& request) const {
-  return models_.find(request.model_name, request.model_version);
+Result<Binding> LatestVersionRouter::route(const InferRequest& request) const {
+  HEARTH_ASSIGN_OR_RETURN(auto version, models_.find(request.model_name, request.model_version));
+  return Binding{std::move(version), nullptr};
 }
 
 }  // namespace hearth::serving

@@ -163,6 +163,18 @@ TEST(GrpcCodec, TimeoutParameter) {
   EXPECT_EQ(decode_error(r).code(), StatusCode::kInvalidArgument);
 }
 
+TEST(GrpcCodec, RoutingKeyParameter) {
+  auto r = one_input("FP32", {0});
+  (*r.mutable_parameters())["routing_key"].set_string_param("tenant-7");
+  auto d = decode_infer_request(r);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->routing_key, "tenant-7");
+  (*r.mutable_parameters())["routing_key"].set_int64_param(7);
+  EXPECT_EQ(decode_error(r).code(), StatusCode::kInvalidArgument);
+  (*r.mutable_parameters())["routing_key"].set_string_param(std::string(257, 'k'));
+  EXPECT_EQ(decode_error(r).code(), StatusCode::kInvalidArgument);
+}
+
 TEST(GrpcCodec, EncodeResponseIsRaw) {
   InferResponse resp;
   resp.model_name = "m";

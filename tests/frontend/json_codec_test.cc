@@ -252,7 +252,8 @@ TEST(JsonCodec, decodes_triton_binary_example_and_mixed_inputs) {
 }
 
 TEST(JsonCodec, decodes_request_and_output_parameters) {
-  auto r = decode(R"({"id":"7","parameters":{"timeout":1500,"binary_data_output":true,"priority":3,"x":"y"},)"
+  auto r = decode(R"({"id":"7","parameters":{"timeout":1500,"binary_data_output":true,"priority":3,"x":"y",)"
+                  R"("routing_key":"tenant-7"},)"
                   R"("inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{"other":1}}],)"
                   R"("outputs":[{"name":"a"},{"name":"b","parameters":{"binary_data":false}},)"
                   R"({"name":"c","parameters":{"binary_data":true,"classification":2}}]})");
@@ -260,6 +261,7 @@ TEST(JsonCodec, decodes_request_and_output_parameters) {
   EXPECT_EQ(r->request.id, "7");
   EXPECT_EQ(r->request.model_name, "m");
   EXPECT_EQ(r->request.timeout_us, 1500u);
+  EXPECT_EQ(r->request.routing_key, "tenant-7");
   EXPECT_TRUE(r->binary_data_output);
   EXPECT_EQ(r->request.requested_outputs, (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(r->json_outputs, std::vector<std::string>{"b"});
@@ -358,6 +360,10 @@ TEST(JsonCodec, rejects_bad_parameters) {
   EXPECT_EQ(error_of("{\"parameters\":{\"binary_data_output\":1}," + in + "}"),
             "request parameter binary_data_output must be true or false");
   EXPECT_EQ(error_of("{\"parameters\":[]," + in + "}"), "the request's 'parameters' must be an object");
+  EXPECT_EQ(error_of("{\"parameters\":{\"routing_key\":7}," + in + "}"),
+            "request parameter routing_key must be a string of at most 256 bytes");
+  EXPECT_EQ(error_of("{\"parameters\":{\"routing_key\":\"" + std::string(257, 'k') + "\"}," + in + "}"),
+            "request parameter routing_key must be a string of at most 256 bytes");
   EXPECT_EQ(error_of("{" + in + R"(,"outputs":[{"name":"y","parameters":{"binary_data":"yes"}}]})"),
             "output 'y': parameter binary_data must be true or false");
   EXPECT_EQ(error_of("{" + in + R"(,"outputs":[{"name":"y","parameters":1}]})"),

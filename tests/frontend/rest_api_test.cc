@@ -12,8 +12,10 @@
 #include <atomic>
 #include <cstring>
 #include <future>
+#include <mutex>
 
 #include "serving/serving_test_util.h"
+#include "serving/version_router.h"
 
 namespace hearth::frontend {
 
@@ -333,7 +335,7 @@ TEST_F(RestApiTest, full_queue_is_503_with_retry_after) {
   start();
   auto first = std::make_shared<std::promise<HttpReply>>();
   auto first_reply = first->get_future();
-  api_->handle(HttpRequest{"POST", "/v2/models/relu/infer", kGoodBody, {}, nullptr, "127.0.0.1", ""},
+  api_->handle(HttpRequest{"POST", "/v2/models/relu/infer", kGoodBody, {}, nullptr, "127.0.0.1", "", nullptr},
                [first](HttpReply r) { first->set_value(std::move(r)); });
   HttpReply second = post("/v2/models/relu/infer", kGoodBody);
   EXPECT_EQ(second.status, 503) << second.body;
@@ -364,7 +366,7 @@ TEST_F(RestApiTest, request_timeout_parameter_and_client_cancel) {
   auto cancelled = std::make_shared<std::atomic<bool>>(false);
   auto promise = std::make_shared<std::promise<HttpReply>>();
   auto reply = promise->get_future();
-  api_->handle(HttpRequest{"POST", "/v2/models/relu/infer", kGoodBody, {}, cancelled, "127.0.0.1", ""},
+  api_->handle(HttpRequest{"POST", "/v2/models/relu/infer", kGoodBody, {}, cancelled, "127.0.0.1", "", nullptr},
                [promise](HttpReply r) { promise->set_value(std::move(r)); });
   cancelled->store(true);
   HttpReply r = reply.get();
@@ -396,6 +398,46 @@ TEST(HttpStatus, maps_status_codes) {
   EXPECT_EQ(r.body, R"({"error":"busy \"now\""})");
   EXPECT_EQ(header(r, "Retry-After"), "1");
   EXPECT_EQ(header_count(error_reply(invalid_argument("x")), "Retry-After"), 0);
+}
+
+// Records the routing key of each request it binds (to the highest ready version).
+class KeyRouter final : public serving::VersionRouter {
+ public:
+  explicit KeyRouter(const serving::InferenceServer& server) : server_(server) {}
+  Result<serving::Binding> route(const serving::InferRequest& request) const override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      keys.push_back(request.routing_key);
+    }
+    HEARTH_ASSIGN_OR_RETURN(auto v, server_.find_version(request.model_name, request.model_version));
+    return serving::Binding{v, nullptr};
+  }
+  mutable std::mutex mu;
+  mutable std::vector<std::string> keys;
+
+ private:
+  const serving::InferenceServer& server_;
+};
+
+TEST_F(RestApiTest, routing_key_comes_from_the_parameter_or_the_header) {
+  start();
+  auto router = std::make_shared<KeyRouter>(*server_);
+  server_->set_version_router(router);
+  EXPECT_EQ(api_->handle_sync("POST", "/v2/models/relu/infer", kGoodBody, {{"Hearth-Routing-Key", "tenant-a"}}).status,
+            200);
+  const std::string with_parameter =
+      R"({"parameters":{"routing_key":"tenant-b"},"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[-1,2,-3,4]}]})";
+  EXPECT_EQ(api_->handle_sync("POST", "/v2/models/relu/infer", with_parameter, {{"Hearth-Routing-Key", "tenant-a"}})
+                .status,
+            200);
+  EXPECT_EQ(post("/v2/models/relu/infer", kGoodBody).status, 200);
+  HttpReply too_long = api_->handle_sync("POST", "/v2/models/relu/infer", kGoodBody,
+                                         {{"Hearth-Routing-Key", std::string(300, 'k')}});
+  EXPECT_EQ(too_long.status, 400);
+  EXPECT_NE(too_long.body.find("Hearth-Routing-Key"), std::string::npos) << too_long.body;
+  server_->set_version_router(nullptr);
+  std::lock_guard<std::mutex> lock(router->mu);
+  EXPECT_EQ(router->keys, (std::vector<std::string>{"tenant-a", "tenant-b", ""}));
 }
 
 }  // namespace
