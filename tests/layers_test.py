@@ -22,8 +22,8 @@ RANK = {name: i for i, name in enumerate(LAYERS)}
 OWNERS = {
     "dnnl.hpp": {"kernels"}, "dnnl.h": {"kernels"}, "oneapi": {"kernels"},
     "onnx": {"graph", "cli"},
-    "boost": {"frontend"}, "grpc": {"frontend"}, "grpcpp": {"frontend"},
-    "sqlite3.h": {"security"}, "yaml-cpp": {"security"}, "seccomp.h": {"security"},
+    "boost": {"frontend", "rollout"}, "grpc": {"frontend"}, "grpcpp": {"frontend"},
+    "sqlite3.h": {"security", "rollout"}, "yaml-cpp": {"security", "rollout"}, "seccomp.h": {"security"},
     "openssl": {"security", "frontend"},
     "rapidjson": {"telemetry", "frontend"},
     "CLI": {"cli"},

@@ -16,6 +16,7 @@
 #include "frontend/grpc_server.h"
 #include "frontend/http_server.h"
 #include "frontend/rest_api.h"
+#include "rollout/release_manager.h"
 #include "serving/server.h"
 #include "serving/trial_load.h"
 #include "telemetry/log.h"
@@ -60,6 +61,7 @@ struct ServeOptions {
   frontend::TlsOptions tls;  // --tls-cert / --tls-key / --tls-client-ca: all listeners
   AccessFlags access;
   std::string trusted_signers;
+  std::string release_store;  // "" = the default for the repository; "off" = no releases
 };
 
 Status check_port(int port, const char* flag) {
@@ -109,6 +111,27 @@ frontend::HttpHandler metrics_handler(telemetry::Registry& registry, frontend::R
     frontend::HttpReply reply{200, registry.render(), "text/plain; version=0.0.4; charset=utf-8"};
     respond(std::move(reply));
   };
+}
+
+// The release manager over the store (null with "off"). The default store that
+// cannot be opened (no HOME, a read-only home) turns releases off with a warning;
+// a store named with --release-store must open.
+Result<std::unique_ptr<rollout::ReleaseManager>> open_releases(const ServeOptions& o, security::AuditLog* audit) {
+  const bool named = !o.release_store.empty();
+  const std::string path = named ? o.release_store : rollout::ReleaseStore::default_path(o.model_repository);
+  if (path == "off") return std::unique_ptr<rollout::ReleaseManager>();
+  auto store = rollout::ReleaseStore::open(path);
+  if (!store.ok()) {
+    if (named) return store.status();
+    telemetry::log_warn("releases_off", {telemetry::field("store", path), telemetry::field("error", store.status().message())});
+    return std::unique_ptr<rollout::ReleaseManager>();
+  }
+  rollout::ReleaseManagerOptions ro;
+  ro.repository = o.model_repository;
+  ro.audit = audit;
+  HEARTH_ASSIGN_OR_RETURN(auto manager, rollout::ReleaseManager::open(std::move(store).value(), ro));
+  telemetry::log_info("releases", {telemetry::field("store", path)});
+  return manager;
 }
 
 void log_listening(const char* protocol, const std::string& address, uint16_t port, const frontend::TlsOptions& tls) {
@@ -167,13 +190,19 @@ Status serve(const ServeOptions& o) {
                                             telemetry::field("signers", signers.ids())});
     so.trusted_signers = std::make_shared<const security::TrustedSigners>(std::move(signers));
   }
+  // The release store is read before the first load, so that the versions it
+  // holds (production, previous, running releases) load from the start and the
+  // routing it chose is in place before any request is served.
+  HEARTH_ASSIGN_OR_RETURN(auto releases, open_releases(o, guard->audit_log()));
+  if (releases) so.version_pins = releases->version_pins();
   HEARTH_ASSIGN_OR_RETURN(auto server, serving::InferenceServer::create(so));
+  if (releases) HEARTH_RETURN_IF_ERROR(releases->attach(*server));
   for (const auto& e : server->repository_index(false))
     telemetry::log_info("model_state", {telemetry::field("model", e.name), telemetry::field("version", e.version),
                                         telemetry::field("state", e.state), telemetry::field("reason", e.reason)});
 
   guard->attach_metrics(server->metrics());
-  frontend::RestApi api(*server, frontend::RestApiOptions{guard.get()});
+  frontend::RestApi api(*server, frontend::RestApiOptions{guard.get(), releases.get()});
   frontend::HttpServerOptions ho;
   ho.address = o.http_address;
   ho.port = static_cast<uint16_t>(o.http_port);
@@ -229,6 +258,7 @@ Status serve(const ServeOptions& o) {
   http.stop();
   if (grpc) grpc->stop();
   if (metrics) metrics->stop();
+  if (releases) releases->stop();
   server.reset();
   telemetry::log_info("stopped");
   return ok_status();
@@ -297,6 +327,9 @@ void add_serve_command(CLI::App& app) {
   tls_key->needs(tls_cert);
   tls_ca->needs(tls_cert);
   add_access_flags(cmd, o->access);
+  cmd->add_option("--release-store", o->release_store,
+                  "SQLite file of releases (default: $HEARTH_RELEASE_STORE, else one per repository under "
+                  "~/.config/hearth/releases/); off: no releases (see docs/RELEASES.md)");
   cmd->add_option("--trusted-signers", o->trusted_signers,
                   "SM2 public key (PEM) or folder of them: load only models signed by one (see `hearth sign`)");
   cmd->callback([o] {

@@ -14,6 +14,7 @@
 #include "frontend/json_codec.h"
 #include "repository/model_upload.h"
 #include "frontend/rest_documents.h"
+#include "frontend/rest_releases.h"
 #include "telemetry/log.h"
 
 namespace hearth::frontend {
@@ -212,7 +213,8 @@ HttpReply access_error_reply(const Status& status, int retry_after) {
 
 }  // namespace
 
-RestApi::RestApi(InferenceServer& server, RestApiOptions options) : server_(server), guard_(options.guard) {
+RestApi::RestApi(InferenceServer& server, RestApiOptions options)
+    : server_(server), guard_(options.guard), releases_(options.releases) {
   if (guard_ == nullptr) {
     own_guard_ = std::make_unique<RequestGuard>(nullptr, nullptr, GuardOptions{}, nullptr);
     guard_ = own_guard_.get();
@@ -225,7 +227,7 @@ std::optional<HttpReply> RestApi::check_header(HttpRequest& head) {
   if (!guard_->auth_enabled()) return std::nullopt;
   auto parsed = split_path(head.target);
   if (!parsed.ok()) return std::nullopt;  // answered when the request is handled
-  AccessNeed need = rest_access_need(*parsed);
+  AccessNeed need = rest_access_need(*parsed, head.method);
   if (need.open) return std::nullopt;
   GuardedRequest guarded{caller_of(head)};
   int retry_after = 0;
@@ -268,7 +270,8 @@ HttpReply RestApi::handle_sync(const std::string& method, const std::string& tar
   return future.get();
 }
 
-AccessNeed rest_access_need(const std::vector<std::string>& seg) {
+AccessNeed rest_access_need(const std::vector<std::string>& seg, const std::string& method) {
+  if (is_release_path(seg)) return release_access_need(seg, method);
   using security::Action;
   using security::Resource;
   AccessNeed need;
@@ -320,9 +323,9 @@ AccessNeed rest_access_need(const std::vector<std::string>& seg) {
 void RestApi::route(HttpRequest& request, GuardedRequest& guarded, const HttpResponder& respond) {
   auto parsed = split_path(request.target);
   if (!parsed.ok()) return respond(error_reply(parsed.status()));
-  AccessNeed need = rest_access_need(*parsed);
+  AccessNeed need = rest_access_need(*parsed, request.method);
   // Without authentication only control-plane requests (audited) need the guard.
-  const bool control_plane = parsed->size() >= 2 && (*parsed)[1] == "repository";
+  const bool control_plane = (parsed->size() >= 2 && (*parsed)[1] == "repository") || !need.event.empty();
   if (!guard_->pass_through() || control_plane) {
     // Control-plane requests are checked again in full: a token revoked while a
     // large upload was arriving must not deploy it.
@@ -351,6 +354,10 @@ void RestApi::route(HttpRequest& request, GuardedRequest& guarded, const HttpRes
     };
   }
   if (loading) return reply(load_reply(server_, (*parsed)[3], load));
+  if (is_release_path(*parsed)) {
+    const rollout::Actor who{guarded.principal ? guarded.principal->user : "anonymous", guarded.caller.client};
+    return reply(release_reply(releases_, request, *parsed, who));
+  }
   dispatch(request, *parsed, reply);
 }
 

@@ -12,6 +12,7 @@
 //                                               tensor extension (Inference-Header-Content-Length)
 //   POST /v2/repository/index                   repository index ({"ready": true} filters)
 //   POST /v2/repository/models/{m}/load|unload  explicit model control
+//   /v2/models/{m}/releases|production|routing|feedback   releases (rest_releases.h)
 //
 // Errors are {"error": "..."}: 400 bad request, 404 unknown, 405 method,
 // 401 unauthenticated (WWW-Authenticate: Bearer), 403 denied by the access
@@ -30,6 +31,7 @@
 #include "core/status.h"
 #include "frontend/http_server.h"
 #include "frontend/request_guard.h"
+#include "rollout/release_manager.h"
 #include "serving/server.h"
 
 namespace hearth::frontend {
@@ -43,10 +45,12 @@ struct RestApiOptions {
   // Authentication, RBAC, audit and the access log (request_guard.h); nullptr:
   // everything allowed, nothing recorded.
   RequestGuard* guard = nullptr;
+  // The release endpoints (rest_releases.h); nullptr: they answer 503.
+  rollout::ReleaseManager* releases = nullptr;
 };
 
 // What a REST request needs from the access policy (see docs/SECURITY.md for the table).
-AccessNeed rest_access_need(const std::vector<std::string>& segments);
+AccessNeed rest_access_need(const std::vector<std::string>& segments, const std::string& method);
 
 class RestApi {
  public:
@@ -75,6 +79,7 @@ class RestApi {
   serving::InferenceServer& server_;
   std::unique_ptr<RequestGuard> own_guard_;  // allow-all, when the options give none
   RequestGuard* guard_;
+  rollout::ReleaseManager* releases_;
 };
 
 }  // namespace hearth::frontend

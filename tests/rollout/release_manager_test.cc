@@ -1,0 +1,199 @@
+// Releases run against a real InferenceServer with the worker driven by hand:
+// promotion through the steps, rollback of a failing candidate with no failed
+// client request, holding without traffic, recovery after a restart, A/B/n, the
+// gate, pause/abort, and refusals that change nothing.
+#include <gtest/gtest.h>
+
+#include "rollout/release_manager.h"
+#include "rollout_test_util.h"
+
+namespace hearth::rollout::test {
+namespace {
+
+std::string unnamed_version(InferenceServer& server) {
+  auto r = server.infer(relu_request({1, 2, 3, 4}));
+  return r.ok() ? r->model_version : "error: " + r.status().message();
+}
+
+TEST_F(ReleaseTest, a_good_candidate_is_promoted_through_every_step) {
+  add_relu("relu", 1);
+  add_relu("relu", 2);
+  start_all();
+  EXPECT_EQ(unnamed_version(*server_), "2");  // before any release: Triton's rule, the highest
+  auto started = manager_->start(fast_spec({2}, {10, 50}), {"alice", "127.0.0.1"});
+  ASSERT_TRUE(started.ok()) << started.status().to_string();
+  EXPECT_EQ(unnamed_version(*server_), "1") << "once a release starts, unnamed requests stay on the champion";
+  int failed = 0;
+  ASSERT_TRUE(run_until([&] { return status()["phase"] == "promoted"; }, 10000, 0, &failed)) << status().dump(1);
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(unnamed_version(*server_), "2");
+  auto history = nlohmann::json::parse(*manager_->history_json("relu", 5));
+  EXPECT_EQ(history["production"], 2);
+  EXPECT_EQ(history["previous"], 1);
+  std::vector<std::string> kinds;
+  for (const auto& d : history["releases"][0]["decisions"]) kinds.push_back(d["kind"]);
+  EXPECT_EQ(kinds.front(), "started");
+  EXPECT_EQ(kinds.back(), "promoted");
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "step"), kinds.end());
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "gate"), kinds.end());
+  // The previous version stays loaded for a fast return.
+  EXPECT_TRUE(server_->find_version("relu", "1").ok());
+}
+
+TEST_F(ReleaseTest, a_candidate_that_fails_some_inputs_is_rolled_back_and_no_client_sees_it) {
+  add_relu("relu", 1);
+  write_lookup_model(model_dir("relu") / "2");
+  start_all();
+  ASSERT_TRUE(manager_->start(fast_spec({2}, {50}), {"alice", ""}).ok());
+  int failed = 0;
+  ASSERT_TRUE(run_until([&] { return status()["phase"] == "rolled_back"; }, 10000, 10, &failed)) << status().dump(1);
+  EXPECT_EQ(failed, 0) << "the champion answered every request the candidate failed";
+  EXPECT_EQ(unnamed_version(*server_), "1");
+  auto s = status();
+  EXPECT_NE(s["reason"].get<std::string>().find("error_rate"), std::string::npos) << s.dump(1);
+  // The rolled-back version is kept out of loading.
+  EXPECT_TRUE(eventually([&] { return !server_->find_version("relu", "2").ok(); }, 3000));
+  auto history = nlohmann::json::parse(*manager_->history_json("relu", 1));
+  EXPECT_EQ(history["excluded"], nlohmann::json::array({2}));
+}
+
+TEST_F(ReleaseTest, a_canary_without_traffic_holds_and_says_so) {
+  add_relu("relu", 1);
+  add_relu("relu", 2);
+  start_all();
+  ASSERT_TRUE(manager_->start(fast_spec({2}, {50}), {"alice", ""}).ok());
+  ASSERT_TRUE(eventually([&] {
+    manager_->tick();
+    return status()["phase"] == "canary";
+  }, 5000));
+  for (int i = 0; i < 8; ++i) {
+    manager_->tick();
+    std::this_thread::sleep_for(std::chrono::milliseconds(110));
+  }
+  auto s = status();
+  EXPECT_EQ(s["phase"], "canary");
+  bool inconclusive = false;
+  for (const auto& d : s["decisions"])
+    if (d["kind"] == "check") {
+      EXPECT_EQ(d["verdict"], "inconclusive");
+      inconclusive = inconclusive ||
+                     d["detail"]["summary"].get<std::string>().find("0 candidate and 0 champion answers") != std::string::npos;
+    }
+  EXPECT_TRUE(inconclusive) << s.dump(1);
+}
+
+TEST_F(ReleaseTest, a_restart_resumes_the_same_step_with_the_same_routing) {
+  add_relu("relu", 1);
+  add_relu("relu", 2);
+  start_all();
+  auto spec = fast_spec({2}, {10, 50, 100});
+  spec.canary.pause_ms = 0;
+  ASSERT_TRUE(manager_->start(spec, {"alice", ""}).ok());
+  ASSERT_TRUE(run_until([&] { return status()["phase"] == "canary" && status()["step"] == 1; }, 10000));
+  stop_all();  // as after kill -9: only the store is left
+
+  start_all();
+  EXPECT_TRUE(server_->find_version("relu", "1").ok()) << "the champion is held loaded from the first load";
+  EXPECT_TRUE(server_->find_version("relu", "2").ok());
+  auto s = status();
+  EXPECT_EQ(s["phase"], "canary");
+  EXPECT_EQ(s["step"], 1);
+  EXPECT_EQ(s["weights"]["2"], 50.0);
+  EXPECT_EQ(s["decisions"].back()["kind"], "recovered");
+  std::map<std::string, int> versions;
+  for (int i = 0; i < 10; ++i) drive(40, 0, &versions);
+  EXPECT_GT(versions["1"], 100);
+  EXPECT_GT(versions["2"], 100);
+}
+
+TEST_F(ReleaseTest, a_b_n_drops_the_failing_candidate_and_waits_for_a_promote) {
+  add_relu("relu", 1);
+  add_relu("relu", 2);
+  write_lookup_model(model_dir("relu") / "3");
+  start_all();
+  ASSERT_TRUE(manager_->start(fast_spec({2, 3}, {10, 30}), {"alice", ""}).ok());
+  int failed = 0;
+  ASSERT_TRUE(run_until([&] { return status()["candidates"] == nlohmann::json::array({2}); }, 10000, 10, &failed))
+      << status().dump(1);
+  EXPECT_EQ(status()["dropped"], nlohmann::json::array({3}));
+  ASSERT_TRUE(run_until([&] { return !status()["reason"].get<std::string>().empty(); }, 10000, 0, &failed));
+  EXPECT_EQ(status()["phase"], "canary");
+  EXPECT_NE(status()["reason"].get<std::string>().find("promote one of them by hand"), std::string::npos);
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(manager_->promote("relu", 0, 3, {"alice", ""}).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(manager_->promote("relu", 0, 0, {"alice", ""}).ok());
+  EXPECT_EQ(unnamed_version(*server_), "2");
+}
+
+TEST_F(ReleaseTest, a_candidate_with_another_signature_fails_the_gate_and_takes_no_traffic) {
+  add_relu("relu", 1);
+  write_renamed_model(model_dir("relu") / "2");
+  start_all();
+  ASSERT_TRUE(manager_->start(fast_spec({2}), {"alice", ""}).ok());
+  std::map<std::string, int> versions;
+  ASSERT_TRUE(eventually([&] {
+    drive(10, 0, &versions);
+    manager_->tick();
+    return status()["phase"] == "gate_failed";
+  }, 10000));
+  EXPECT_NE(status()["reason"].get<std::string>().find("the candidate has no input 'x'"), std::string::npos)
+      << status().dump(1);
+  EXPECT_EQ(versions.count("2"), 0u);
+  EXPECT_EQ(unnamed_version(*server_), "1");
+}
+
+TEST_F(ReleaseTest, pause_holds_abort_returns_to_the_champion) {
+  add_relu("relu", 1);
+  add_relu("relu", 2);
+  start_all();
+  ASSERT_TRUE(manager_->start(fast_spec({2}, {10, 50}), {"alice", ""}).ok());
+  ASSERT_TRUE(run_until([&] { return status()["phase"] == "canary"; }, 10000));
+  ASSERT_TRUE(manager_->pause("relu", 0, {"alice", ""}).ok());
+  const int step = status()["step"];
+  run_until([] { return false; }, 600);
+  EXPECT_EQ(status()["step"], step) << "paused: no step is taken";
+  EXPECT_TRUE(status()["paused"].get<bool>());
+  ASSERT_TRUE(manager_->abort("relu", 0, {"bob", ""}).ok());
+  auto s = status();
+  EXPECT_EQ(s["phase"], "aborted");
+  EXPECT_EQ(s["reason"], "aborted by bob");
+  EXPECT_EQ(unnamed_version(*server_), "1");
+}
+
+TEST_F(ReleaseTest, refusals_change_nothing) {
+  add_relu("relu", 1);
+  add_relu("relu", 2);
+  start_all();
+  EXPECT_EQ(manager_->start(fast_spec({9}), {"alice", ""}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(unnamed_version(*server_), "2") << "a refused release leaves the routing alone";
+  auto nope = fast_spec({2});
+  nope.model = "nothing";
+  EXPECT_FALSE(manager_->start(nope, {"alice", ""}).ok());
+  ASSERT_TRUE(manager_->start(fast_spec({2}), {"alice", ""}).ok());
+  auto again = manager_->start(fast_spec({2}), {"alice", ""});
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(again.status().message().find("has release 1 running"), std::string::npos);
+  EXPECT_EQ(manager_->set_production("relu", 2, {"alice", ""}).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(manager_->pause("relu", 7, {"alice", ""}).code(), StatusCode::kNotFound);
+  EXPECT_EQ(manager_->promote("relu", 0, 0, {"alice", ""}).code(), StatusCode::kFailedPrecondition)
+      << "no promotion before the gate passed";
+}
+
+TEST_F(ReleaseTest, production_by_hand_and_routing_history) {
+  add_relu("relu", 1);
+  add_relu("relu", 2);
+  start_all();
+  const int64_t before = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count();
+  ASSERT_TRUE(manager_->set_production("relu", 1, {"alice", ""}).ok());
+  EXPECT_EQ(unnamed_version(*server_), "1");
+  EXPECT_EQ(manager_->set_production("relu", 5, {"alice", ""}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(unnamed_version(*server_), "1");
+  auto then = nlohmann::json::parse(*manager_->which_json("relu", "tenant-a", before - 1));
+  EXPECT_TRUE(then["version"].is_null());
+  auto now = nlohmann::json::parse(*manager_->which_json("relu", "tenant-a", before + 60000000));
+  EXPECT_EQ(now["version"], 1);
+}
+
+}  // namespace
+}  // namespace hearth::rollout::test
