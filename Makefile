@@ -8,7 +8,7 @@ SUITE := $(BUILD)/conformance/node
 ZOO := $(BUILD)/zoo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all setup build test conformance zoo fuzz fuzz-long demo clean bench-compare bench-serve
+.PHONY: all setup build test conformance zoo fuzz fuzz-long demo clean bench-compare bench-serve release-soak bench-shadow
 
 all: build
 
@@ -68,5 +68,13 @@ bench-compare: build $(ZOO)/.stamp $(ORT_DIR)/node_modules/onnxruntime-node/pack
 	$(PY) bench/compare.py $(COMPARE_ARGS)
 
 # hearth serve under load (wrk for REST, a Python gRPC client): QPS, p50/p99, errors.
+# The release tests with 100 promote/abort cycles under load (make test runs 20).
+release-soak: build
+	$(PY) tests/rollout/release_e2e_test.py $(HEARTH) --cycles 100
+
+# p50/p99/QPS of the champion's clients without and with a 50% shadow (docs/PERFORMANCE.md).
+bench-shadow: build
+	$(PY) bench/release_shadow.py $(HEARTH)
+
 bench-serve: build $(ZOO)/.stamp
 	$(PY) bench/serve/run.py --hearth $(HEARTH) --zoo $(ZOO) --report $(BUILD)/reports/serve.json

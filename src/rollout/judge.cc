@@ -11,7 +11,7 @@ namespace hearth::rollout {
 namespace {
 
 std::string pct(double rate) { return str_cat(std::round(rate * 10000) / 100, "%"); }
-std::string ms(double v) { return str_cat(std::round(v * 100) / 100, " ms"); }
+std::string ms(double v) { return str_cat(std::round(v * 1000) / 1000, " ms"); }
 
 CheckResult lacking(CheckResult c, int64_t have_candidate, int64_t have_champion, int64_t need, const char* what) {
   c.verdict = Verdict::kInconclusive;
@@ -32,29 +32,38 @@ CheckResult error_rate(const JudgeSpec& spec, const WindowSnapshot& h, const Win
   r.candidate_samples = c.requests;
   r.champion_samples = h.requests;
   r.verdict = Verdict::kPass;
+  // The absolute limit and the margin over the champion are tested apart; the
+  // first to fail decides (an absolute limit still unproven does not hide a
+  // proven margin).
+  Verdict absolute = Verdict::kPass, relative = Verdict::kPass;
+  std::string why;
   if (check.max > 0 && r.candidate > check.max) {
+    const double p = p_proportion_below(c.requests - c.errors, c.requests, 1 - check.max);
+    absolute = p < spec.alpha ? Verdict::kFail : Verdict::kInconclusive;
     r.threshold = check.max;
-    r.p_value = p_proportion_below(c.requests - c.errors, c.requests, 1 - check.max);
-    r.verdict = r.p_value < spec.alpha ? Verdict::kFail : Verdict::kInconclusive;
-    r.reason = str_cat("error rate ", pct(r.candidate), " over the limit ", pct(check.max));
-    return r;
+    r.p_value = p;
+    why = str_cat("error rate ", pct(r.candidate), " over the limit ", pct(check.max), " (p = ", p, ")");
   }
-  if (h.requests < spec.min_samples) {
-    // The champion's side is needed for the relative test only when the candidate is above it.
-    if (r.candidate > check.max_increase) return lacking(r, c.requests, h.requests, spec.min_samples, "answers");
-    r.reason = str_cat("error rate ", pct(r.candidate), " within ", pct(check.max_increase));
-    return r;
+  if (r.candidate > r.champion + check.max_increase) {
+    if (h.requests < spec.min_samples) {
+      relative = Verdict::kInconclusive;
+      why += str_cat(why.empty() ? "" : "; ", h.requests, " champion answers of the ", spec.min_samples, " needed");
+    } else {
+      const double p = p_proportion_greater(h.errors, h.requests, c.errors, c.requests, check.max_increase);
+      relative = p < spec.alpha ? Verdict::kFail : Verdict::kInconclusive;
+      if (relative == Verdict::kFail || absolute != Verdict::kFail) {
+        r.threshold = r.champion + check.max_increase;
+        r.p_value = p;
+      }
+      why += str_cat(why.empty() ? "" : "; ", "error rate ", pct(r.candidate), " against the champion's ",
+                     pct(r.champion), " + ", pct(check.max_increase), " (p = ", p, ")");
+    }
   }
-  r.threshold = r.champion + check.max_increase;
-  if (r.candidate > r.threshold) {
-    r.p_value = p_proportion_greater(h.errors, h.requests, c.errors, c.requests, check.max_increase);
-    r.verdict = r.p_value < spec.alpha ? Verdict::kFail : Verdict::kInconclusive;
-    r.reason = str_cat("error rate ", pct(r.candidate), " against the champion's ", pct(r.champion), " + ",
-                       pct(check.max_increase), " (p = ", r.p_value, ")");
-    return r;
-  }
-  r.reason = str_cat("error rate ", pct(r.candidate), " within the champion's ", pct(r.champion), " + ",
-                     pct(check.max_increase));
+  if (absolute == Verdict::kFail || relative == Verdict::kFail) r.verdict = Verdict::kFail;
+  else if (absolute == Verdict::kInconclusive || relative == Verdict::kInconclusive) r.verdict = Verdict::kInconclusive;
+  r.reason = why.empty() ? str_cat("error rate ", pct(r.candidate), " within the champion's ", pct(r.champion), " + ",
+                                   pct(check.max_increase))
+                         : why;
   return r;
 }
 

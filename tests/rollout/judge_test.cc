@@ -172,6 +172,15 @@ TEST(Judge, accuracy_paired_and_unpaired) {
   EXPECT_EQ(check(judge(spec(), h, c, false), "accuracy").verdict, Verdict::kInconclusive);
 }
 
+TEST(Judge, an_unproven_absolute_limit_does_not_hide_a_proven_margin) {
+  // 5.25% against a 5% limit cannot be told apart yet; against a clean champion plus 1% it can.
+  Judgement j = judge(spec(), window(4000, 0, 5, 1, 1), window(400, 21, 5, 1, 2), false);
+  const CheckResult& c = check(j, "error_rate");
+  EXPECT_EQ(c.verdict, Verdict::kFail) << c.reason;
+  EXPECT_NEAR(c.threshold, 0.01, 1e-9);
+  EXPECT_NE(c.reason.find("over the limit 5%"), std::string::npos) << c.reason;
+}
+
 TEST(Judge, absolute_limits) {
   JudgeSpec j = spec();
   j.latency_p99.max_ms = 10;

@@ -149,6 +149,28 @@ def check_rest_matrix(port, tokens):
                       f"REST {method} {path} as {role}: 403 naming the refusal (got {status} {text[:160]})")
 
 
+def check_rest_releases(port, tokens):
+    """The release endpoints under RBAC: reads for every role, changes need models:deploy, feedback inference:infer."""
+    for path in ("/v2/models/mlp/releases", "/v2/models/mlp/routing?key=tenant-a"):
+        status, headers, _ = http(port, "GET", path)
+        check(status == 401, f"REST GET {path} without a token: 401 (got {status})")
+        for role in ROLES:
+            status, _, text = http(port, "GET", path, tokens[role])
+            check(status == 200, f"REST GET {path} as {role}: allowed (got {status} {text[:120]})")
+    changes = [("/v2/models/mlp/releases", json.dumps({"candidate": 99}), 400),  # allowed, then refused: no version 99
+               ("/v2/models/mlp/releases/current/abort", "", 404),             # allowed, no release running
+               ("/v2/models/mlp/production", json.dumps({"version": 1}), 200)]
+    for path, body, allowed_status in changes:
+        status, _, text = http(port, "POST", path, tokens["viewer"], body)
+        check(status == 403 and "may not" in text, f"REST POST {path} as viewer: 403 (got {status} {text[:120]})")
+        status, _, text = http(port, "POST", path, tokens["operator"], body)
+        check(status == allowed_status, f"REST POST {path} as operator: {allowed_status} (got {status} {text[:160]})")
+    status, _, text = http(port, "POST", "/v2/models/mlp/feedback", tokens["viewer"], json.dumps({"id": "x", "label": 1}))
+    check(status == 403, f"feedback as viewer (no inference:infer): 403 (got {status})")
+    status, _, text = http(port, "POST", "/v2/models/mlp/feedback", tokens["operator"], json.dumps({"id": "x", "label": 1}))
+    check(status == 400 and "no release running" in text, f"feedback as operator: allowed, no release (got {status} {text[:120]})")
+
+
 def check_rest_upload(port, tokens, zoo, repo):
     """A load with "file:" parameters (a model upload) needs models:create as well: viewer 403, operator 200."""
     with open(os.path.join(zoo, "mlp.onnx"), "rb") as f:
@@ -332,6 +354,10 @@ def check_audit(hearth, audit):
     check(has(action="auth.failed", outcome="denied"), "audit: failed authentication recorded")
     check(not has(action="infer"), "audit: inference is not recorded one by one by default")
     check(has(action="user.add", client="cli", outcome="ok"), "audit: `hearth users add` is recorded")
+    check(has(user="oscar", action="release.production", outcome="ok", model="mlp"),
+          "audit: operator set mlp's production version (the request)")
+    check(has(user="oscar", action="release.start", outcome="failed", model="mlp"),
+          "audit: operator's refused release start is recorded with its outcome")
     check(has(action="token.revoke", client="cli"), "audit: `hearth tokens revoke` is recorded")
     r = run_cli(hearth, "audit", "verify", "--audit-log", audit)
     check(r.returncode == 0, f"hearth audit verify: chain OK ({r.stdout.strip()} {r.stderr.strip()})")
@@ -384,12 +410,14 @@ def main():
         make_repository(repo, zoo)
         check_refusals(hearth, repo, store)
         proc, ports, lines = start_server(hearth, repo, ["--auth-store", store, "--policy", policy,
-                                                         "--audit-log", audit])
+                                                         "--audit-log", audit,
+                                                         "--release-store", os.path.join(tmp, "releases.db")])
         check(len(ports) == 3, f"server listens on http, grpc and metrics ({ports})")
         if len(ports) < 3:
             return 1
         for step in (lambda: check_rest_matrix(ports["http"], tokens),
                      lambda: check_rest_upload(ports["http"], tokens, zoo, repo),
+                     lambda: check_rest_releases(ports["http"], tokens),
                      lambda: check_rest_credentials(ports["http"], tokens),
                      lambda: check_refused_before_body(ports["http"], tokens),
                      lambda: check_custom_role(ports["http"], tokens),
