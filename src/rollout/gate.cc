@@ -88,7 +88,10 @@ Result<InferRequest> sample_request(const ModelVersion& v, const Samples& s, int
       const Tensor& all = it->second;
       if (all.dtype() != dtype)
         return invalid_argument("golden input '", in.name(), "' is not ", input.datatype, " as the model takes");
-      input.shape.insert(input.shape.end(), all.shape().begin() + 1, all.shape().end());
+      Shape rest(all.shape().begin() + 1, all.shape().end());
+      // A model without batching whose own first dim is the batch: a row is [1, ...].
+      if (config.max_batch_size() == 0 && static_cast<int>(rest.size()) + 1 == in.dims_size()) rest.insert(rest.begin(), 1);
+      input.shape.insert(input.shape.end(), rest.begin(), rest.end());
       HEARTH_ASSIGN_OR_RETURN(input.data, row_of(all, i));
     } else {
       int64_t n = 1;

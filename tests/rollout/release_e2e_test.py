@@ -446,6 +446,26 @@ def check_good_candidate(srv, bodies):
           "metrics: weights and checks per version")
 
 
+def check_cli(hearth, srv, tmp):
+    """`hearth release` against the server: JSON out, file mistakes named with the file and line."""
+    server = ["--server", f"http://127.0.0.1:{srv.port}"]
+    r = subprocess.run([hearth, "release", "history", "clf", "--limit", "2"] + server, capture_output=True, text=True)
+    doc = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(r.returncode == 0 and doc.get("production") == 5 and len(doc.get("releases", [])) == 2,
+          f"hearth release history: the last 2 releases, production 5 (rc {r.returncode} {r.stderr[-200:]})")
+    r = subprocess.run([hearth, "release", "which", "clf", "--key", "tenant-1"] + server, capture_output=True, text=True)
+    check(r.returncode == 0 and json.loads(r.stdout).get("version") == 5, f"hearth release which (rc {r.returncode})")
+    bad = os.path.join(tmp, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write("model: clf\ncandidate: two\n")
+    r = subprocess.run([hearth, "release", "start", bad] + server, capture_output=True, text=True)
+    check(r.returncode == 1 and f"{bad}:2: candidate: 'two' is not a whole number" in r.stderr,
+          f"hearth release start names the file and line of a mistake ({r.stderr.strip()[-200:]})")
+    r = subprocess.run([hearth, "release", "abort", "clf"] + server, capture_output=True, text=True)
+    check(r.returncode == 1 and "404" in r.stderr and "no running release" in r.stderr,
+          f"hearth release abort without a release: the server's 404 and why ({r.stderr.strip()[-200:]})")
+
+
 def check_refusals(srv):
     cases = [({"candidate": 5, "canary": {"steps": [150]}}, "canary.steps[0]: 150 is over 100"),
              ({"candidate": 5, "judge": {"intervall": "1s"}}, "judge.intervall: unknown field"),
@@ -494,6 +514,7 @@ def main():
         check_kill_after_rollback(srv, bodies)
         check_cycles(srv, bodies, cycles)
         check_good_candidate(srv, bodies)
+        check_cli(hearth, srv, tmp)
     finally:
         if srv and srv.proc:
             stop_server(srv.proc)

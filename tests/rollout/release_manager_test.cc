@@ -4,6 +4,7 @@
 // gate, pause/abort, and refusals that change nothing.
 #include <gtest/gtest.h>
 
+#include "core/npy.h"
 #include "rollout/release_manager.h"
 #include "rollout_test_util.h"
 
@@ -140,6 +141,68 @@ TEST_F(ReleaseTest, a_candidate_with_another_signature_fails_the_gate_and_takes_
       << status().dump(1);
   EXPECT_EQ(versions.count("2"), 0u);
   EXPECT_EQ(unnamed_version(*server_), "1");
+}
+
+// A golden set in the candidate's folder: inputs/x.npy and labels.npy (the argmax of relu(x)).
+void write_golden(const fs::path& version_dir, int rows) {
+  Tensor x(DataType::kFloat, {rows, 4});
+  Tensor labels(DataType::kInt64, {rows});
+  for (int r = 0; r < rows; ++r) {
+    int best = 0;
+    for (int c = 0; c < 4; ++c) {
+      x.data<float>()[r * 4 + c] = static_cast<float>(((r * 7 + c * 3) % 5) - 1);  // -1..3: both models take it
+      if (x.data<float>()[r * 4 + c] > x.data<float>()[r * 4 + best]) best = c;
+    }
+    labels.data<int64_t>()[r] = best;
+  }
+  fs::create_directories(version_dir / "golden" / "inputs");
+  ASSERT_TRUE(write_npy((version_dir / "golden" / "inputs" / "x.npy").string(), x).ok());
+  ASSERT_TRUE(write_npy((version_dir / "golden" / "labels.npy").string(), labels).ok());
+}
+
+TEST_F(ReleaseTest, the_gate_scores_the_golden_set_against_the_champion) {
+  add_relu("relu", 1);
+  add_relu("relu", 2);
+  write_lookup_model(model_dir("relu") / "3");  // answers table[int(x)]: other classes
+  write_golden(model_dir("relu") / "2", 40);
+  write_golden(model_dir("relu") / "3", 40);
+  start_all();
+  auto spec = fast_spec({3});
+  spec.gate.latency_ratio = 100;  // measured, generous
+  ASSERT_TRUE(manager_->start(spec, {"alice", ""}).ok());
+  ASSERT_TRUE(eventually([&] {
+    manager_->tick();
+    return status()["phase"] == "gate_failed";
+  }, 10000)) << status().dump(1);
+  const std::string reason = status()["reason"];
+  EXPECT_NE(reason.find("accuracy: top-1 accuracy"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("against the champion's 1"), std::string::npos) << reason;
+
+  spec.candidates = {2};
+  spec.gate.require_golden = true;
+  ASSERT_TRUE(manager_->start(spec, {"alice", ""}).ok());
+  ASSERT_TRUE(eventually([&] {
+    manager_->tick();
+    return status()["phase"] == "canary";
+  }, 10000)) << status().dump(1);
+  bool scored = false, timed = false;
+  const nlohmann::json after_gate = status();
+  for (const auto& d : after_gate["decisions"])
+    if (d["kind"] == "gate")
+      for (const auto& c : d["detail"]["2"]["checks"]) {
+        scored = scored || (c["name"] == "accuracy" && c["passed"] == true && !c["skipped"].get<bool>());
+        timed = timed || (c["name"] == "latency" && c["passed"] == true && !c["skipped"].get<bool>());
+      }
+  EXPECT_TRUE(scored && timed) << status().dump(1);
+  ASSERT_TRUE(manager_->abort("relu", 0, {"alice", ""}).ok());
+  // Required but missing: the gate fails and says why.
+  fs::remove_all(model_dir("relu") / "2" / "golden");
+  ASSERT_TRUE(manager_->start(spec, {"alice", ""}).ok());
+  ASSERT_TRUE(eventually([&] {
+    manager_->tick();
+    return status()["phase"] == "gate_failed";
+  }, 10000));
+  EXPECT_NE(status()["reason"].get<std::string>().find("no golden set, and the release requires one"), std::string::npos);
 }
 
 TEST_F(ReleaseTest, pause_holds_abort_returns_to_the_champion) {
