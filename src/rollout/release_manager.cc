@@ -87,6 +87,18 @@ json release_json(const ReleaseRecord& r) {
           {"reason", r.reason}};
 }
 
+json weights_json(const RouteTable& t) {
+  json out = json::object();
+  for (const auto& [v, w] : t.weights()) out[std::to_string(v)] = w;
+  return out;
+}
+
+// A transition the store refused is not taken (a restart would not know it).
+void log_store_failure(int64_t release, const Status& s) {
+  telemetry::log_error("release_store_failed",
+                       {telemetry::field("release", release), telemetry::field("error", s.message())});
+}
+
 json decision_json(const DecisionRecord& d) {
   json detail = json::parse(d.detail, nullptr, false);
   return {{"time_us", d.time_us}, {"kind", d.kind},   {"verdict", d.verdict},
@@ -373,20 +385,17 @@ void ReleaseManager::install_routes() {
   }
   for (const auto& [id, r] : running_)
     if (!r->ended) routes[r->record.model] = ModelRoute{table_for(*r), r->runtime};
-  for (const auto& [model, route] : routes) {
-    auto gauge = [&](int64_t v, double w) {
-      server_->metrics()
-          .gauge("hearth_release_weight", "Percent of a model's unnamed requests each version gets",
-                 {{"model", model}, {"version", std::to_string(v)}})
-          ->set(w);
-    };
-    double rest = 100;
-    for (const auto& [v, w] : route.table.candidates) {
-      gauge(v, w);
-      rest -= w;
-    }
-    gauge(route.table.champion, rest);
-  }
+  // Every version that had a weight gets its new one (0 when it left the routing).
+  std::map<std::pair<std::string, int64_t>, double> weights;
+  for (const auto& [key, w] : weight_series_) weights[key] = 0;
+  for (const auto& [model, route] : routes)
+    for (const auto& [v, w] : route.table.weights()) weights[{model, v}] = w;
+  for (const auto& [key, w] : weights)
+    server_->metrics()
+        .gauge("hearth_release_weight", "Percent of a model's unnamed requests each version gets",
+               {{"model", key.first}, {"version", std::to_string(key.second)}})
+        ->set(w);
+  weight_series_ = std::move(weights);
   server_->set_version_router(std::make_shared<ReleaseRouter>(*server_, std::move(routes)));
 }
 
@@ -409,12 +418,7 @@ void ReleaseManager::enter(Running& r, Phase phase, int step, int64_t now, const
   probe.spec = r.spec;
   const RouteRecord route{now, r.record.id, table_for(probe).to_json()};
   DecisionRecord d{0, r.record.id, now, kind, verdict, who.user, step, detail};
-  if (Status s = store_->transition(next, &d, &route); !s.ok()) {
-    // Not persisted: not taken (a restart would not know it).
-    telemetry::log_error("release_store_failed", {telemetry::field("release", r.record.id),
-                                                  telemetry::field("error", s.message())});
-    return;
-  }
+  if (Status s = store_->transition(next, &d, &route); !s.ok()) return log_store_failure(r.record.id, s);
   r.record = std::move(next);
   r.step_passed.clear();
   r.pending.clear();
@@ -452,11 +456,7 @@ void ReleaseManager::end(Running& r, Phase phase, int64_t promoted, const std::s
   d_detail["production"] = model.production;
   DecisionRecord d{0, r.record.id, now, kind, phase == Phase::kPromoted ? "promote" : "rollback", who.user, r.record.step,
                    d_detail.dump()};
-  if (Status s = store_->transition(next, &d, &route, &model); !s.ok()) {
-    telemetry::log_error("release_store_failed", {telemetry::field("release", r.record.id),
-                                                  telemetry::field("error", s.message())});
-    return;
-  }
+  if (Status s = store_->transition(next, &d, &route, &model); !s.ok()) return log_store_failure(r.record.id, s);
   r.record = std::move(next);
   r.ended = true;
   models_[r.record.model] = model;
@@ -479,11 +479,7 @@ void ReleaseManager::drop_candidate(Running& r, int64_t version, const std::stri
   const RouteRecord route{now, r.record.id, table_for(probe).to_json()};
   const std::string detail = json{{"version", version}, {"reason", reason}}.dump();
   DecisionRecord d{0, r.record.id, now, "rolled_back", "rollback", kJudge.user, r.record.step, detail};
-  if (Status s = store_->transition(next, &d, &route, &model); !s.ok()) {
-    telemetry::log_error("release_store_failed", {telemetry::field("release", r.record.id),
-                                                  telemetry::field("error", s.message())});
-    return;
-  }
+  if (Status s = store_->transition(next, &d, &route, &model); !s.ok()) return log_store_failure(r.record.id, s);
   r.record = std::move(next);
   models_[r.record.model] = model;
   install_routes();
@@ -700,14 +696,7 @@ Result<std::string> ReleaseManager::status_json(const std::string& model, int64_
   doc["spec"] = json::parse(record.spec_json, nullptr, false);
   if (r != nullptr) {
     RouteTable t = table_for(*r);
-    json weights = json::object();
-    double rest = 100;
-    for (const auto& [v, w] : t.candidates) {
-      weights[std::to_string(v)] = w;
-      rest -= w;
-    }
-    weights[std::to_string(t.champion)] = rest;
-    doc["weights"] = weights;
+    doc["weights"] = weights_json(t);
     doc["shadow_share"] = t.shadow_share;
     json live = json::object();
     live[std::to_string(r->record.champion)] = window_json(r->runtime->window(r->record.champion).peek());
@@ -767,14 +756,7 @@ Result<std::string> ReleaseManager::which_json(const std::string& model, const s
     doc["routing_key"] = key;
     doc["version"] = t.version_for_bucket(bucket_of(t.salt, key));
   } else {
-    json weights = json::object();
-    double rest = 100;
-    for (const auto& [v, w] : t.candidates) {
-      weights[std::to_string(v)] = w;
-      rest -= w;
-    }
-    weights[std::to_string(t.champion)] = rest;
-    doc["weights"] = weights;
+    doc["weights"] = weights_json(t);
   }
   return doc.dump();
 }

@@ -133,6 +133,7 @@ class ReleaseManager {
   mutable std::mutex mu_;
   std::map<int64_t, std::unique_ptr<Running>> running_;  // by release id
   std::map<std::string, ModelRecord> models_;           // production pins, as stored
+  std::map<std::pair<std::string, int64_t>, double> weight_series_;  // the weight gauges set
   std::condition_variable cv_;
   bool stopping_ = false;
   std::thread thread_;

@@ -141,6 +141,17 @@ int64_t RouteTable::version_for_bucket(int64_t bucket) const {
   return champion;
 }
 
+std::map<int64_t, double> RouteTable::weights() const {
+  std::map<int64_t, double> out;
+  double rest = 100;
+  for (const auto& [v, w] : candidates) {
+    out[v] = w;
+    rest -= w;
+  }
+  out[champion] = rest;
+  return out;
+}
+
 std::string RouteTable::to_json() const {
   nlohmann::json c = nlohmann::json::array();
   for (const auto& [v, w] : candidates) c.push_back({{"version", v}, {"percent", w}});

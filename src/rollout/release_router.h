@@ -47,6 +47,8 @@ struct RouteTable {
 
   // The version bucket `bucket` (0..kBuckets-1) goes to.
   int64_t version_for_bucket(int64_t bucket) const;
+  // Percent of unnamed requests per version: the candidates' weights, the champion the rest.
+  std::map<int64_t, double> weights() const;
   // JSON for the routing history; parse_route_table reads it back.
   std::string to_json() const;
 };
