@@ -308,11 +308,18 @@ void ReleaseManager::judge_release(Running& r, int64_t now) {
     detail["champion_window"] = window_json(champion);
     if (r.record.paused) detail["note"] = "paused: recorded, not acted on";
     r.last_check[v] = detail;
-    if (server_ != nullptr)
-      server_->metrics()
+    if (server_ != nullptr) {
+      telemetry::Registry& metrics = server_->metrics();
+      const telemetry::Labels labels{{"model", r.record.model}, {"version", std::to_string(v)}};
+      metrics
           .counter("hearth_release_checks_total", "Judge checks of running releases, by verdict",
                    {{"model", r.record.model}, {"version", std::to_string(v)}, {"verdict", verdict_name(j.verdict)}})
           ->add();
+      if (mine.shadow_compared > 0)
+        metrics.gauge("hearth_release_shadow_agreement", "Top-1 agreement of a candidate's shadow answers with the champion's",
+                      labels)
+            ->set(static_cast<double>(mine.shadow_agreed) / static_cast<double>(mine.shadow_compared));
+    }
     DecisionRecord d{0, r.record.id, now, "check", verdict_name(j.verdict), kJudge.user, r.record.step, detail.dump()};
     (void)store_->add_decision(d);
     if (j.verdict != Verdict::kInconclusive) {

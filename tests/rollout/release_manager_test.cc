@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "core/npy.h"
+#include "security/audit_log.h"
 #include "rollout/release_manager.h"
 #include "rollout_test_util.h"
 
@@ -39,6 +40,26 @@ TEST_F(ReleaseTest, a_good_candidate_is_promoted_through_every_step) {
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), "gate"), kinds.end());
   // The previous version stays loaded for a fast return.
   EXPECT_TRUE(server_->find_version("relu", "1").ok());
+}
+
+TEST_F(ReleaseTest, every_transition_is_audited_with_its_actor) {
+  add_relu("relu", 1);
+  add_relu("relu", 2);
+  const std::string audit_path = (store_dir_.path() / "audit.db").string();
+  auto audit = security::AuditLog::open(audit_path);
+  ASSERT_TRUE(audit.ok()) << audit.status().to_string();
+  audit_ = std::move(audit).value();
+  start_all();
+  ASSERT_TRUE(manager_->start(fast_spec({2}, {50}), {"alice", "10.0.0.7"}).ok());
+  ASSERT_TRUE(run_until([&] { return status()["phase"] == "promoted"; }, 10000));
+  auto records = audit_->list({});
+  ASSERT_TRUE(records.ok());
+  std::vector<std::string> seen;
+  for (const auto& r : *records) seen.push_back(r.event.action + "/" + r.event.user);
+  for (const char* want : {"release.started/alice", "release.gate/gate", "release.check/judge", "release.promoted/judge"})
+    EXPECT_NE(std::find(seen.begin(), seen.end(), want), seen.end()) << want;
+  EXPECT_EQ(records->front().event.client, "10.0.0.7");
+  EXPECT_EQ(records->front().event.model, "relu");
 }
 
 TEST_F(ReleaseTest, a_candidate_that_fails_some_inputs_is_rolled_back_and_no_client_sees_it) {

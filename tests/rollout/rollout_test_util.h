@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rollout/release_manager.h"
+#include "security/audit_log.h"
 #include "serving/serving_test_util.h"
 
 namespace hearth::rollout::test {
@@ -80,6 +81,7 @@ class ReleaseTest : public ServerTest {
     ASSERT_TRUE(store.ok()) << store.status().to_string();
     ReleaseManagerOptions o;
     o.repository = dir_.path().string();
+    o.audit = audit_.get();
     o.tick_ms = 3600 * 1000;  // the tests call tick() themselves
     auto m = ReleaseManager::open(std::move(store).value(), o);
     ASSERT_TRUE(m.ok()) << m.status().to_string();
@@ -133,6 +135,7 @@ class ReleaseTest : public ServerTest {
   }
 
   TempDir store_dir_;
+  std::unique_ptr<security::AuditLog> audit_;  // set before start_all() to audit the transitions
   std::unique_ptr<InferenceServer> server_;
   std::unique_ptr<ReleaseManager> manager_;
 };
