@@ -60,7 +60,9 @@ Status call(const ReleaseFlags& f, const std::string& method, const std::string&
                           rollout::http_call(method, target, body, headers, int64_t{f.timeout_secs} * 1000));
   auto doc = nlohmann::json::parse(answer.body, nullptr, false);
   if (answer.status != 200) {
-    const std::string why = doc.is_object() && doc.contains("error") ? doc["error"].get<std::string>() : answer.body;
+    const std::string why = doc.is_object() && doc.contains("error") && doc["error"].is_string()
+                                ? doc["error"].get<std::string>()
+                                : answer.body;
     return Status(StatusCode::kUnavailable, str_cat("the server answered ", answer.status, ": ", why));
   }
   std::cout << (doc.is_discarded() ? answer.body : doc.dump(2)) << "\n";

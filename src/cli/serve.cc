@@ -196,6 +196,14 @@ Status serve(const ServeOptions& o) {
   HEARTH_ASSIGN_OR_RETURN(auto releases, open_releases(o, guard->audit_log()));
   if (releases) so.version_pins = releases->version_pins();
   HEARTH_ASSIGN_OR_RETURN(auto server, serving::InferenceServer::create(so));
+  // Whatever way serve() returns from here, the release worker (and a gate it runs)
+  // stops before the server it uses is destroyed.
+  struct StopReleases {
+    rollout::ReleaseManager* manager;
+    ~StopReleases() {
+      if (manager) manager->stop();
+    }
+  } stop_releases{releases.get()};
   if (releases) HEARTH_RETURN_IF_ERROR(releases->attach(*server));
   for (const auto& e : server->repository_index(false))
     telemetry::log_info("model_state", {telemetry::field("model", e.name), telemetry::field("version", e.version),
@@ -258,7 +266,7 @@ Status serve(const ServeOptions& o) {
   http.stop();
   if (grpc) grpc->stop();
   if (metrics) metrics->stop();
-  if (releases) releases->stop();
+  if (releases) releases->stop();  // before the server's models unload
   server.reset();
   telemetry::log_info("stopped");
   return ok_status();

@@ -64,7 +64,7 @@ Result<int64_t> parse_time(const std::string& text) {
   if (rest == nullptr) return invalid_argument("'at' must be RFC 3339 UTC (2026-12-07T21:30:00Z) or microseconds");
   double fraction = 0;
   if (*rest == '.') fraction = std::strtod(rest, const_cast<char**>(&rest));
-  if (std::string(rest) != "Z") return invalid_argument("'at' must end in Z (UTC)");
+  if (std::string(rest) != "Z" || !(fraction >= 0 && fraction < 1)) return invalid_argument("'at' must end in Z (UTC)");
   return static_cast<int64_t>(timegm(&tm)) * 1000000 + static_cast<int64_t>(fraction * 1e6);
 }
 
@@ -190,7 +190,11 @@ HttpReply release_reply(rollout::ReleaseManager* releases, const HttpRequest& re
   }
   if (what == "releases" && seg.size() == 4 && get) {
     const std::string limit = query_value(request.target, "limit");
-    const size_t n = limit.empty() ? 20 : std::min<size_t>(std::strtoull(limit.c_str(), nullptr, 10), kMaxHistory);
+    char* end = nullptr;
+    const unsigned long long asked = std::strtoull(limit.c_str(), &end, 10);
+    if (!limit.empty() && (end != limit.c_str() + limit.size() || asked == 0))
+      return error_reply(invalid_argument("'limit' must be a number of releases from 1 to ", kMaxHistory));
+    const size_t n = limit.empty() ? 20 : std::min<size_t>(asked, kMaxHistory);
     return json_reply(m.history_json(model, n));
   }
   if (what == "releases" && (seg.size() == 5 || seg.size() == 6)) {

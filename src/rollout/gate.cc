@@ -64,6 +64,7 @@ struct Samples {
 };
 
 Result<Tensor> row_of(const Tensor& all, int64_t i) {
+  if (all.rank() < 1 || i < 0 || i >= all.dim(0)) return invalid_argument("no golden row ", i);
   Shape rest(all.shape().begin() + 1, all.shape().end());
   int64_t n = 1;
   for (int64_t d : rest) n *= d;
@@ -133,6 +134,7 @@ Result<Samples> load_golden(const fs::path& dir, const inference::ModelConfig& c
     }
     if (s.expected.empty()) return not_found("the golden set has neither labels.npy nor expected/<output>.npy");
   }
+  if (s.count == 0) return invalid_argument("the golden set has no samples");
   s.count = std::min(s.count, kMaxGoldenSamples);
   return s;
 }

@@ -46,29 +46,46 @@ Result<HttpTarget> parse_http_url(const std::string& url) {
 
 Result<HttpAnswer> http_call(const std::string& method, const HttpTarget& target, const std::string& body,
                              const std::vector<std::pair<std::string, std::string>>& headers, int64_t timeout_ms) {
+  const std::string where = str_cat(method, " http://", target.host, ":", target.port, target.path);
   try {
+    // Asynchronous steps under one deadline: Beast's blocking calls have no timeout.
     asio::io_context io;
     asio::ip::tcp::resolver resolver(io);
     beast::tcp_stream stream(io);
-    stream.expires_after(std::chrono::milliseconds(timeout_ms));
-    stream.connect(resolver.resolve(target.host, target.port));
     http::request<http::string_body> req{http::string_to_verb(method), target.path, 11};
     req.set(http::field::host, target.host);
     req.set(http::field::user_agent, "hearth");
     for (const auto& [name, value] : headers) req.set(name, value);
     req.body() = body;
     req.prepare_payload();
-    http::write(stream, req);
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(64 << 20);
-    http::read(stream, buffer, parser);
+    beast::error_code failure;
+    bool answered = false;
+    resolver.async_resolve(target.host, target.port, [&](beast::error_code ec, asio::ip::tcp::resolver::results_type found) {
+      if (ec) return void(failure = ec);
+      stream.async_connect(found, [&](beast::error_code ec2, const asio::ip::tcp::endpoint&) {
+        if (ec2) return void(failure = ec2);
+        http::async_write(stream, req, [&](beast::error_code ec3, size_t) {
+          if (ec3) return void(failure = ec3);
+          http::async_read(stream, buffer, parser, [&](beast::error_code ec4, size_t) {
+            failure = ec4;
+            answered = !ec4;
+          });
+        });
+      });
+    });
+    io.run_for(std::chrono::milliseconds(timeout_ms));
+    if (!answered) {
+      return Status(StatusCode::kUnavailable,
+                    str_cat(where, ": ", failure ? failure.message() : str_cat("no answer within ", timeout_ms, " ms")));
+    }
     beast::error_code ec;
     stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
     return HttpAnswer{static_cast<int>(parser.get().result_int()), parser.get().body()};
   } catch (const std::exception& e) {
-    return Status(StatusCode::kUnavailable, str_cat(method, " http://", target.host, ":", target.port, target.path,
-                                                    ": ", e.what()));
+    return Status(StatusCode::kUnavailable, str_cat(where, ": ", e.what()));
   }
 }
 

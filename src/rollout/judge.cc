@@ -92,7 +92,13 @@ CheckResult latency(const JudgeSpec& spec, const LatencyCheck& check, const char
   r.champion = quantile(h.latency_ms, q);
   r.threshold = std::max(r.champion * check.max_ratio, r.champion + check.slack_ms);
   if (r.candidate > r.threshold) {
-    r.p_value = p_mann_whitney_greater(h.latency_ms, c.latency_ms);
+    // H0: the candidate is no slower than the champion held to the threshold: test
+    // against the champion's latencies scaled (and shifted by the slack) the same way,
+    // so that a slowdown inside the allowance is never "significant".
+    std::vector<double> allowed;
+    allowed.reserve(h.latency_ms.size());
+    for (double ms : h.latency_ms) allowed.push_back(std::max(ms * check.max_ratio, ms + check.slack_ms));
+    r.p_value = p_mann_whitney_greater(allowed, c.latency_ms);
     r.verdict = r.p_value < spec.alpha ? Verdict::kFail : Verdict::kInconclusive;
     r.reason = str_cat(name, " ", ms(r.candidate), " over ", check.max_ratio, " x the champion's ", ms(r.champion),
                        " (p = ", r.p_value, ")");
@@ -152,6 +158,15 @@ CheckResult accuracy(const JudgeSpec& spec, const WindowSnapshot& h, const Windo
     }
     r.reason = str_cat("on ", c.pairs, " labelled requests both answered, the candidate is right ", pct(-diff),
                        " more often than the champion (", c.pair_worse, " worse, ", c.pair_better, " better)");
+    if (r.verdict != Verdict::kFail && check.min > 0 && c.labelled >= check.min_labels) {
+      const double acc = static_cast<double>(c.correct) / static_cast<double>(c.labelled);
+      if (acc < check.min) {
+        const double p = p_proportion_below(c.correct, c.labelled, check.min);
+        r.verdict = p < spec.alpha ? Verdict::kFail : Verdict::kInconclusive;
+        r.p_value = p;
+        r.reason += str_cat("; accuracy ", pct(acc), " under the limit ", pct(check.min));
+      }
+    }
     return r;
   }
   if (c.labelled < check.min_labels || h.labelled < check.min_labels)

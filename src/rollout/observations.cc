@@ -54,6 +54,15 @@ double value_at(const Tensor& t, int64_t i) {
   }
 }
 
+// `k` of `v`'s values chosen uniformly (a partial Fisher-Yates shuffle of a copy).
+std::vector<double> random_subset(std::vector<double> v, size_t k) {
+  thread_local uint64_t rng = 0x853c49e6748fea9bull;
+  k = std::min(k, v.size());
+  for (size_t i = 0; i < k; ++i) std::swap(v[i], v[i + next_random(rng) % (v.size() - i)]);
+  v.resize(k);
+  return v;
+}
+
 const serving::InferOutput* find_output(const serving::InferResponse& r, const std::string& name) {
   if (r.outputs.empty()) return nullptr;
   if (name.empty()) return &r.outputs.front();
@@ -87,13 +96,12 @@ void WindowSnapshot::merge(const WindowSnapshot& o) {
   } else if (seen > 0) {
     const size_t keep_mine = static_cast<size_t>(static_cast<double>(kMaxLatencySamples) *
                                                  static_cast<double>(latency_seen) / static_cast<double>(seen));
-    std::vector<double> merged;
-    merged.reserve(kMaxLatencySamples);
     const size_t mine = std::min(keep_mine, latency_ms.size());
     const size_t theirs = std::min(kMaxLatencySamples - mine, o.latency_ms.size());
-    // Both reservoirs are in random order already: their prefixes are uniform samples.
-    merged.insert(merged.end(), latency_ms.begin(), latency_ms.begin() + static_cast<std::ptrdiff_t>(mine));
-    merged.insert(merged.end(), o.latency_ms.begin(), o.latency_ms.begin() + static_cast<std::ptrdiff_t>(theirs));
+    // A uniform subset of each side (a reservoir that never filled is in arrival order).
+    std::vector<double> merged = random_subset(latency_ms, mine);
+    const std::vector<double> other = random_subset(o.latency_ms, theirs);
+    merged.insert(merged.end(), other.begin(), other.end());
     latency_ms = std::move(merged);
   }
   latency_seen = seen;
@@ -234,7 +242,8 @@ void FeedbackLedger::record(const std::string& id, int64_t version, std::vector<
   if (id.empty()) return;
   std::lock_guard<std::mutex> lock(mu_);
   auto [it, inserted] = entries_.try_emplace(id);
-  it->second[version] = std::move(top);
+  Entry& e = it->second;
+  if (!e.answers.emplace(version, std::move(top)).second) e.ambiguous = true;  // another request, the same id
   if (!inserted) return;
   order_.push_back(id);
   while (order_.size() > capacity_) {
@@ -243,13 +252,17 @@ void FeedbackLedger::record(const std::string& id, int64_t version, std::vector<
   }
 }
 
-Result<std::map<int64_t, std::vector<int64_t>>> FeedbackLedger::find(const std::string& id) const {
+Result<std::map<int64_t, std::vector<int64_t>>> FeedbackLedger::take(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(id);
   if (it == entries_.end())
     return not_found("no answer of request id '", id, "' is on record (a release keeps the last ", capacity_,
-                     " ids; send feedback for requests that carried an id)");
-  return it->second;
+                     " ids, each scored once; send feedback for requests that carried an id)");
+  if (it->second.ambiguous)
+    return invalid_argument("request id '", id, "' was carried by more than one request: its feedback cannot be scored");
+  auto answers = std::move(it->second.answers);
+  entries_.erase(it);  // its place in order_ is skipped when it comes up
+  return answers;
 }
 
 }  // namespace hearth::rollout

@@ -87,18 +87,25 @@ Result<std::vector<int64_t>> top1(const serving::InferResponse& response, const 
 AnswerComparison compare_answers(const serving::InferResponse& champion, const serving::InferResponse& candidate,
                                  const std::string& output);
 
-// Request id -> the top-1 each version answered, for the last `capacity` ids.
+// Request id -> the top-1 each version answered, for the last `capacity` ids. An id
+// is scored once (take() forgets it), and an id two requests carried to the same
+// version cannot be scored at all (the label would go to the wrong answer).
 class FeedbackLedger {
  public:
   explicit FeedbackLedger(size_t capacity = 100000) : capacity_(capacity) {}
   void record(const std::string& id, int64_t version, std::vector<int64_t> top1);
-  // What was recorded for `id`: version -> top-1 rows. NotFound when unknown or forgotten.
-  Result<std::map<int64_t, std::vector<int64_t>>> find(const std::string& id) const;
+  // What was recorded for `id` (version -> top-1 rows), forgotten as it is returned.
+  // NotFound when unknown, forgotten or scored already; InvalidArgument when ambiguous.
+  Result<std::map<int64_t, std::vector<int64_t>>> take(const std::string& id);
 
  private:
-  mutable std::mutex mu_;
+  struct Entry {
+    std::map<int64_t, std::vector<int64_t>> answers;
+    bool ambiguous = false;
+  };
+  std::mutex mu_;
   size_t capacity_;
-  std::unordered_map<std::string, std::map<int64_t, std::vector<int64_t>>> entries_;
+  std::unordered_map<std::string, Entry> entries_;
   std::deque<std::string> order_;
 };
 

@@ -30,6 +30,10 @@ int64_t now_us() {
 const Actor kJudge{"judge", "server"};
 const Actor kGate{"gate", "server"};
 const Actor kServer{"server", "server"};
+// While a candidate's checks stay inconclusive, one decision a minute is stored.
+constexpr int64_t kInconclusiveEveryUs = 60 * 1000000;
+// The deciding decisions history shows per release (the newest).
+constexpr size_t kHistoryDecisions = 200;
 
 std::string join(const std::vector<int64_t>& v) {
   std::string out;
@@ -120,6 +124,7 @@ struct ReleaseManager::Running {
   WindowSnapshot champion_pending, champion_baseline;
   std::map<int64_t, WindowSnapshot> pending;
   std::map<int64_t, json> last_check;   // per candidate, for status
+  std::map<int64_t, int64_t> inconclusive_stored_us;  // per candidate: when the last inconclusive was stored
 };
 
 ReleaseManager::ReleaseManager(std::unique_ptr<ReleaseStore> store, ReleaseManagerOptions options)
@@ -205,8 +210,16 @@ void ReleaseManager::stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  std::map<int64_t, std::unique_ptr<Running>> running;
+  std::vector<GateFuture> gates;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running.swap(running_);
+    gates.swap(orphan_gates_);
+  }
+  running.clear();  // waits (outside the lock: a gate takes it) for gates still running
+  gates.clear();
   std::lock_guard<std::mutex> lock(mu_);
-  running_.clear();  // waits for gates still running
   server_ = nullptr;
 }
 
@@ -227,7 +240,17 @@ void ReleaseManager::tick() {
   const int64_t now = now_us();
   for (auto& [id, r] : running_)
     if (!r->ended) step_release(*r, now);
-  for (auto it = running_.begin(); it != running_.end();) it = it->second->ended ? running_.erase(it) : std::next(it);
+  for (auto it = running_.begin(); it != running_.end();) {
+    if (!it->second->ended) {
+      ++it;
+      continue;
+    }
+    // A gate still running for an ended release finishes on its own; nobody waits for it here.
+    if (it->second->gate.valid()) orphan_gates_.push_back(std::move(it->second->gate));
+    it = running_.erase(it);
+  }
+  std::erase_if(orphan_gates_,
+                [](const GateFuture& g) { return g.wait_for(std::chrono::seconds(0)) == std::future_status::ready; });
 }
 
 void ReleaseManager::step_release(Running& r, int64_t now) {
@@ -235,32 +258,55 @@ void ReleaseManager::step_release(Running& r, int64_t now) {
     if (!r.gate_started) {
       // The candidates load (held beside the policy) and the gate runs off the worker.
       r.gate_started = true;
-      serving::InferenceServer* server = server_;
-      auto pins = pins_for(r.record.model);
-      r.gate = std::async(std::launch::async, [server, pins, spec = r.spec, champion = r.record.champion,
-                                               candidates = r.record.candidates, repo = options_.repository] {
-        (void)server->pin_versions(spec.model, pins);  // a failed load shows in the gate's "ready"
-        std::vector<std::pair<int64_t, GateReport>> reports;
-        for (int64_t v : candidates) {
-          if (spec.gate.enabled) {
-            reports.emplace_back(v, run_gate(*server, repo, spec, champion, v));
-            continue;
-          }
-          GateReport ready;  // the gate is off: the candidate only has to load
-          auto found = server->find_version(spec.model, std::to_string(v));
-          ready.passed = found.ok();
-          ready.reason = found.ok() ? "" : found.status().message();
-          ready.checks.push_back({"ready", found.ok(), false, found.ok() ? "loaded (the gate is off)" : ready.reason});
-          reports.emplace_back(v, std::move(ready));
-        }
-        return reports;
+      r.gate = std::async(std::launch::async, [this, server = server_, spec = r.spec, champion = r.record.champion,
+                                               candidates = r.record.candidates] {
+        return run_gates(*server, spec, champion, candidates);
       });
-    } else if (r.gate.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
-      finish_gate(r, now);
+    } else if (!r.record.paused && r.gate.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      finish_gate(r, now);  // paused: the result waits for resume
     }
     return;
   }
   if (r.record.phase == Phase::kShadow || r.record.phase == Phase::kCanary) judge_release(r, now);
+}
+
+std::vector<std::pair<int64_t, GateReport>> ReleaseManager::run_gates(serving::InferenceServer& server,
+                                                                      const ReleaseSpec& spec, int64_t champion,
+                                                                      const std::vector<int64_t>& candidates) {
+  std::vector<std::pair<int64_t, GateReport>> reports;
+  try {
+    // The candidates load, held beside the policy: the pins as they are now (an
+    // abort meanwhile has taken the candidates out of them). A failed load shows
+    // in the gate's "ready".
+    repository::VersionPins pins;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pins = pins_for(spec.model);
+    }
+    (void)server.pin_versions(spec.model, pins);
+    for (int64_t v : candidates) {
+      if (spec.gate.enabled) {
+        reports.emplace_back(v, run_gate(server, options_.repository, spec, champion, v));
+        continue;
+      }
+      GateReport ready;  // the gate is off: the candidate only has to load
+      auto found = server.find_version(spec.model, std::to_string(v));
+      ready.passed = found.ok();
+      ready.reason = found.ok() ? "" : found.status().message();
+      ready.checks.push_back({"ready", found.ok(), false, found.ok() ? "loaded (the gate is off)" : ready.reason});
+      reports.emplace_back(v, std::move(ready));
+    }
+  } catch (const std::exception& e) {  // e.g. a golden set too large for memory: the gate fails, the server stays
+    reports.clear();
+    for (int64_t v : candidates) {
+      GateReport failed;
+      failed.passed = false;
+      failed.reason = str_cat("the gate could not run: ", e.what());
+      failed.checks.push_back({"gate", false, false, failed.reason});
+      reports.emplace_back(v, std::move(failed));
+    }
+  }
+  return reports;
 }
 
 void ReleaseManager::finish_gate(Running& r, int64_t now) {
@@ -275,11 +321,22 @@ void ReleaseManager::finish_gate(Running& r, int64_t now) {
       reasons += str_cat(reasons.empty() ? "" : "; ", "version ", v, ": ", report.reason);
     }
   }
-  const bool all_failed = failed.size() == r.record.candidates.size();
-  if (all_failed) return end(r, Phase::kGateFailed, 0, "gate", kGate, reasons, detail.dump());
-  for (int64_t v : failed) drop_candidate(r, v, str_cat("failed the gate: ", reasons), now);
-  const bool shadow = r.spec.shadow.share > 0;
-  enter(r, shadow ? Phase::kShadow : Phase::kCanary, 0, now, "gate", "pass", kGate, detail.dump());
+  if (failed.size() == r.record.candidates.size()) return end(r, Phase::kGateFailed, 0, "gate", kGate, reasons, detail.dump());
+  // The candidates that failed leave, the others take traffic: one transition.
+  ReleaseRecord next = r.record;
+  ModelRecord model = models_[r.record.model];
+  for (int64_t v : failed) {
+    next.candidates.erase(std::remove(next.candidates.begin(), next.candidates.end(), v), next.candidates.end());
+    next.dropped.push_back(v);
+    model.excluded.insert(v);
+  }
+  if (!failed.empty()) detail["dropped"] = failed;
+  next.phase = r.spec.shadow.share > 0 ? Phase::kShadow : Phase::kCanary;
+  if (!transition_to(r, std::move(next), now, "gate", "pass", kGate, detail.dump(), failed.empty() ? nullptr : &model)) {
+    r.gate_started = false;  // not stored: the gate runs again
+    return;
+  }
+  if (!failed.empty()) apply_pins(r.record.model);
 }
 
 void ReleaseManager::judge_release(Running& r, int64_t now) {
@@ -294,36 +351,14 @@ void ReleaseManager::judge_release(Running& r, int64_t now) {
   r.champion_baseline.merge(champion_now);
   const WindowSnapshot& champion =
       r.champion_pending.requests >= js.min_samples ? r.champion_pending : r.champion_baseline;
-  const bool shadowing = r.spec.shadow.share > 0;
   bool conclusive = false;
   const std::vector<int64_t> candidates = r.record.candidates;
   for (int64_t v : candidates) {
     WindowSnapshot& mine = r.pending[v];
     mine.merge(r.runtime->window(v).take());
-    Judgement j = judge(js, champion, mine, shadowing);
-    json detail = judgement_json(j);
-    detail["version"] = v;
-    detail["weight"] = r.record.phase == Phase::kCanary ? r.spec.canary.steps[static_cast<size_t>(r.record.step)] : 0;
-    detail["candidate_window"] = window_json(mine);
-    detail["champion_window"] = window_json(champion);
-    if (r.record.paused) detail["note"] = "paused: recorded, not acted on";
-    r.last_check[v] = detail;
-    if (server_ != nullptr) {
-      telemetry::Registry& metrics = server_->metrics();
-      const telemetry::Labels labels{{"model", r.record.model}, {"version", std::to_string(v)}};
-      metrics
-          .counter("hearth_release_checks_total", "Judge checks of running releases, by verdict",
-                   {{"model", r.record.model}, {"version", std::to_string(v)}, {"verdict", verdict_name(j.verdict)}})
-          ->add();
-      if (mine.shadow_compared > 0)
-        metrics.gauge("hearth_release_shadow_agreement", "Top-1 agreement of a candidate's shadow answers with the champion's",
-                      labels)
-            ->set(static_cast<double>(mine.shadow_agreed) / static_cast<double>(mine.shadow_compared));
-    }
-    DecisionRecord d{0, r.record.id, now, "check", verdict_name(j.verdict), kJudge.user, r.record.step, detail.dump()};
-    (void)store_->add_decision(d);
+    const Judgement j = judge(js, champion, mine, r.spec.shadow.share > 0);
+    record_check(r, v, j, mine, champion, now);
     if (j.verdict != Verdict::kInconclusive) {
-      report(r, "check", kJudge, d.detail);
       mine = WindowSnapshot{};
       conclusive = true;
     }
@@ -333,11 +368,15 @@ void ReleaseManager::judge_release(Running& r, int64_t now) {
       drop_candidate(r, v, str_cat(r.record.failed_checks[v], " failed checks: ", j.summary), now);
       if (r.ended) return;
     } else if (j.verdict == Verdict::kFail) {
-      (void)store_->transition(r.record, nullptr);  // the failure count survives a restart
+      if (Status s = store_->transition(r.record, nullptr); !s.ok()) log_store_failure(r.record.id, s);  // the count survives a restart
     }
   }
   if (conclusive) r.champion_pending = WindowSnapshot{};
-  if (r.record.paused) return;
+  if (!r.record.paused) advance(r, now);
+}
+
+// The next step (or the promotion) once every candidate passed at this one and its pause is over.
+void ReleaseManager::advance(Running& r, int64_t now) {
   const bool all_passed = std::all_of(r.record.candidates.begin(), r.record.candidates.end(),
                                       [&](int64_t v) { return r.step_passed[v]; });
   const int64_t held_ms = (now - r.record.step_started_us) / 1000;
@@ -364,18 +403,55 @@ void ReleaseManager::judge_release(Running& r, int64_t now) {
   }
 }
 
-RouteTable ReleaseManager::table_for(const Running& r) const {
+
+// One judge check of candidate `v`: its decision (an inconclusive one at most once a
+// minute while it stays inconclusive: a canary without traffic holds for days), the
+// metrics, the event.
+void ReleaseManager::record_check(Running& r, int64_t v, const Judgement& j, const WindowSnapshot& mine,
+                                  const WindowSnapshot& champion, int64_t now) {
+  json detail = judgement_json(j);
+  detail["version"] = v;
+  detail["weight"] = r.record.phase == Phase::kCanary ? r.spec.canary.steps[static_cast<size_t>(r.record.step)] : 0;
+  detail["candidate_window"] = window_json(mine);
+  detail["champion_window"] = window_json(champion);
+  if (r.record.paused) detail["note"] = "paused: recorded, not acted on";
+  r.last_check[v] = detail;
+  telemetry::Registry& metrics = server_->metrics();
+  metrics
+      .counter("hearth_release_checks_total", "Judge checks of running releases, by verdict",
+               {{"model", r.record.model}, {"version", std::to_string(v)}, {"verdict", verdict_name(j.verdict)}})
+      ->add();
+  if (mine.shadow_compared > 0)
+    metrics
+        .gauge("hearth_release_shadow_agreement", "Top-1 agreement of a candidate's shadow answers with the champion's",
+               {{"model", r.record.model}, {"version", std::to_string(v)}})
+        ->set(static_cast<double>(mine.shadow_agreed) / static_cast<double>(mine.shadow_compared));
+  const bool inconclusive = j.verdict == Verdict::kInconclusive;
+  int64_t& quiet = r.inconclusive_stored_us[v];
+  if (inconclusive && quiet > 0 && now - quiet < kInconclusiveEveryUs) return;
+  quiet = inconclusive ? now : 0;
+  DecisionRecord d{0, r.record.id, now, "check", verdict_name(j.verdict), kJudge.user, r.record.step, detail.dump()};
+  if (Status s = store_->add_decision(d); !s.ok()) log_store_failure(r.record.id, s);
+  if (!inconclusive) report(r, "check", kJudge, d.detail);
+}
+
+RouteTable ReleaseManager::table_for(const ReleaseRecord& rec, const ReleaseSpec& spec) {
   RouteTable t;
-  t.champion = r.record.champion;
-  t.salt = str_cat("release-", r.record.id);
-  if (r.record.phase == Phase::kShadow || r.record.phase == Phase::kCanary) {
-    if (r.spec.shadow.share > 0) {
-      t.shadow_share = r.spec.shadow.share;
-      t.shadow_versions = r.record.candidates;
+  t.champion = rec.champion;
+  t.salt = str_cat("release-", rec.id);
+  if (rec.phase == Phase::kShadow || rec.phase == Phase::kCanary) {
+    if (spec.shadow.share > 0) {
+      t.shadow_share = spec.shadow.share;
+      t.shadow_versions = rec.candidates;
     }
-    if (r.record.phase == Phase::kCanary) {
-      const double w = r.spec.canary.steps[static_cast<size_t>(r.record.step)];
-      for (int64_t v : r.record.candidates) t.candidates.emplace_back(v, w);
+    if (rec.phase == Phase::kCanary) {
+      // Each candidate keeps the stripe of buckets its place in the spec gives it,
+      // so a key stays on its candidate as weights grow or another candidate leaves.
+      const double w = spec.canary.steps[static_cast<size_t>(rec.step)];
+      const int64_t stripe = kBuckets / static_cast<int64_t>(spec.candidates.size());
+      for (size_t i = 0; i < spec.candidates.size(); ++i)
+        if (std::find(rec.candidates.begin(), rec.candidates.end(), spec.candidates[i]) != rec.candidates.end())
+          t.candidates.push_back({spec.candidates[i], w, static_cast<int64_t>(i) * stripe});
     }
   }
   return t;
@@ -390,8 +466,16 @@ void ReleaseManager::install_routes() {
     t.champion = rec.production;
     routes[model] = ModelRoute{t, nullptr};
   }
-  for (const auto& [id, r] : running_)
-    if (!r->ended) routes[r->record.model] = ModelRoute{table_for(*r), r->runtime};
+  std::map<std::string, std::shared_ptr<ReleaseRuntime>> runtimes;
+  for (const auto& [id, r] : running_) {
+    if (r->ended) continue;
+    routes[r->record.model] = ModelRoute{table_for(r->record, r->spec), r->runtime};
+    runtimes[r->record.model] = r->runtime;
+  }
+  {
+    std::lock_guard<std::mutex> lock(runtimes_mu_);
+    runtimes_.swap(runtimes);
+  }
   // Every version that had a weight gets its new one (0 when it left the routing).
   std::map<std::pair<std::string, int64_t>, double> weights;
   for (const auto& [key, w] : weight_series_) weights[key] = 0;
@@ -418,20 +502,28 @@ void ReleaseManager::enter(Running& r, Phase phase, int step, int64_t now, const
   ReleaseRecord next = r.record;
   next.phase = phase;
   next.step = step;
+  (void)transition_to(r, std::move(next), now, kind, verdict, who, detail, nullptr);
+}
+
+bool ReleaseManager::transition_to(Running& r, ReleaseRecord next, int64_t now, const std::string& kind,
+                                   const std::string& verdict, const Actor& who, const std::string& detail,
+                                   const ModelRecord* model) {
   next.step_started_us = now;
   next.updated_us = now;
-  Running probe;  // the routing the new state gives, for the history
-  probe.record = next;
-  probe.spec = r.spec;
-  const RouteRecord route{now, r.record.id, table_for(probe).to_json()};
-  DecisionRecord d{0, r.record.id, now, kind, verdict, who.user, step, detail};
-  if (Status s = store_->transition(next, &d, &route); !s.ok()) return log_store_failure(r.record.id, s);
+  const RouteRecord route{now, r.record.id, table_for(next, r.spec).to_json()};
+  DecisionRecord d{0, r.record.id, now, kind, verdict, who.user, next.step, detail};
+  if (Status s = store_->transition(next, &d, &route, model); !s.ok()) {
+    log_store_failure(r.record.id, s);
+    return false;
+  }
   r.record = std::move(next);
+  if (model) models_[r.record.model] = *model;
   r.step_passed.clear();
   r.pending.clear();
   r.next_judge_us = now + r.spec.judge.interval_ms * 1000;
   install_routes();
   report(r, kind, who, detail);
+  return true;
 }
 
 void ReleaseManager::end(Running& r, Phase phase, int64_t promoted, const std::string& kind, const Actor& who,
@@ -474,24 +566,14 @@ void ReleaseManager::end(Running& r, Phase phase, int64_t promoted, const std::s
 
 void ReleaseManager::drop_candidate(Running& r, int64_t version, const std::string& reason, int64_t now) {
   if (r.record.candidates.size() <= 1) return end(r, Phase::kRolledBack, 0, "rolled_back", kJudge, reason, "{}");
+  // The others go on at this step (its pause and windows start again).
   ReleaseRecord next = r.record;
   next.candidates.erase(std::remove(next.candidates.begin(), next.candidates.end(), version), next.candidates.end());
   next.dropped.push_back(version);
-  next.updated_us = now;
   ModelRecord model = models_[r.record.model];
   model.excluded.insert(version);
-  Running probe;
-  probe.record = next;
-  probe.spec = r.spec;
-  const RouteRecord route{now, r.record.id, table_for(probe).to_json()};
   const std::string detail = json{{"version", version}, {"reason", reason}}.dump();
-  DecisionRecord d{0, r.record.id, now, "rolled_back", "rollback", kJudge.user, r.record.step, detail};
-  if (Status s = store_->transition(next, &d, &route, &model); !s.ok()) return log_store_failure(r.record.id, s);
-  r.record = std::move(next);
-  models_[r.record.model] = model;
-  install_routes();
-  apply_pins(r.record.model);
-  report(r, "rolled_back", kJudge, detail);
+  if (transition_to(r, std::move(next), now, "rolled_back", "rollback", kJudge, detail, &model)) apply_pins(r.record.model);
 }
 
 void ReleaseManager::report(const Running& r, const std::string& event, const Actor& who, const std::string& detail) {
@@ -577,15 +659,15 @@ Result<ReleaseRecord> ReleaseManager::start(const ReleaseSpec& spec_in, const Ac
   r->record.actor = who.user;
   DecisionRecord first{0, 0, now, "started", "", who.user, 0,
                        json{{"champion", champion}, {"candidates", spec.candidates}, {"client", who.client}}.dump()};
-  HEARTH_RETURN_IF_ERROR(store_->create(r->record, first));
-  // Unnamed requests stay on the champion from now on, whatever the repository adds.
-  ModelRecord model = models_[spec.model];
+  // Unnamed requests stay on the champion from now on, whatever the repository adds:
+  // the release, its routing and the model's production version in one transaction.
+  ModelRecord model = models_.count(spec.model) ? models_[spec.model] : ModelRecord{};
   if (model.production == 0) model.production = champion;
   for (int64_t v : spec.candidates) model.excluded.erase(v);
   RouteTable table;
   table.champion = champion;
-  const RouteRecord route{now, r->record.id, table.to_json()};
-  HEARTH_RETURN_IF_ERROR(store_->set_model(spec.model, model, &route));
+  const RouteRecord route{now, 0, table.to_json()};
+  HEARTH_RETURN_IF_ERROR(store_->create(r->record, first, &route, &model));
   models_[spec.model] = model;
   r->runtime = std::make_shared<ReleaseRuntime>(r->record.id, spec, champion, spec.candidates);
   Running& ref = *r;
@@ -596,31 +678,29 @@ Result<ReleaseRecord> ReleaseManager::start(const ReleaseSpec& spec_in, const Ac
   return ref.record;
 }
 
-Status ReleaseManager::pause(const std::string& model, int64_t id, const Actor& who) {
+Status ReleaseManager::set_paused(const std::string& model, int64_t id, bool paused, const Actor& who) {
   std::lock_guard<std::mutex> lock(mu_);
   Running* r = running_for(model, id);
   if (r == nullptr) return not_found("model '", model, "' has no running release", id ? str_cat(" ", id) : "");
-  if (r->record.paused) return ok_status();
-  r->record.paused = true;
-  r->record.updated_us = now_us();
-  DecisionRecord d{0, r->record.id, r->record.updated_us, "paused", "", who.user, r->record.step, "{}"};
-  HEARTH_RETURN_IF_ERROR(store_->transition(r->record, &d));
-  report(*r, "paused", who, "{}");
+  if (r->record.paused == paused) return ok_status();
+  ReleaseRecord next = r->record;  // stored first, then taken
+  next.paused = paused;
+  next.updated_us = now_us();
+  if (!paused) next.step_started_us = next.updated_us;  // the step's pause counts from the resume
+  const char* event = paused ? "paused" : "resumed";
+  DecisionRecord d{0, next.id, next.updated_us, event, "", who.user, next.step, "{}"};
+  HEARTH_RETURN_IF_ERROR(store_->transition(next, &d));
+  r->record = std::move(next);
+  report(*r, event, who, "{}");
   return ok_status();
 }
 
+Status ReleaseManager::pause(const std::string& model, int64_t id, const Actor& who) {
+  return set_paused(model, id, true, who);
+}
+
 Status ReleaseManager::resume(const std::string& model, int64_t id, const Actor& who) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Running* r = running_for(model, id);
-  if (r == nullptr) return not_found("model '", model, "' has no running release", id ? str_cat(" ", id) : "");
-  if (!r->record.paused) return ok_status();
-  r->record.paused = false;
-  r->record.updated_us = now_us();
-  r->record.step_started_us = r->record.updated_us;  // the step's pause counts from now
-  DecisionRecord d{0, r->record.id, r->record.updated_us, "resumed", "", who.user, r->record.step, "{}"};
-  HEARTH_RETURN_IF_ERROR(store_->transition(r->record, &d));
-  report(*r, "resumed", who, "{}");
-  return ok_status();
+  return set_paused(model, id, false, who);
 }
 
 Status ReleaseManager::promote(const std::string& model, int64_t id, int64_t version, const Actor& who) {
@@ -650,32 +730,40 @@ Status ReleaseManager::abort(const std::string& model, int64_t id, const Actor& 
 }
 
 Status ReleaseManager::set_production(const std::string& model, int64_t version, const Actor& who) {
+  std::lock_guard<std::mutex> serial(production_mu_);  // one at a time; mu_ is not held while it loads
+  serving::InferenceServer* server = nullptr;
+  repository::VersionPins pins;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (server_ == nullptr) return Status(StatusCode::kUnavailable, "releases are not running on this server");
+    if (Running* r = running_for(model, 0))
+      return Status(StatusCode::kFailedPrecondition,
+                    str_cat("model '", model, "' has release ", r->record.id, " running: promote or abort it"));
+    server = server_;
+    pins = pins_for(model);
+  }
+  pins.hold.insert(version);
+  pins.exclude.erase(version);
+  (void)server->pin_versions(model, pins);  // loads it when it is not loaded
+  auto found = server->find_version(model, std::to_string(version));
   std::lock_guard<std::mutex> lock(mu_);
-  if (server_ == nullptr) return Status(StatusCode::kUnavailable, "releases are not running on this server");
-  if (Running* r = running_for(model, 0))
-    return Status(StatusCode::kFailedPrecondition,
-                  str_cat("model '", model, "' has release ", r->record.id, " running: promote or abort it"));
-  ModelRecord rec = models_[model];
-  ModelRecord next = rec;
-  if (rec.production != version) next.previous = rec.production;
+  ModelRecord next = models_.count(model) ? models_[model] : ModelRecord{};
+  if (next.production != version) next.previous = next.production;
   next.production = version;
   next.excluded.erase(version);
-  models_[model] = next;
-  apply_pins(model);
-  auto found = server_->find_version(model, std::to_string(version));
-  if (!found.ok()) {
-    models_[model] = rec;
-    apply_pins(model);
-    return invalid_argument("version: ", found.status().message());
-  }
   RouteTable table;
   table.champion = version;
   const RouteRecord route{now_us(), 0, table.to_json()};
-  if (Status s = store_->set_model(model, next, &route); !s.ok()) {
-    models_[model] = rec;
-    apply_pins(model);
-    return s;
+  Status stored = !found.ok() ? invalid_argument("version: ", found.status().message())
+                  : running_for(model, 0) != nullptr
+                      ? Status(StatusCode::kFailedPrecondition, str_cat("model '", model, "' has a release running now"))
+                      : store_->set_model(model, next, &route);
+  if (!stored.ok()) {
+    apply_pins(model);  // back to what the store holds
+    return stored;
   }
+  models_[model] = next;
+  apply_pins(model);
   install_routes();
   telemetry::log_info("production_set", {telemetry::field("model", model), telemetry::field("version", version),
                                          telemetry::field("actor", who.user)});
@@ -702,7 +790,7 @@ Result<std::string> ReleaseManager::status_json(const std::string& model, int64_
   json doc = release_json(record);
   doc["spec"] = json::parse(record.spec_json, nullptr, false);
   if (r != nullptr) {
-    RouteTable t = table_for(*r);
+    RouteTable t = table_for(r->record, r->spec);
     doc["weights"] = weights_json(t);
     doc["shadow_share"] = t.shadow_share;
     json live = json::object();
@@ -729,10 +817,9 @@ Result<std::string> ReleaseManager::history_json(const std::string& model, size_
   json out = json::array();
   for (const auto& rec : releases) {
     json doc = release_json(rec);
-    HEARTH_ASSIGN_OR_RETURN(auto decisions, store_->decisions(rec.id));
+    HEARTH_ASSIGN_OR_RETURN(auto decisions, store_->decisions(rec.id, kHistoryDecisions, /*deciding_only=*/true));
     json list = json::array();
-    for (const auto& d : decisions)
-      if (d.kind != "check" || d.verdict != "inconclusive") list.push_back(decision_json(d));  // the deciding ones
+    for (const auto& d : decisions) list.push_back(decision_json(d));
     doc["decisions"] = list;
     out.push_back(doc);
   }
@@ -772,13 +859,13 @@ Status ReleaseManager::feedback(const std::string& model, const std::string& req
                                 const std::vector<int64_t>& labels) {
   std::shared_ptr<ReleaseRuntime> runtime;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    Running* r = running_for(model, 0);
-    if (r == nullptr || !r->runtime)
-      return Status(StatusCode::kFailedPrecondition,
-                    str_cat("model '", model, "' has no release running: feedback is scored only during a release"));
-    runtime = r->runtime;
+    std::lock_guard<std::mutex> lock(runtimes_mu_);  // not mu_: feedback never waits for a transition
+    auto it = runtimes_.find(model);
+    if (it != runtimes_.end()) runtime = it->second;
   }
+  if (!runtime)
+    return Status(StatusCode::kFailedPrecondition,
+                  str_cat("model '", model, "' has no release running: feedback is scored only during a release"));
   return runtime->feedback(request_id, labels);
 }
 

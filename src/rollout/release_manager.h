@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -37,6 +38,8 @@
 
 #include "core/status.h"
 #include "repository/model_repository.h"
+#include "rollout/gate.h"
+#include "rollout/judge.h"
 #include "rollout/release_router.h"
 #include "rollout/release_spec.h"
 #include "rollout/release_store.h"
@@ -110,15 +113,26 @@ class ReleaseManager {
   explicit ReleaseManager(std::unique_ptr<ReleaseStore> store, ReleaseManagerOptions options);
 
   Running* running_for(const std::string& model, int64_t id) const;  // mu_ held
+  Status set_paused(const std::string& model, int64_t id, bool paused, const Actor& who);
   void step_release(Running& r, int64_t now_us);                      // mu_ held
   void finish_gate(Running& r, int64_t now_us);
   void judge_release(Running& r, int64_t now_us);
+  void record_check(Running& r, int64_t version, const Judgement& j, const WindowSnapshot& mine,
+                    const WindowSnapshot& champion, int64_t now_us);
+  void advance(Running& r, int64_t now_us);
   void enter(Running& r, Phase phase, int step, int64_t now_us, const std::string& kind, const std::string& verdict,
              const Actor& who, const std::string& detail);
+  // Stores `next` (its step starting now) with a decision, its routing and, given,
+  // the model's record, then applies it; false (nothing changed) when the store refused.
+  bool transition_to(Running& r, ReleaseRecord next, int64_t now_us, const std::string& kind,
+                     const std::string& verdict, const Actor& who, const std::string& detail, const ModelRecord* model);
+  using GateFuture = std::future<std::vector<std::pair<int64_t, GateReport>>>;
+  std::vector<std::pair<int64_t, GateReport>> run_gates(serving::InferenceServer& server, const ReleaseSpec& spec,
+                                                         int64_t champion, const std::vector<int64_t>& candidates);
   void end(Running& r, Phase phase, int64_t promoted, const std::string& kind, const Actor& who, const std::string& reason,
            const std::string& detail);
   void drop_candidate(Running& r, int64_t version, const std::string& reason, int64_t now_us);
-  RouteTable table_for(const Running& r) const;
+  static RouteTable table_for(const ReleaseRecord& record, const ReleaseSpec& spec);
   void install_routes();                                   // mu_ held
   void apply_pins(const std::string& model);               // mu_ held
   repository::VersionPins pins_for(const std::string& model) const;
@@ -132,8 +146,12 @@ class ReleaseManager {
 
   mutable std::mutex mu_;
   std::map<int64_t, std::unique_ptr<Running>> running_;  // by release id
+  std::vector<GateFuture> orphan_gates_;                 // gates of ended releases, still running
   std::map<std::string, ModelRecord> models_;           // production pins, as stored
   std::map<std::pair<std::string, int64_t>, double> weight_series_;  // the weight gauges set
+  std::mutex runtimes_mu_;  // guards runtimes_ (feedback reads it without mu_)
+  std::map<std::string, std::shared_ptr<ReleaseRuntime>> runtimes_;  // of running releases, by model
+  std::mutex production_mu_;  // serializes set_production
   std::condition_variable cv_;
   bool stopping_ = false;
   std::thread thread_;

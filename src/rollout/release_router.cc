@@ -74,16 +74,23 @@ class ReleaseWatch final : public serving::RequestWatch, public std::enable_shar
       return done(failure);
     }
     auto self = shared_from_this();
-    (*champion)->submit(*copy, [self, start = Clock::now(), done = std::move(done)](Result<InferResponse> again) {
-      if (again.ok()) {
-        self->rt_->window(self->version_).record_retry();
-        self->remember_top1(*again, self->rt_->champion());
-      } else {
-        self->rt_->window(self->version_).record_answer(Status(StatusCode::kInvalidArgument, ""), 0);  // the request's fault
-      }
-      self->rt_->window(self->rt_->champion()).record_answer(again.status(), ms_since(start));
-      done(std::move(again));
-    });
+    (*champion)->submit(
+        *copy,
+        [self, start = Clock::now(), done = std::move(done)](Result<InferResponse> again) {
+          VersionWindow& champion_window = self->rt_->window(self->rt_->champion());
+          if (again.ok()) {
+            self->rt_->window(self->version_).record_retry();
+            champion_window.record_answer(ok_status(), ms_since(start));
+            self->remember_top1(*again, self->rt_->champion());
+          } else {
+            // Both failed: the request's fault, counted against neither version.
+            const Status clients(StatusCode::kInvalidArgument, "");
+            self->rt_->window(self->version_).record_answer(clients, 0);
+            champion_window.record_answer(clients, 0);
+          }
+          done(std::move(again));
+        },
+        /*allow_inline=*/false);
   }
 
   void shadow_to(int64_t v, const InferRequest& request, const std::shared_ptr<const InferResponse>& champion_answer) {
@@ -113,7 +120,7 @@ class ReleaseWatch final : public serving::RequestWatch, public std::enable_shar
       win.record_answer(ok_status(), ms_since(start));
       win.record_shadow(compare_answers(*champion_answer, *shadow, self->rt_->spec().gate.output));
       self->remember_top1(*shadow, v);
-    });
+    }, /*allow_inline=*/false);
   }
 
   void remember_top1(const InferResponse& answer, int64_t version) {
@@ -133,10 +140,9 @@ class ReleaseWatch final : public serving::RequestWatch, public std::enable_shar
 }  // namespace
 
 int64_t RouteTable::version_for_bucket(int64_t bucket) const {
-  double edge = 0;
-  for (const auto& [version, percent] : candidates) {
-    edge += percent * static_cast<double>(kBuckets) / 100.0;
-    if (static_cast<double>(bucket) < edge) return version;
+  for (const RouteShare& c : candidates) {
+    const double end = static_cast<double>(c.offset) + c.percent * static_cast<double>(kBuckets) / 100.0;
+    if (bucket >= c.offset && static_cast<double>(bucket) < end) return c.version;
   }
   return champion;
 }
@@ -144,9 +150,9 @@ int64_t RouteTable::version_for_bucket(int64_t bucket) const {
 std::map<int64_t, double> RouteTable::weights() const {
   std::map<int64_t, double> out;
   double rest = 100;
-  for (const auto& [v, w] : candidates) {
-    out[v] = w;
-    rest -= w;
+  for (const RouteShare& c : candidates) {
+    out[c.version] = c.percent;
+    rest -= c.percent;
   }
   out[champion] = rest;
   return out;
@@ -154,7 +160,7 @@ std::map<int64_t, double> RouteTable::weights() const {
 
 std::string RouteTable::to_json() const {
   nlohmann::json c = nlohmann::json::array();
-  for (const auto& [v, w] : candidates) c.push_back({{"version", v}, {"percent", w}});
+  for (const RouteShare& s : candidates) c.push_back({{"version", s.version}, {"percent", s.percent}, {"offset", s.offset}});
   return nlohmann::json{{"champion", champion},   {"candidates", c},  {"shadow_versions", shadow_versions},
                         {"shadow_share", shadow_share}, {"salt", salt}}
       .dump();
@@ -167,7 +173,7 @@ Result<RouteTable> parse_route_table(const std::string& text) {
   try {
     t.champion = j.value("champion", int64_t{0});
     for (const auto& c : j.value("candidates", nlohmann::json::array()))
-      t.candidates.emplace_back(c.at("version").get<int64_t>(), c.at("percent").get<double>());
+      t.candidates.push_back({c.at("version").get<int64_t>(), c.at("percent").get<double>(), c.value("offset", int64_t{0})});
     t.shadow_versions = j.value("shadow_versions", std::vector<int64_t>{});
     t.shadow_share = j.value("shadow_share", 0.0);
     t.salt = j.value("salt", std::string());
@@ -213,7 +219,7 @@ std::atomic<int>& ReleaseRuntime::in_flight(int64_t version) {
 }
 
 Status ReleaseRuntime::feedback(const std::string& id, const std::vector<int64_t>& labels) {
-  HEARTH_ASSIGN_OR_RETURN(auto answers, ledger_.find(id));
+  HEARTH_ASSIGN_OR_RETURN(auto answers, ledger_.take(id));
   const std::vector<int64_t>* champion = nullptr;
   if (auto it = answers.find(champion_); it != answers.end()) champion = &it->second;
   for (const auto& [version, rows] : answers) {

@@ -4,10 +4,11 @@
 // A model's RouteTable gives each candidate a share of the traffic (percent) and
 // the champion the rest. A request with a routing key (a tenant, a user: the
 // request parameter routing_key or the Hearth-Routing-Key header) lands in a
-// fixed bucket of 10,000 by a stable hash of the key and the release's salt, and
-// the buckets are laid out candidates first: a key stays on its version while the
-// weights stand, and when a candidate's weight grows only champion keys move to it,
-// never back. Requests without a key are spread at random. A request that names a
+// fixed bucket of 10,000 by a stable hash of the key and the release's salt; each
+// candidate owns a stripe of buckets that starts at a fixed offset (its place in
+// the release) and grows with its weight: a key stays on its version while the
+// weights stand, and as a weight grows (or another candidate leaves) only champion
+// keys move to a candidate, never back or across. Requests without a key are spread at random. A request that names a
 // version gets that version, as in Triton.
 //
 // While a release runs, a RequestWatch sees every request through: it measures
@@ -38,9 +39,16 @@ namespace hearth::rollout {
 
 inline constexpr int64_t kBuckets = 10000;
 
+// A candidate's share: buckets [offset, offset + percent% of kBuckets).
+struct RouteShare {
+  int64_t version = 0;
+  double percent = 0;
+  int64_t offset = 0;
+};
+
 struct RouteTable {
-  int64_t champion = 0;                                // 0: the highest ready version
-  std::vector<std::pair<int64_t, double>> candidates;  // (version, percent), bucket order
+  int64_t champion = 0;              // 0: the highest ready version
+  std::vector<RouteShare> candidates;
   std::vector<int64_t> shadow_versions;                // get copies of the champion's requests
   double shadow_share = 0;
   std::string salt;                                    // hashing salt (the release id)

@@ -101,8 +101,9 @@ class Reader {
     return n.Scalar();
   }
 
-  // "250ms", "30s", "5m", "2h", or a number of seconds.
-  Result<int64_t> duration_ms(const YAML::Node& n, const std::string& path, int64_t min_ms) const {
+  // "250ms", "30s", "5m", "2h", or a number of seconds; at least min_ms, or 0 where
+  // 0 means "none" (allow_zero).
+  Result<int64_t> duration_ms(const YAML::Node& n, const std::string& path, int64_t min_ms, bool allow_zero) const {
     if (!n.IsScalar()) return error(n, path, "must be a duration (250ms, 30s, 5m, 2h)");
     std::string s = n.Scalar();
     double scale = 1000;
@@ -122,7 +123,8 @@ class Reader {
       return error(n, path, "'", n.Scalar(), "' is not a duration (250ms, 30s, 5m, 2h)");
     const double ms = v * scale;
     if (ms > static_cast<double>(kMaxDurationMs)) return error(n, path, n.Scalar(), " is over 30 days");
-    if (ms != 0 && ms < static_cast<double>(min_ms)) return error(n, path, n.Scalar(), " is under ", min_ms, "ms");
+    if (ms < static_cast<double>(min_ms) && !(allow_zero && ms == 0))
+      return error(n, path, n.Scalar(), " is under ", min_ms, "ms");
     return static_cast<int64_t>(std::llround(ms));
   }
 
@@ -163,9 +165,9 @@ Setter set_bool(const Reader& r, bool& out) {
     return ok_status();
   };
 }
-Setter set_duration(const Reader& r, int64_t& out, int64_t min_ms) {
-  return [&r, &out, min_ms](const YAML::Node& n, const std::string& p) -> Status {
-    HEARTH_ASSIGN_OR_RETURN(out, r.duration_ms(n, p, min_ms));
+Setter set_duration(const Reader& r, int64_t& out, int64_t min_ms, bool allow_zero = false) {
+  return [&r, &out, min_ms, allow_zero](const YAML::Node& n, const std::string& p) -> Status {
+    HEARTH_ASSIGN_OR_RETURN(out, r.duration_ms(n, p, min_ms, allow_zero));
     return ok_status();
   };
 }
@@ -222,7 +224,7 @@ Status read_judge(const Reader& r, const YAML::Node& n, const std::string& p, Ju
                {{"interval", set_duration(r, j.interval_ms, 100)},
                 {"min_samples", set_integer(r, j.min_samples, 1, int64_t{1} << 40)},
                 {"failures_to_rollback", set_integer(r, j.failures_to_rollback, 1, 1000)},
-                {"deadline", set_duration(r, j.deadline_ms, 1000)},
+                {"deadline", set_duration(r, j.deadline_ms, 1000, /*allow_zero=*/true)},
                 {"alpha", set_number(r, j.alpha, 1e-9, 0.5)},
                 {"checks", checks}});
 }
@@ -279,7 +281,7 @@ Status read_release(const Reader& r, const YAML::Node& root, ReleaseSpec& s) {
   };
   Setter shadow = [&](const YAML::Node& n, const std::string& p) {
     return r.map(n, p, {{"share", set_number(r, sh.share, 0, 1)},
-                        {"duration", set_duration(r, sh.duration_ms, 100)},
+                        {"duration", set_duration(r, sh.duration_ms, 100, /*allow_zero=*/true)},
                         {"max_in_flight", set_integer(r, sh.max_in_flight, 1, 1 << 20)}});
   };
   Setter canary = [&](const YAML::Node& n, const std::string& p) {
@@ -289,7 +291,7 @@ Status read_release(const Reader& r, const YAML::Node& root, ReleaseSpec& s) {
       });
     };
     return r.map(n, p, {{"steps", steps},
-                        {"pause", set_duration(r, c.pause_ms, 0)},
+                        {"pause", set_duration(r, c.pause_ms, 0, /*allow_zero=*/true)},
                         {"max_in_flight", set_integer(r, c.max_in_flight, 1, 1 << 20)},
                         {"retry_on_champion", set_bool(r, c.retry_on_champion)}});
   };

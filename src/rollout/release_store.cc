@@ -265,7 +265,14 @@ Status ReleaseStore::write_model(const std::string& name, const ModelRecord& m) 
   return s.step() == SQLITE_DONE ? ok_status() : s.error("write model");
 }
 
-Status ReleaseStore::create(ReleaseRecord& r, const DecisionRecord& first) {
+Status ReleaseStore::finish(Status s) const {
+  if (s.ok()) s = exec("COMMIT");
+  if (!s.ok()) (void)exec("ROLLBACK");  // a failed COMMIT leaves the transaction open otherwise
+  return s;
+}
+
+Status ReleaseStore::create(ReleaseRecord& r, const DecisionRecord& first, const RouteRecord* route,
+                            const ModelRecord* model) {
   std::lock_guard<std::mutex> lock(mu_);
   HEARTH_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
   ReleaseRecord row = r;
@@ -277,11 +284,13 @@ Status ReleaseStore::create(ReleaseRecord& r, const DecisionRecord& first) {
     row.id = d.release_id;
     s = write_decision(d);
   }
-  if (!s.ok()) {
-    (void)exec("ROLLBACK");
-    return s;
+  if (s.ok() && route) {
+    RouteRecord rr = *route;
+    rr.release_id = row.id;
+    s = write_route(r.model, rr);
   }
-  HEARTH_RETURN_IF_ERROR(exec("COMMIT"));
+  if (s.ok() && model) s = write_model(r.model, *model);
+  HEARTH_RETURN_IF_ERROR(finish(s));
   r.id = row.id;
   return ok_status();
 }
@@ -294,11 +303,7 @@ Status ReleaseStore::transition(const ReleaseRecord& r, const DecisionRecord* de
   if (s.ok() && decision) s = write_decision(*decision);
   if (s.ok() && route) s = write_route(r.model, *route);
   if (s.ok() && model) s = write_model(r.model, *model);
-  if (!s.ok()) {
-    (void)exec("ROLLBACK");
-    return s;
-  }
-  return exec("COMMIT");
+  return finish(s);
 }
 
 Status ReleaseStore::add_decision(const DecisionRecord& d) {
@@ -311,11 +316,7 @@ Status ReleaseStore::set_model(const std::string& name, const ModelRecord& m, co
   HEARTH_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
   Status s = write_model(name, m);
   if (s.ok() && route) s = write_route(name, *route);
-  if (!s.ok()) {
-    (void)exec("ROLLBACK");
-    return s;
-  }
-  return exec("COMMIT");
+  return finish(s);
 }
 
 Result<std::vector<ReleaseRecord>> ReleaseStore::query_releases(const char* where, const std::string& arg,
@@ -347,11 +348,12 @@ Result<std::vector<ReleaseRecord>> ReleaseStore::active() const {
       "phase NOT IN ('promoted', 'rolled_back', 'aborted', 'gate_failed') ORDER BY id", "", 0);
 }
 
-Result<std::vector<DecisionRecord>> ReleaseStore::decisions(int64_t release_id, size_t limit) const {
+Result<std::vector<DecisionRecord>> ReleaseStore::decisions(int64_t release_id, size_t limit, bool deciding_only) const {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string sql =
       str_cat("SELECT id, release_id, time_us, kind, verdict, actor, step, detail FROM (SELECT * FROM decisions "
-              "WHERE release_id = ?1 ORDER BY id DESC",
+              "WHERE release_id = ?1",
+              deciding_only ? " AND NOT (kind = 'check' AND verdict = 'inconclusive')" : "", " ORDER BY id DESC",
               limit ? str_cat(" LIMIT ", limit) : std::string(), ") ORDER BY id");
   Stmt s(db_, sql.c_str());
   s.bind(1, release_id);

@@ -92,8 +92,10 @@ class ReleaseStore {
 
   const std::string& path() const { return path_; }
 
-  // Inserts a release and its first decision in one transaction; sets r.id.
-  Status create(ReleaseRecord& r, const DecisionRecord& first);
+  // Inserts a release and its first decision (and, given, the routing change and
+  // the model's record) in one transaction; sets r.id.
+  Status create(ReleaseRecord& r, const DecisionRecord& first, const RouteRecord* route = nullptr,
+                const ModelRecord* model = nullptr);
   // Writes the release's state and (optionally) a decision, a routing change and
   // the model's record, all in one transaction.
   Status transition(const ReleaseRecord& r, const DecisionRecord* decision, const RouteRecord* route = nullptr,
@@ -105,8 +107,9 @@ class ReleaseStore {
   Result<std::vector<ReleaseRecord>> releases(const std::string& model, size_t limit = 0) const;
   // Releases not in a terminal phase, oldest first.
   Result<std::vector<ReleaseRecord>> active() const;
-  // Decisions of a release, oldest first (the newest `limit`; 0 = all).
-  Result<std::vector<DecisionRecord>> decisions(int64_t release_id, size_t limit = 0) const;
+  // Decisions of a release, oldest first (the newest `limit`; 0 = all); with
+  // deciding_only, inconclusive checks are left out.
+  Result<std::vector<DecisionRecord>> decisions(int64_t release_id, size_t limit = 0, bool deciding_only = false) const;
   // The routing of `model` in force at `time_us` (the last change at or before it).
   Result<std::optional<RouteRecord>> route_at(const std::string& model, int64_t time_us) const;
   Result<ModelRecord> model(const std::string& name) const;
@@ -116,6 +119,8 @@ class ReleaseStore {
  private:
   ReleaseStore() = default;
   Status exec(const char* sql) const;
+  // COMMIT when `s` is OK, else (or when COMMIT fails) ROLLBACK; returns the outcome.
+  Status finish(Status s) const;
   Status write_release(const ReleaseRecord& r) const;
   Status write_decision(const DecisionRecord& d) const;
   Status write_route(const std::string& model, const RouteRecord& r) const;

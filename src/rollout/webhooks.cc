@@ -9,6 +9,10 @@
 
 namespace hearth::rollout {
 
+namespace {
+constexpr size_t kMaxQueued = 1000;
+}  // namespace
+
 WebhookNotifier::WebhookNotifier() : thread_([this] { loop(); }) {}
 
 WebhookNotifier::~WebhookNotifier() {
@@ -27,6 +31,13 @@ void WebhookNotifier::notify(const std::vector<WebhookSpec>& hooks, const std::s
   std::lock_guard<std::mutex> lock(mu_);
   for (const WebhookSpec& h : hooks) {
     if (!h.events.empty() && std::find(h.events.begin(), h.events.end(), event) == h.events.end()) continue;
+    if (queue_.size() >= kMaxQueued) {  // a receiver that does not keep up loses the oldest, not the server's memory
+      telemetry::log_warn("webhook_dropped", {telemetry::field("url", queue_.front().hook.url),
+                                             telemetry::field("event", queue_.front().event),
+                                             telemetry::field("reason", "too many deliveries waiting")});
+      queue_.pop_front();
+      ++failed_;
+    }
     queue_.push_back({h, event, body});
   }
   cv_.notify_all();

@@ -3,7 +3,9 @@
 // from a background thread so that a slow receiver never holds a release up.
 // A delivery that fails (no connection, a timeout, a status other than 2xx) is
 // retried with doubling backoff (0.5 s, 1 s, 2 s, ...) up to the hook's
-// `retries`; every outcome is logged (webhook_delivered / webhook_failed).
+// `retries`; every outcome is logged (webhook_delivered / webhook_failed). Each
+// attempt has the hook's timeout for the whole exchange; at most 1000 deliveries
+// wait, and beyond that the oldest is dropped (logged).
 // Plain http:// only (the URL is checked when the release is parsed).
 // Thread safety: notify() from any thread.
 #pragma once

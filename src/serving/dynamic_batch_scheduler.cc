@@ -34,7 +34,7 @@ void DynamicBatchScheduler::start(const std::function<void(size_t)>& warm_up) {
 }
 
 void DynamicBatchScheduler::enqueue(ScheduledRequest request) {
-  if (run_inline_ && try_run_inline(request)) return;
+  if (run_inline_ && request.may_run_inline && try_run_inline(request)) return;
   bool stopping = false;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -327,8 +327,9 @@ Status ModelVersion::validate(const InferRequest& request) const {
   return ok_status();
 }
 
-void ModelVersion::submit(InferRequest request, InferCallback done) {
+void ModelVersion::submit(InferRequest request, InferCallback done, bool allow_inline) {
   ScheduledRequest job;
+  job.may_run_inline = allow_inline;
   job.received = Clock::now();
   job.done = std::move(done);
   Status valid = validate(request);

@@ -78,8 +78,10 @@ class ModelVersion final : private BatchRunner {
   Status validate(const InferRequest& request) const;
 
   // Validates, sets the queue deadline, and hands the request to the scheduler;
-  // `done` runs exactly once (see server.h).
-  void submit(InferRequest request, InferCallback done);
+  // `done` runs exactly once (see server.h). `allow_inline` false keeps a fast model
+  // from running the request on the caller's thread (a release's shadow copies and
+  // retries, submitted from another version's answer callback).
+  void submit(InferRequest request, InferCallback done, bool allow_inline = true);
 
   ModelStatistics statistics() const;
   size_t pending() const;

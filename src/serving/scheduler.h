@@ -28,6 +28,7 @@ struct ScheduledRequest {
   int64_t batch = 1;    // the leading dim when the model batches, else 1
   Clock::time_point received;
   Clock::time_point deadline = Clock::time_point::max();
+  bool may_run_inline = true;  // false: always through the queue (never on the caller's thread)
 };
 
 // Why a request was answered without running (Triton's failure reasons, as metrics label them).

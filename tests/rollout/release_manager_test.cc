@@ -244,6 +244,27 @@ TEST_F(ReleaseTest, pause_holds_abort_returns_to_the_champion) {
   EXPECT_EQ(unnamed_version(*server_), "1");
 }
 
+TEST_F(ReleaseTest, a_release_paused_at_the_gate_takes_no_traffic_until_resumed) {
+  add_relu("relu", 1);
+  add_relu("relu", 2);
+  start_all();
+  ASSERT_TRUE(manager_->start(fast_spec({2}, {50}), {"alice", ""}).ok());
+  ASSERT_TRUE(manager_->pause("relu", 0, {"alice", ""}).ok());
+  for (int i = 0; i < 20; ++i) {  // the gate finishes meanwhile
+    manager_->tick();
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_EQ(status()["phase"], "gate");
+  std::map<std::string, int> versions;
+  drive(40, 0, &versions);
+  EXPECT_EQ(versions.count("2"), 0u);
+  ASSERT_TRUE(manager_->resume("relu", 0, {"alice", ""}).ok());
+  ASSERT_TRUE(eventually([&] {
+    manager_->tick();
+    return status()["phase"] == "canary";
+  }, 5000));
+}
+
 TEST_F(ReleaseTest, refusals_change_nothing) {
   add_relu("relu", 1);
   add_relu("relu", 2);

@@ -116,6 +116,8 @@ TEST(ReleaseSpec, mistakes_name_the_field_and_line) {
   EXPECT_EQ(error_of("model: m\ncandidate: 2\njudge: {interval: soon}\n"),
             "release.yaml:3: judge.interval: 'soon' is not a duration (250ms, 30s, 5m, 2h)");
   EXPECT_EQ(error_of("model: m\ncandidate: 2\njudge: {interval: 10ms}\n"), "release.yaml:3: judge.interval: 10ms is under 100ms");
+  EXPECT_EQ(error_of("model: m\ncandidate: 2\njudge: {interval: 0}\n"), "release.yaml:3: judge.interval: 0 is under 100ms");
+  EXPECT_EQ(error_of("model: m\ncandidate: 2\njudge: {deadline: 0}\ncanary: {pause: 0}\n"), "") << "0: none";
   EXPECT_EQ(error_of("model: m\ncandidate: 2\nwebhooks:\n  - url: https://x/hook\n"),
             "release.yaml:4: webhooks[0].url: 'https://x/hook' must be an http:// URL (https webhooks are not supported yet)");
   EXPECT_NE(error_of("model: m\ncandidate: 2\nwebhooks:\n  - {url: 'http://x', events: [exploded]}\n").find("unknown event 'exploded'"),

@@ -30,7 +30,7 @@ TEST(ReleaseStore, persists_releases_decisions_routes_and_models) {
     r.phase = Phase::kCanary;
     r.step = 2;
     r.failed_checks[3] = 1;
-    const RouteRecord route{200, r.id, RouteTable{1, {{2, 10}}, {}, 0, "release-1"}.to_json()};
+    const RouteRecord route{200, r.id, RouteTable{1, {{2, 10, 0}}, {}, 0, "release-1"}.to_json()};
     ModelRecord model{1, 0, {4}};
     DecisionRecord d{0, r.id, 200, "step", "pass", "judge", 2, R"({"weight": 10})"};
     ASSERT_TRUE((*store)->transition(r, &d, &route, &model).ok());
@@ -55,7 +55,7 @@ TEST(ReleaseStore, persists_releases_decisions_routes_and_models) {
   EXPECT_FALSE((*store)->route_at("m", 150)->has_value());
   auto at = (*store)->route_at("m", 250);
   ASSERT_TRUE(at.ok() && at->has_value());
-  EXPECT_EQ(parse_route_table((*at)->table)->candidates.front().first, 2);
+  EXPECT_EQ(parse_route_table((*at)->table)->candidates.front().version, 2);
   EXPECT_EQ((*store)->model("m")->excluded, std::set<int64_t>{4});
 }
 
@@ -82,15 +82,30 @@ TEST(ReleaseRouter, buckets_are_stable_and_sticky) {
     const int64_t b = bucket_of("release-9", "key-" + std::to_string(k));
     bool on_candidate = false;
     for (double w : {1.0, 5.0, 25.0, 50.0, 100.0}) {
-      RouteTable t{1, {{2, w}}, {}, 0, "release-9"};
+      RouteTable t{1, {{2, w, 0}}, {}, 0, "release-9"};
       const bool now = t.version_for_bucket(b) == 2;
       EXPECT_TRUE(now || !on_candidate) << "key " << k << " went back to the champion at " << w << "%";
       on_candidate = now;
     }
     EXPECT_TRUE(on_candidate);
   }
+  // A/B/n: each candidate grows in its own stripe; a key never moves between candidates.
+  for (int k = 0; k < 2000; ++k) {
+    const int64_t b = bucket_of("release-9", "key-" + std::to_string(k));
+    int64_t was = 1;
+    for (double w : {5.0, 25.0, 50.0}) {
+      RouteTable t{1, {{2, w, 0}, {3, w, 5000}}, {}, 0, "release-9"};
+      const int64_t now = t.version_for_bucket(b);
+      EXPECT_TRUE(now == was || was == 1) << "key " << k << " moved from " << was << " to " << now;
+      was = now;
+    }
+    RouteTable without_2{1, {{3, 50, 5000}}, {}, 0, "release-9"};
+    if (was == 3) {
+      EXPECT_EQ(without_2.version_for_bucket(b), 3) << "dropping 2 moved a key of 3";
+    }
+  }
   // The weights hold over many keys.
-  RouteTable t{1, {{2, 10}, {3, 30}}, {}, 0, "s"};
+  RouteTable t{1, {{2, 10, 0}, {3, 30, 5000}}, {}, 0, "s"};
   std::map<int64_t, int> n;
   for (int k = 0; k < 20000; ++k) ++n[t.version_for_bucket(bucket_of("s", std::to_string(k)))];
   EXPECT_NEAR(n[2] / 20000.0, 0.10, 0.02);
@@ -111,7 +126,7 @@ TEST_F(ServerTest, the_router_honours_named_versions_keys_and_measures) {
   ReleaseSpec spec = fast_spec({2});
   auto rt = std::make_shared<ReleaseRuntime>(1, spec, 1, std::vector<int64_t>{2});
   std::map<std::string, ModelRoute> routes;
-  routes["relu"] = ModelRoute{RouteTable{1, {{2, 50}}, {}, 0, "release-1"}, rt};
+  routes["relu"] = ModelRoute{RouteTable{1, {{2, 50, 0}}, {}, 0, "release-1"}, rt};
   server->set_version_router(std::make_shared<ReleaseRouter>(*server, routes));
   // A key always lands on the same version.
   std::map<std::string, std::set<std::string>> by_key;
@@ -168,8 +183,16 @@ TEST_F(ServerTest, shadow_copies_are_compared_and_remembered_for_feedback) {
   EXPECT_EQ(rt->window(1).peek().labelled, 2);
   EXPECT_EQ(rt->window(1).peek().correct, 1);
   EXPECT_EQ(rt->window(2).peek().pairs, 2);
-  EXPECT_EQ(rt->feedback("req-3", {1, 2}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(rt->feedback("req-3", {1}).code(), StatusCode::kNotFound) << "an id is scored once";
+  EXPECT_EQ(rt->feedback("req-5", {1, 2}).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(rt->feedback("unknown", {1}).code(), StatusCode::kNotFound);
+  // Two requests with one id: nobody can tell which answer a label is for.
+  for (int i = 0; i < 2; ++i) {
+    auto r = relu_request({1, 5, 3, 4});
+    r.id = "reused";
+    ASSERT_TRUE(server->infer(r).ok());
+  }
+  EXPECT_EQ(rt->feedback("reused", {1}).code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace
