@@ -59,7 +59,11 @@ expect_error "wrong key" "authentication failed: wrong key or tampered package" 
 head -c 200 "$work/mlp.sm4" >"$work/cut.sm4"
 expect_error "truncated" "truncated package: header says" "$hearth" decrypt "$work/cut.sm4" --check
 cp "$work/mlp.sm4" "$work/bad.sm4"
-printf '\x00' | dd of="$work/bad.sm4" bs=1 seek=5000 conv=notrunc 2>/dev/null
+# Flip every bit of one ciphertext byte (writing a fixed value would leave the
+# file unchanged whenever the random ciphertext already held that value).
+byte=$(od -An -tu1 -j5000 -N1 "$work/bad.sm4" | tr -d ' ')
+printf "\\$(printf '%03o' $((byte ^ 255)))" | dd of="$work/bad.sm4" bs=1 seek=5000 conv=notrunc 2>/dev/null
+cmp -s "$work/mlp.sm4" "$work/bad.sm4" && fail "the tampered copy equals the original"
 expect_error "tampered" "authentication failed" "$hearth" decrypt "$work/bad.sm4" --check
 expect_error "bad magic" "not a Hearth package (bad magic)" "$hearth" decrypt "$zoo/mlp.onnx" --check
 "$hearth" keys create --id lonely --key-file "$work/lonely.key" >/dev/null
