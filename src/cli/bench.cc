@@ -29,6 +29,7 @@ struct BenchOptions {
   bool json = false;
   bool profile = false;
   bool paced = false;
+  bool plain_layout = false;
   LimitFlags limits;
 };
 
@@ -50,6 +51,7 @@ Status bench_model(const BenchOptions& o) {
   SessionOptions so;
   so.intra_op_threads = o.threads;
   so.profile = o.profile;
+  so.blocked_layout = !o.plain_layout;
   so.max_tensor_bytes = o.limits.max_tensor_bytes;
   so.max_memory_bytes = o.limits.max_memory_bytes;
   auto t0 = clock::now();
@@ -155,6 +157,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--min-seconds", o->min_seconds, "minimum timed seconds")->capture_default_str();
   cmd->add_flag("--json", o->json, "print one JSON object");
   cmd->add_flag("--profile", o->profile, "print per-node time to stderr");
+  cmd->add_flag("--plain-layout", o->plain_layout,
+                "keep convolutions in the plain NCHW layout (no 8-channel blocked regions), to compare");
   cmd->add_flag("--paced", o->paced,
                 "after warm-up print a line, then for each line N on stdin run N times and print their "
                 "times; the summary follows the end of input (used by bench/compare.py)");

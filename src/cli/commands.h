@@ -55,6 +55,7 @@ void add_audit_command(CLI::App& app);      // audit verify|list
 void add_certs_command(CLI::App& app);      // certs self-signed
 void add_sign_command(CLI::App& app);       // sign (SM2)
 void add_probe_command(CLI::App& app);      // probe-model (trial loads of untrusted models)
+void add_cpu_command(CLI::App& app);        // cpu (the CPU probe and the paths in use)
 void add_release_command(CLI::App& app);    // release start|status|pause|resume|promote|abort|history|which|...
 
 }  // namespace hearth::cli

@@ -17,6 +17,12 @@
 // kNchwcDomain: Conv (with FusedConv's attributes and an `x_blocked` flag),
 // MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReorderInput and
 // ReorderOutput.
+//
+// The same 8-channel layout is used on every CPU. On AVX-512 oneDNN would pick
+// 16-channel blocks, but a blocked convolution asks for its 8-channel layout
+// explicitly (kernels/conv_dnnl.cc), and oneDNN then runs its AVX2 kernels,
+// which on Zen 4 (whose AVX-512 units are 256 bits wide) were faster than its
+// AVX-512 ones on plain tensors (docs/PERFORMANCE.md, "The engine per CPU").
 #pragma once
 
 #include "core/status.h"

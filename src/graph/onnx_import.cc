@@ -25,7 +25,10 @@ namespace {
 Result<ValueInfo> convert_value_info(const onnx::ValueInfoProto& vi, const char* what) {
   ValueInfo out;
   out.name = vi.name();
-  if (!vi.has_type()) {
+  // No type, or a TypeProto with nothing set (exporters that inline If branches
+  // write them): the type comes from the producing node (shape inference) or
+  // from the value at run time.
+  if (!vi.has_type() || vi.type().value_case() == onnx::TypeProto::VALUE_NOT_SET) {
     out.dtype = DataType::kUndefined;
     return out;
   }

@@ -142,17 +142,21 @@ Result<std::unique_ptr<DnnlConvPlan>> DnnlConvPlan::create(bool transpose, int64
     const auto prop = dnnl::prop_kind::forward_inference;
     const dnnl::primitive_attr attr = fusion_attr(fusion);
     p.sum = fusion.sum;
+    // A blocked side keeps its 8-channel layout: on AVX-512 oneDNN would pick
+    // 16-channel blocks for `any` and reorder in and out of every convolution;
+    // held to 8 channels it runs its AVX2 kernel (graph/nchwc.h explains the choice).
+    const memory::desc src_req = src_blocked ? p.src_caller : any_like(p.src_caller);
+    const memory::desc dst_req = dst_blocked ? p.dst_caller : any_like(p.dst_caller);
     memory::desc src_pd, w_pd, dst_pd;
     if (!transpose) {
-      dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct, any_like(p.src_caller),
-                                        any_like(p.w_plain), p.bias_md, any_like(p.dst_caller), strides, dil, pl, pr);
+      dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct, src_req, any_like(p.w_plain),
+                                        p.bias_md, dst_req, strides, dil, pl, pr);
       dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
       p.prim = dnnl::convolution_forward(pd);
       src_pd = pd.src_desc(), w_pd = pd.weights_desc(), dst_pd = pd.dst_desc();
     } else {
-      dnnl::deconvolution_forward::desc d(prop, dnnl::algorithm::deconvolution_direct, any_like(p.src_caller),
-                                          any_like(p.w_plain), p.bias_md, any_like(p.dst_caller), strides, dil, pl,
-                                          pr);
+      dnnl::deconvolution_forward::desc d(prop, dnnl::algorithm::deconvolution_direct, src_req, any_like(p.w_plain),
+                                          p.bias_md, dst_req, strides, dil, pl, pr);
       dnnl::deconvolution_forward::primitive_desc pd(d, attr, eng);
       p.prim = dnnl::deconvolution_forward(pd);
       src_pd = pd.src_desc(), w_pd = pd.weights_desc(), dst_pd = pd.dst_desc();

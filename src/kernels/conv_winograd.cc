@@ -14,6 +14,8 @@
 #include <omp.h>
 #endif
 
+#include "core/machine.h"
+
 namespace hearth {
 namespace {
 
@@ -201,8 +203,7 @@ HEARTH_WINO_TARGET void run_chunk(const Geometry& g, const float* x, const float
 }  // namespace
 
 bool WinogradConv3x3::supported() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
+  return isa_at_least(IsaLevel::kAvx2);
 }
 
 bool WinogradConv3x3::fusable(const ConvFusion& f) {

@@ -10,6 +10,8 @@
 #include <omp.h>
 #endif
 
+#include "core/machine.h"
+
 namespace hearth {
 namespace {
 
@@ -129,8 +131,7 @@ void in_row_groups(int64_t M, const float* A, int64_t lda, float* Y, int64_t N, 
 }  // namespace
 
 bool gemv_available() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
+  return isa_at_least(IsaLevel::kAvx2);
 }
 
 void gemv_rows(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t b_k,

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "core/machine.h"
 #include "graph/nchwc.h"
 #include "kernels/dnnl_common.h"
 #include "kernels/kernel.h"
@@ -88,15 +89,6 @@ void nchwc_to_plain(const float* x, float* y, int64_t n, int64_t c, int64_t plan
   }
 }
 
-bool nchwc_native() {
-  static const bool native = [] {
-    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-    return (isa & (dnnl_cpu_isa_avx512_mic & ~dnnl_cpu_isa_avx2)) == 0 &&
-           (isa & (dnnl_cpu_isa_avx512_core & ~dnnl_cpu_isa_avx2)) == 0;
-  }();
-  return native;
-}
-
 namespace {
 
 const Tensor* float_input(KernelContext& ctx, Status* error) {
@@ -160,7 +152,7 @@ class BlockedGlobalPoolKernel : public Kernel {
     const float* xd = x->data<float>();
     float* yd = y.data<float>();
     const int threads = std::max(1, ctx.num_threads());
-    static const bool avx2 = __builtin_cpu_supports("avx2");
+    const bool avx2 = isa_at_least(IsaLevel::kAvx2);
     const auto reduce = avx2 ? reduce_plane_avx2<kMax> : reduce_plane<kMax>;
 #pragma omp parallel for num_threads(threads) if (worth_threads(x->numel())) schedule(static)
     for (int64_t b = 0; b < blocks; ++b) reduce(xd + b * plane * kB, plane, yd + b * kB);

@@ -13,6 +13,8 @@
 #include <omp.h>
 #endif
 
+#include "core/machine.h"
+
 namespace hearth {
 namespace {
 
@@ -137,7 +139,7 @@ bool blocked_pool2d_supported(const Window& w) {
 }
 
 void blocked_pool2d(const BlockedPool2d& p, const float* x, float* y, int threads) {
-  static const bool avx2 = __builtin_cpu_supports("avx2");
+  const bool avx2 = isa_at_least(IsaLevel::kAvx2);
   const int64_t rows = p.planes * p.oh;
   threads = static_cast<int>(std::clamp<int64_t>(threads, 1, std::max<int64_t>(rows, 1)));
 #pragma omp parallel num_threads(threads) if (threads > 1)

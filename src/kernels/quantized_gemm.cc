@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/machine.h"
 #include "kernels/quantized_common.h"
 
 namespace hearth {
@@ -71,8 +72,7 @@ __attribute__((optimize("O3"))) void qgemm_block_base(int64_t M, int64_t N, int6
 }
 
 bool has_avx2() {
-  static const bool v = __builtin_cpu_supports("avx2");
-  return v;
+  return isa_at_least(IsaLevel::kAvx2);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <set>
 #include <thread>
 
+#include "core/machine.h"
+
 namespace hearth::repository {
 
 namespace {
@@ -258,7 +260,7 @@ std::vector<int64_t> request_shape(const inference::ModelConfig& config,
 }
 
 int threads_per_instance(int instances, int cores) {
-  if (cores <= 0) cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (cores <= 0) cores = std::max(1, cpu_info().physical_cores);
   return std::max(1, cores / std::max(1, instances));
 }
 

@@ -11,7 +11,6 @@
 #include "core/machine.h"
 #include "graph/onnx_import.h"
 #include "graph/optimizer.h"
-#include "kernels/nchwc_layout.h"
 #include "kernels/kernel.h"
 #include "runtime/control_flow.h"
 #include "runtime/pool_allocator.h"
@@ -59,12 +58,9 @@ Status compute_guarded(Kernel& kernel, KernelContext& ctx) {
   return guarded("computing", [&] { return kernel.compute(ctx); });
 }
 
-int default_threads() {
-  unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : static_cast<int>(n);
-}
-
 }  // namespace
+
+int default_intra_op_threads() { return std::max(1, cpu_info().physical_cores); }
 
 Session::~Session() {
   // Tensors the caller still holds keep the pool; the memory of the rest goes back now.
@@ -93,7 +89,7 @@ Result<std::unique_ptr<Session>> Session::create(Model model, const SessionOptio
   std::unique_ptr<Session> s(new Session());
   s->model_ = std::move(model);
   s->options_ = options;
-  s->threads_ = options.intra_op_threads > 0 ? options.intra_op_threads : default_threads();
+  s->threads_ = options.intra_op_threads > 0 ? options.intra_op_threads : default_intra_op_threads();
   s->max_tensor_bytes_ = options.max_tensor_bytes ? options.max_tensor_bytes : physical_memory_bytes() / 2;
   s->pool_ = PoolAllocator::create();
   s->pool_->set_live_limit(options.max_memory_bytes);
@@ -101,7 +97,7 @@ Result<std::unique_ptr<Session>> Session::create(Model model, const SessionOptio
   // sized by the model, a size check) fails this load, never the process.
   Status st = guarded("loading the model", [&] {
     if (options.optimize) {
-      HEARTH_RETURN_IF_ERROR(optimize_graph(s->model_, options.blocked_layout && nchwc_native()).status());
+      HEARTH_RETURN_IF_ERROR(optimize_graph(s->model_, options.blocked_layout).status());
     }
     return s->prepare();
   });

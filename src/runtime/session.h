@@ -24,12 +24,16 @@ namespace hearth {
 class Kernel;
 class PoolAllocator;
 
+// The intra-op threads a session gets by default: one per physical core this
+// process may run on (SMT siblings share a core's vector units, which these
+// kernels keep busy; a second thread on them only adds contention).
+int default_intra_op_threads();
+
 struct SessionOptions {
-  int intra_op_threads = 0;    // 0: every core of the machine
+  int intra_op_threads = 0;    // 0: default_intra_op_threads()
   bool fold_constants = true;  // evaluate nodes whose inputs are all constant at load
   bool optimize = true;        // graph rewrites of graph/optimizer.h (Conv+BN folding, Conv fusion)
-  bool blocked_layout = true;  // with optimize: keep conv chains in the 8-channel blocked layout (graph/nchwc.h);
-                               // only on CPUs where oneDNN works in 8-channel blocks (kernels/nchwc_layout.h)
+  bool blocked_layout = true;  // with optimize: keep conv chains in the 8-channel blocked layout (graph/nchwc.h)
   bool profile = false;        // record per-node time (see node_profile())
   // Limits against hostile models and inputs; a kernel whose output would break one
   // fails with an error naming the node, the shape and the limit.

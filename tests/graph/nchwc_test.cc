@@ -121,7 +121,6 @@ onnx::ModelProto cnn_block() {
 }
 
 TEST(BlockedLayout, cnn_block_stays_blocked_and_matches_plain) {
-  if (!nchwc_native()) GTEST_SKIP() << "oneDNN does not use 8-channel blocks on this CPU";
   for (int threads : {1, 2}) {
     for (int64_t n : {1, 3}) {
       SessionPair o = run_both(cnn_block(), {{"x", random_input({n, 8, 12, 12}, 7)}}, threads);
@@ -137,7 +136,6 @@ TEST(BlockedLayout, cnn_block_stays_blocked_and_matches_plain) {
 // with the residual Add and Relu) are what the blocked path runs as Winograd
 // F(2x2, 3x3); the plain path runs them on oneDNN. Odd sizes leave partial tiles.
 TEST(BlockedLayout, residual_3x3_block_matches_plain) {
-  if (!nchwc_native()) GTEST_SKIP() << "oneDNN does not use 8-channel blocks on this CPU";
   auto m = empty_model();
   auto* g = m.mutable_graph();
   set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {-1, 8, 9, 11});
@@ -157,7 +155,6 @@ TEST(BlockedLayout, residual_3x3_block_matches_plain) {
 }
 
 TEST(BlockedLayout, every_plain_reader_shares_one_reorder) {
-  if (!nchwc_native()) GTEST_SKIP() << "oneDNN does not use 8-channel blocks on this CPU";
   auto m = empty_model();
   auto* g = m.mutable_graph();
   set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {1, 3, 9, 9});
@@ -176,7 +173,6 @@ TEST(BlockedLayout, every_plain_reader_shares_one_reorder) {
 }
 
 TEST(BlockedLayout, plain_residual_is_reordered_in) {
-  if (!nchwc_native()) GTEST_SKIP() << "oneDNN does not use 8-channel blocks on this CPU";
   auto m = empty_model();
   auto* g = m.mutable_graph();
   set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {1, 8, 6, 6});
@@ -195,7 +191,6 @@ TEST(BlockedLayout, plain_residual_is_reordered_in) {
 // A per-channel scale and shift after a convolution (as unfused normalizations
 // export) stay in the blocked layout: the constants get a blocked copy.
 TEST(BlockedLayout, per_channel_constants_are_blocked_too) {
-  if (!nchwc_native()) GTEST_SKIP() << "oneDNN does not use 8-channel blocks on this CPU";
   auto m = empty_model();
   auto* g = m.mutable_graph();
   set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {2, 8, 5, 5});
@@ -278,7 +273,6 @@ TEST(BlockedLayout, blocked_ops_reject_malformed_tensors) {
 // (oneDNN or the reference) over window shapes, strides, pads, ceil_mode and
 // count_include_pad, on sizes where the last window overhangs.
 TEST(BlockedLayout, pools_match_plain_over_window_geometries) {
-  if (!nchwc_native()) GTEST_SKIP() << "oneDNN does not use 8-channel blocks on this CPU";
   struct Case {
     std::vector<int64_t> kernel, strides, pads;
   };
@@ -327,7 +321,6 @@ TEST(BlockedLayout, pools_match_plain_over_window_geometries) {
 // against the plain kernels, on planes of 1 pixel up to ones with a remainder
 // after the unrolled steps.
 TEST(BlockedLayout, global_pools_match_plain) {
-  if (!nchwc_native()) GTEST_SKIP() << "oneDNN does not use 8-channel blocks on this CPU";
   int checked = 0;
   for (const char* op : {"GlobalAveragePool", "GlobalMaxPool"}) {
     for (const Shape& in : {Shape{1, 8, 1, 1}, Shape{2, 16, 2, 3}, Shape{1, 8, 7, 7}, Shape{3, 24, 5, 9},
