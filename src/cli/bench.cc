@@ -30,6 +30,8 @@ struct BenchOptions {
   bool profile = false;
   bool paced = false;
   bool plain_layout = false;
+  std::string tuning = "cached";
+  double tune_budget_ms = 30000;
   LimitFlags limits;
 };
 
@@ -52,6 +54,8 @@ Status bench_model(const BenchOptions& o) {
   so.intra_op_threads = o.threads;
   so.profile = o.profile;
   so.blocked_layout = !o.plain_layout;
+  HEARTH_ASSIGN_OR_RETURN(so.tuning, parse_tuning_mode(o.tuning));
+  so.tune_budget_ms = o.tune_budget_ms;
   so.max_tensor_bytes = o.limits.max_tensor_bytes;
   so.max_memory_bytes = o.limits.max_memory_bytes;
   auto t0 = clock::now();
@@ -157,6 +161,12 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--min-seconds", o->min_seconds, "minimum timed seconds")->capture_default_str();
   cmd->add_flag("--json", o->json, "print one JSON object");
   cmd->add_flag("--profile", o->profile, "print per-node time to stderr");
+  cmd->add_option("--tuning", o->tuning,
+                  "per-layer paths: heuristic, cached (choices `hearth tune` measured; the default) or measure "
+                  "(time the candidates of uncached layers at the first run; not saved)")
+      ->capture_default_str();
+  cmd->add_option("--tune-budget-ms", o->tune_budget_ms, "with --tuning measure: stop measuring after this many ms")
+      ->capture_default_str();
   cmd->add_flag("--plain-layout", o->plain_layout,
                 "keep convolutions in the plain NCHW layout (no 8-channel blocked regions), to compare");
   cmd->add_flag("--paced", o->paced,

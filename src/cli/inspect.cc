@@ -6,6 +6,7 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "cli/plan.h"
 #include "graph/onnx_import.h"
 
 namespace hearth::cli {
@@ -15,6 +16,9 @@ namespace {
 struct InspectOptions {
   std::string model;
   bool json = false;
+  bool plan = false;
+  PlanRun run;
+  std::string tuning = "cached";
 };
 
 // Known dims of a value from shape inference (dynamic dims count as 1), or empty.
@@ -52,7 +56,20 @@ int64_t node_flops(const Graph& g, const Node& n) {
   return 0;
 }
 
+// --plan: the path each layer takes on this machine and why (measured by
+// `hearth tune`, or the heuristic), after one run on random inputs.
+Status inspect_plan(const InspectOptions& o) {
+  SessionOptions so;
+  HEARTH_ASSIGN_OR_RETURN(so.tuning, parse_tuning_mode(o.tuning));
+  PlanRun r = o.run;
+  r.model = o.model;
+  HEARTH_ASSIGN_OR_RETURN(auto session, run_for_plan(r, so));
+  print_plan(session->plan_report(), o.json, std::cout);
+  return ok_status();
+}
+
 Status inspect_model(const InspectOptions& o) {
+  if (o.plan) return inspect_plan(o);
   HEARTH_ASSIGN_OR_RETURN(Model m, load_model_file(o.model));
   const Graph& g = m.graph;
   std::map<std::string, int> histogram;
@@ -98,6 +115,13 @@ void add_inspect_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("inspect", "Show a model's inputs, outputs, opsets, ops, parameters and FLOPs");
   cmd->add_option("model", o->model, "ONNX model file")->required();
   cmd->add_flag("--json", o->json, "print one JSON object");
+  cmd->add_flag("--plan", o->plan,
+                "run the model once on random inputs and show the path each layer takes on this CPU, and why");
+  cmd->add_option("-b,--batch", o->run.batch, "with --plan: size of dynamic first dims")->capture_default_str();
+  cmd->add_option("--shape", o->run.shapes, "with --plan: NAME=1x3x224x224 for inputs with dynamic dims");
+  cmd->add_option("-t,--threads", o->run.threads, "with --plan: intra-op threads (0 = one per physical core)");
+  cmd->add_option("--tuning", o->tuning, "with --plan: heuristic, cached (the default) or measure")
+      ->capture_default_str();
   cmd->callback([o] {
     Status s = inspect_model(*o);
     if (!s.ok()) report_error(s);

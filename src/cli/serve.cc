@@ -11,6 +11,9 @@
 
 #include "cli/commands.h"
 #include "cli/serve_access.h"
+#include "core/machine.h"
+#include "kernels/cpu_paths.h"
+#include "kernels/path_tuner.h"
 #include "security/model_source.h"
 #include "security/signing.h"
 #include "frontend/grpc_server.h"
@@ -166,6 +169,13 @@ Status serve(const ServeOptions& o) {
   AccessFlags guard_flags = o.access;
   guard_flags.access_log = o.access_log;
   HEARTH_ASSIGN_OR_RETURN(auto guard, make_request_guard(guard_flags, addresses));
+
+  // What the engine found on this machine and will use (docs: `hearth cpu`).
+  telemetry::log_info("machine", {telemetry::field("cpu", cpu_info().summary()),
+                                  telemetry::field("isa", isa_name(isa_level())),
+                                  telemetry::field("onednn_isa", onednn_isa_name()),
+                                  telemetry::field("cores", cpu_info().physical_cores),
+                                  telemetry::field("tuning_cache", TuningCache::default_path())});
 
   serving::ServerOptions so;
   so.model_repository = o.model_repository;

@@ -22,7 +22,9 @@
 // 16-channel blocks, but a blocked convolution asks for its 8-channel layout
 // explicitly (kernels/conv_dnnl.cc), and oneDNN then runs its AVX2 kernels,
 // which on Zen 4 (whose AVX-512 units are 256 bits wide) were faster than its
-// AVX-512 ones on plain tensors (docs/PERFORMANCE.md, "The engine per CPU").
+// AVX-512 ones on plain tensors; wide layers may still run in oneDNN's own
+// layout, reordered around them, where the per-layer choice finds that faster
+// (kernels/path_tuner.h; docs/PERFORMANCE.md, "Results on Zen 4 (AVX-512)").
 #pragma once
 
 #include "core/status.h"

@@ -12,6 +12,7 @@
 #include <memory>
 #include <new>
 
+#include "core/machine.h"
 #include "kernels/conv_dnnl.h"
 #include "kernels/conv_fusion.h"
 #include "kernels/conv_geometry.h"
@@ -20,6 +21,7 @@
 #include "graph/nchwc.h"
 #include "kernels/kernel.h"
 #include "kernels/nchwc_layout.h"
+#include "kernels/path_tuner.h"
 #include "kernels/register_all.h"
 
 namespace hearth {
@@ -44,6 +46,8 @@ class ConvKernelBase : public Kernel {
     output_padding_ = info.node.attr_ints("output_padding");
     output_shape_ = info.node.attr_ints("output_shape");
     if (const Tensor* w = info.constant_input(1)) const_w_ = *w;
+    tuner_ = info.tuner;
+    node_name_ = info.node.describe();
     nchwc_ = info.node.domain == kNchwcDomain;
     x_blocked_ = nchwc_ && info.node.attr_int("x_blocked", 0) != 0;
     fused_ = info.node.op_type == "FusedConv" || nchwc_;
@@ -164,40 +168,153 @@ class ConvKernelBase : public Kernel {
     if (z || fusion_.act != ConvActivation::kNone) apply_conv_fusion<T>(fusion_, z, y, shape_numel(c.out_shape));
   }
 
-  // Winograd for the blocked 3x3 stride-1 convolutions it pays for, else oneDNN
-  // when it takes the configuration, else the reference.
+  // The layer's path, chosen once per shape (choose_path): Winograd, oneDNN
+  // held to the blocked layout, oneDNN in its own layout, or the reference when
+  // oneDNN refuses the configuration.
   Status run_float(const ConvCall& c, const float* x, const float* w, const float* b, const float* z, float* y,
                    int threads) {
     const bool has_bias = b != nullptr, has_z = z != nullptr;
     const bool w_const = const_w_.defined() && const_w_.dtype() == DataType::kFloat && const_w_.data<float>() == w;
-    if (w_const && winograd_fits(c) && winograd_ready(c, w)) {
-      WinogradShape s;
-      s.n = c.shape.n, s.c_in = c.shape.c_in, s.c_out = c.shape.c_out;
-      s.ih = c.window.in[0], s.iw = c.window.in[1], s.oh = c.window.out[0], s.ow = c.window.out[1];
-      s.pad_top = c.window.pad_begin[0], s.pad_left = c.window.pad_begin[1];
-      winograd_->run(s, x, b, z, y, fusion_, threads, scratch_);
-      return ok_status();
-    }
-    if (!plan_tried_ || plan_in_ != c.window.in || plan_n_ != c.shape.n || plan_c_in_ != c.shape.c_in ||
+    if (!chosen_ || plan_in_ != c.window.in || plan_n_ != c.shape.n || plan_c_in_ != c.shape.c_in ||
         plan_c_out_ != c.shape.c_out || plan_bias_ != has_bias || plan_kernel_ != c.window.kernel ||
-        plan_z_ != has_z) {
-      plan_.reset();
-      plan_tried_ = true;
+        plan_z_ != has_z || plan_w_const_ != w_const) {
       plan_in_ = c.window.in, plan_n_ = c.shape.n, plan_c_in_ = c.shape.c_in, plan_c_out_ = c.shape.c_out;
-      plan_bias_ = has_bias, plan_kernel_ = c.window.kernel, plan_z_ = has_z;
-      ConvFusion fusion = fusion_;
-      fusion.sum = has_z;
-      auto plan = DnnlConvPlan::create(transpose_, c.shape.n, c.shape.c_in, c.shape.c_out, group_, c.window,
-                                       has_bias, fusion, x_blocked_, nchwc_);
-      plan_ok_ = plan.ok();
-      if (plan_ok_) plan_ = std::move(plan).value();
+      plan_bias_ = has_bias, plan_kernel_ = c.window.kernel, plan_z_ = has_z, plan_w_const_ = w_const;
+      HEARTH_RETURN_IF_ERROR(choose_path(c, x, w, b, z, threads, w_const));
     }
-    if (!plan_ok_ && nchwc_) return run_ref_blocked(c, x, w, b, z, y, threads);
-    if (!plan_ok_) {
-      run_ref<float>(c, x, w, b, z, y, threads);
-      return ok_status();
+    return run_path(path_, c, x, w, b, z, y, threads, w_const);
+  }
+
+  enum class Path { kWinograd, kDnnlHeld, kDnnlNative, kReference };
+
+  static const char* path_name(Path p) {
+    switch (p) {
+      case Path::kWinograd: return "winograd";
+      case Path::kDnnlHeld: return "onednn";
+      case Path::kDnnlNative: return "onednn-native";
+      case Path::kReference: return "reference";
     }
-    return plan_->run(x, w, b, y, w_const, z, scratch_);
+    return "?";
+  }
+
+  Status run_path(Path path, const ConvCall& c, const float* x, const float* w, const float* b, const float* z,
+                  float* y, int threads, bool w_const) {
+    switch (path) {
+      case Path::kWinograd: {
+        if (!winograd_ready(c, w)) return resource_exhausted("no memory for the Winograd weights");
+        WinogradShape s;
+        s.n = c.shape.n, s.c_in = c.shape.c_in, s.c_out = c.shape.c_out;
+        s.ih = c.window.in[0], s.iw = c.window.in[1], s.oh = c.window.out[0], s.ow = c.window.out[1];
+        s.pad_top = c.window.pad_begin[0], s.pad_left = c.window.pad_begin[1];
+        winograd_->run(s, x, b, z, y, fusion_, threads, scratch_);
+        return ok_status();
+      }
+      case Path::kDnnlHeld:
+      case Path::kDnnlNative: {
+        std::unique_ptr<DnnlConvPlan>& plan = path == Path::kDnnlHeld ? held_plan_ : native_plan_;
+        if (!plan && !make_plan(c, b, z, path == Path::kDnnlHeld, &plan))
+          return unimplemented("oneDNN refused the configuration");
+        return plan->run(x, w, b, y, w_const, z, scratch_);
+      }
+      case Path::kReference:
+        if (nchwc_) return run_ref_blocked(c, x, w, b, z, y, threads);
+        run_ref<float>(c, x, w, b, z, y, threads);
+        return ok_status();
+    }
+    return internal_error("unknown convolution path");
+  }
+
+  bool make_plan(const ConvCall& c, const float* b, const float* z, bool hold, std::unique_ptr<DnnlConvPlan>* plan) {
+    ConvFusion fusion = fusion_;
+    fusion.sum = z != nullptr;
+    auto made = DnnlConvPlan::create(transpose_, c.shape.n, c.shape.c_in, c.shape.c_out, group_, c.window,
+                                     b != nullptr, fusion, x_blocked_, nchwc_, hold);
+    if (!made.ok()) return false;
+    *plan = std::move(made).value();
+    return true;
+  }
+
+  // The layer's shape, attributes and threads: the tuning cache's key.
+  std::string layer_key(const ConvCall& c, bool has_bias, bool has_z, int threads) const {
+    std::string k = transpose_ ? "ConvTranspose" : "Conv";
+    auto dims = [](const std::vector<int64_t>& v) {
+      std::string out;
+      for (size_t i = 0; i < v.size(); ++i) out += (i ? "x" : "") + std::to_string(v[i]);
+      return out;
+    };
+    k += " n" + std::to_string(c.shape.n) + " c" + std::to_string(c.shape.c_in) + ">" + std::to_string(c.shape.c_out) +
+         " g" + std::to_string(group_) + " in" + dims(c.window.in) + " k" + dims(c.window.kernel) + " s" +
+         dims(c.window.strides) + " d" + dims(c.window.dilations) + " p" + dims(c.window.pad_begin) + "," +
+         dims(c.window.pad_end) + (has_bias ? " bias" : "") + (has_z ? " sum" : "") + " act" +
+         std::to_string(static_cast<int>(fusion_.act)) + (x_blocked_ ? " xb" : "") + (nchwc_ ? " yb" : "") + " t" +
+         std::to_string(threads);
+    return k;
+  }
+
+  // The candidates this layer has on this CPU and the heuristic's pick among
+  // them (prefer_native), then the tuner's choice (measured, cached or that
+  // heuristic), then the fallbacks when a path cannot be built.
+  Status choose_path(const ConvCall& c, const float* x, const float* w, const float* b, const float* z, int threads,
+                     bool w_const) {
+    chosen_ = true;
+    held_plan_.reset();
+    native_plan_.reset();
+    std::vector<Path> paths;
+    if (w_const && winograd_fits(c)) paths.push_back(Path::kWinograd);
+    paths.push_back(Path::kDnnlHeld);
+    const bool wide_isa = nchwc_ && isa_at_least(IsaLevel::kAvx512) && !transpose_;
+    if (wide_isa) paths.push_back(Path::kDnnlNative);
+    size_t heuristic = 0;  // Winograd when it fits, else oneDNN held
+    if (wide_isa && prefer_native(c, paths[0] == Path::kWinograd)) heuristic = paths.size() - 1;
+    // oneDNN may refuse the configuration: its candidates then drop out.
+    if (!tuner_) {
+      path_ = paths[heuristic];
+    } else {
+      // Measured runs write elsewhere (allocated on the first one: a cached choice
+      // runs nothing), so a Z that is Y's memory stays as it is until the real run.
+      Tensor y_tmp;
+      auto measured_run = [&](Path p) -> Status {
+        if (!y_tmp.defined()) y_tmp = Tensor(DataType::kFloat, {static_cast<int64_t>(shape_numel(c.out_shape))});
+        return run_path(p, c, x, w, b, z, y_tmp.data<float>(), threads, w_const);
+      };
+      std::vector<PathTuner::Candidate> cands;
+      for (Path p : paths) cands.push_back({path_name(p), [&measured_run, p] { return measured_run(p); }});
+      path_ = paths[tuner_->choose(node_name_, layer_key(c, b != nullptr, z != nullptr, threads), cands, heuristic)];
+    }
+    // Falls back along Winograd (no memory for its weights) -> oneDNN in its
+    // layout -> oneDNN held -> the reference (oneDNN refused the configuration).
+    if (path_ == Path::kWinograd && !winograd_ready(c, w)) path_ = Path::kDnnlHeld;
+    if (path_ == Path::kDnnlNative && !native_plan_ && !make_plan(c, b, z, false, &native_plan_))
+      path_ = Path::kDnnlHeld;
+    if (path_ == Path::kDnnlHeld && !held_plan_ && !make_plan(c, b, z, true, &held_plan_))
+      path_ = Path::kReference;
+    // Only the chosen path keeps its packed weights.
+    if (path_ != Path::kDnnlHeld) held_plan_.reset();
+    if (path_ != Path::kDnnlNative) native_plan_.reset();
+    if (path_ != Path::kWinograd) winograd_.reset();
+    if (tuner_) {
+      std::string detail;
+      if (path_ == Path::kDnnlHeld) detail = held_plan_->implementation();
+      else if (path_ == Path::kDnnlNative) detail = native_plan_->implementation();
+      else if (path_ == Path::kReference) detail = "oneDNN refused the configuration";
+      tuner_->annotate(node_name_, detail);
+    }
+    return ok_status();
+  }
+  // The heuristic for oneDNN's own (16-channel, AVX-512) layout over the held
+  // 8-channel one, from `hearth tune` on Zen 4 over the zoo (docs/PERFORMANCE.md,
+  // "Results on Zen 4 (AVX-512)"), reorders included: 1x1 and depthwise layers
+  // stay held (native took 0.86-5x their time, 1.1-1.4x typically); dense layers with a
+  // window and >= 128 channels each side go native (0.62-0.90x), except the
+  // stride-1 3x3 ones Winograd takes (0.53-0.77x of held) unless the plane is
+  // 7x7 or smaller with >= 512 channels, where native won (0.70 against 0.86).
+  bool prefer_native(const ConvCall& c, bool winograd) const {
+    if (group_ != 1) return false;
+    bool window = false;
+    for (int64_t k : c.window.kernel) window |= k > 1;
+    const int64_t narrow = std::min(c.shape.c_in, c.shape.c_out);
+    if (!window || narrow < 128) return false;
+    return !winograd || (shape_numel(c.window.out) <= 7 * 7 && narrow >= 512);
   }
 
   // Winograd F(2x2, 3x3) takes blocked 3x3 stride-1 convolutions with enough
@@ -283,9 +400,13 @@ class ConvKernelBase : public Kernel {
   ConvFusion fusion_;  // FusedConv's activation (sum is decided per call by Z)
   std::unique_ptr<WinogradConv3x3> winograd_;  // built on the first call that fits (constant W)
   bool winograd_refused_ = false;               // building it ran out of memory
-  // oneDNN plan for the last seen shapes.
-  std::unique_ptr<DnnlConvPlan> plan_;
-  bool plan_tried_ = false, plan_ok_ = false, plan_bias_ = false, plan_z_ = false;
+  PathTuner* tuner_ = nullptr;  // the session's, or null (heuristics)
+  std::string node_name_;
+  // The path and oneDNN plans for the last seen shapes.
+  Path path_ = Path::kDnnlHeld;
+  bool chosen_ = false;
+  std::unique_ptr<DnnlConvPlan> held_plan_, native_plan_;
+  bool plan_bias_ = false, plan_z_ = false, plan_w_const_ = false;
   int64_t plan_n_ = -1, plan_c_in_ = -1, plan_c_out_ = -1;
   std::vector<int64_t> plan_in_, plan_kernel_;
 };

@@ -22,6 +22,7 @@ struct DnnlConvImpl {
   bool src_reorder = false, w_reorder = false, dst_reorder = false, has_bias = false;
   bool w_ready = false;  // constant weights already in w_mem
   bool sum = false;      // dst must hold Z before the primitive runs
+  std::string impl;      // oneDNN's implementation name
   dnnl::reorder src_r, w_r, dst_r, z_r;
 };
 
@@ -122,7 +123,7 @@ DnnlConvPlan::~DnnlConvPlan() = default;
 Result<std::unique_ptr<DnnlConvPlan>> DnnlConvPlan::create(bool transpose, int64_t n, int64_t c_in, int64_t c_out,
                                                            int64_t group, const Window& window, bool has_bias,
                                                            const ConvFusion& fusion, bool src_blocked,
-                                                           bool dst_blocked) {
+                                                           bool dst_blocked, bool hold_layout) {
   if (window.rank() < 1 || window.rank() > 3) return unimplemented("oneDNN conv supports 1 to 3 spatial dims");
   if ((src_blocked && c_in % 8 != 0) || (dst_blocked && c_out % 8 != 0))
     return invalid_argument("a blocked convolution needs channel counts that are multiples of 8");
@@ -142,23 +143,25 @@ Result<std::unique_ptr<DnnlConvPlan>> DnnlConvPlan::create(bool transpose, int64
     const auto prop = dnnl::prop_kind::forward_inference;
     const dnnl::primitive_attr attr = fusion_attr(fusion);
     p.sum = fusion.sum;
-    // A blocked side keeps its 8-channel layout: on AVX-512 oneDNN would pick
-    // 16-channel blocks for `any` and reorder in and out of every convolution;
-    // held to 8 channels it runs its AVX2 kernel (graph/nchwc.h explains the choice).
-    const memory::desc src_req = src_blocked ? p.src_caller : any_like(p.src_caller);
-    const memory::desc dst_req = dst_blocked ? p.dst_caller : any_like(p.dst_caller);
+    // A held blocked side keeps its 8-channel layout: on AVX-512 oneDNN would pick
+    // 16-channel blocks for `any` and reorder in and out of the convolution;
+    // held to 8 channels it runs its AVX2 kernel (graph/nchwc.h).
+    const memory::desc src_req = src_blocked && hold_layout ? p.src_caller : any_like(p.src_caller);
+    const memory::desc dst_req = dst_blocked && hold_layout ? p.dst_caller : any_like(p.dst_caller);
     memory::desc src_pd, w_pd, dst_pd;
     if (!transpose) {
       dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct, src_req, any_like(p.w_plain),
                                         p.bias_md, dst_req, strides, dil, pl, pr);
       dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
       p.prim = dnnl::convolution_forward(pd);
+      p.impl = pd.impl_info_str();
       src_pd = pd.src_desc(), w_pd = pd.weights_desc(), dst_pd = pd.dst_desc();
     } else {
       dnnl::deconvolution_forward::desc d(prop, dnnl::algorithm::deconvolution_direct, src_req, any_like(p.w_plain),
                                           p.bias_md, dst_req, strides, dil, pl, pr);
       dnnl::deconvolution_forward::primitive_desc pd(d, attr, eng);
       p.prim = dnnl::deconvolution_forward(pd);
+      p.impl = pd.impl_info_str();
       src_pd = pd.src_desc(), w_pd = pd.weights_desc(), dst_pd = pd.dst_desc();
     }
     bind(p.src_caller, src_pd, true, &p.src_user, &p.src_mem, &p.src_reorder, &p.src_r, false);
@@ -221,5 +224,9 @@ Status DnnlConvPlan::run(const float* x, const float* w, const float* b, float* 
   }
   return ok_status();
 }
+
+bool DnnlConvPlan::reorders_activations() const { return impl_->src_reorder || impl_->dst_reorder; }
+
+std::string DnnlConvPlan::implementation() const { return impl_->impl; }
 
 }  // namespace hearth

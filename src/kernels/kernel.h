@@ -16,6 +16,8 @@ namespace hearth {
 
 constexpr int kMaxOpset = 1 << 20;
 
+class PathTuner;
+
 // What a kernel sees when it is created (once per node, at session load).
 struct KernelInfo {
   const Node& node;
@@ -23,6 +25,9 @@ struct KernelInfo {
   // Returns the constant (initializer) tensor feeding input i, or nullptr when
   // that input is computed at run time or absent. Lets kernels pre-pack weights.
   std::function<const Tensor*(size_t)> constant_input;
+  // The session's choice among candidate paths (kernels/path_tuner.h); null
+  // when the kernel is built outside a session: it then uses its heuristics.
+  PathTuner* tuner = nullptr;
 };
 
 // What a kernel sees when it runs. Inputs are borrowed; outputs are set by the kernel.

@@ -91,6 +91,9 @@ Result<std::unique_ptr<Session>> Session::create(Model model, const SessionOptio
   s->options_ = options;
   s->threads_ = options.intra_op_threads > 0 ? options.intra_op_threads : default_intra_op_threads();
   s->max_tensor_bytes_ = options.max_tensor_bytes ? options.max_tensor_bytes : physical_memory_bytes() / 2;
+  std::shared_ptr<TuningCache> cache;
+  if (options.tuning != TuningMode::kHeuristic) cache = options.tuning_cache ? options.tuning_cache : TuningCache::shared();
+  s->tuner_ = std::make_unique<PathTuner>(options.tuning, std::move(cache), options.tune_budget_ms);
   s->pool_ = PoolAllocator::create();
   s->pool_->set_live_limit(options.max_memory_bytes);
   // The model is untrusted: a rewrite or a kernel's set-up that throws (an allocation
@@ -144,7 +147,8 @@ Status Session::prepare() {
                       if (overridable.count(node.inputs[i])) return nullptr;
                       auto it = g.initializers.find(node.inputs[i]);
                       return it == g.initializers.end() ? nullptr : &it->second;
-                    }};
+                    },
+                    tuner_.get()};
     auto kernel = def->factory(info);
     if (!kernel.ok()) return kernel.status();
     Step step;
@@ -357,6 +361,8 @@ std::vector<NodeProfile> Session::node_profile() const {
   for (const auto& s : steps_) out.push_back(s.profile);
   return out;
 }
+
+std::vector<PathChoice> Session::plan_report() const { return tuner_ ? tuner_->report() : std::vector<PathChoice>{}; }
 
 size_t Session::pool_bytes() const { return pool_->held_bytes(); }
 

@@ -18,6 +18,7 @@
 #include "core/tensor.h"
 #include "graph/external_data.h"
 #include "graph/graph.h"
+#include "kernels/path_tuner.h"
 
 namespace hearth {
 
@@ -40,6 +41,13 @@ struct SessionOptions {
   size_t max_tensor_bytes = 0;  // one tensor a kernel makes; 0: half the machine's physical memory
   size_t max_memory_bytes = 0;  // all of a run's tensors alive at once; 0: no limit
   int64_t max_loop_iterations = 0;  // Loop/Scan iterations of one run, nested ones included; 0: 2^24
+  // Per-layer path choice (kernels/path_tuner.h): kCached takes the choices
+  // `hearth tune` measured on this machine, and heuristics for the rest;
+  // kMeasure times the candidates of layers the cache lacks, on their first
+  // run, for at most tune_budget_ms in all, and records them in the cache.
+  TuningMode tuning = TuningMode::kCached;
+  double tune_budget_ms = 30000;
+  std::shared_ptr<TuningCache> tuning_cache;  // null: TuningCache::shared()
 };
 
 struct NodeProfile {
@@ -74,6 +82,9 @@ class Session {
   Result<std::vector<Tensor>> run(const std::vector<std::pair<std::string, Tensor>>& feeds);
 
   std::vector<NodeProfile> node_profile() const;
+  // The path each layer with several took and why (kernels/path_tuner.h), in
+  // the order the layers first ran; empty before the first run.
+  std::vector<PathChoice> plan_report() const;
   // Bytes currently held by the session's memory pool (free and in use).
   size_t pool_bytes() const;
 
@@ -97,6 +108,7 @@ class Session {
 
   Model model_;
   SessionOptions options_;
+  std::unique_ptr<PathTuner> tuner_;
   int threads_ = 1;
   size_t max_tensor_bytes_ = 0;
   std::shared_ptr<PoolAllocator> pool_;

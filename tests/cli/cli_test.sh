@@ -80,5 +80,26 @@ check bench_no_timed_runs 1 "$hearth" bench "$zoo/mlp.onnx" --iterations 0 --min
 check ops_lists_conv 0 "$hearth" ops
 contains ops_conv "$tmp/out" "^Conv "
 
+# The CPU probe, the tuning cache and the per-layer plan.
+check cpu 0 "$hearth" cpu
+contains cpu_names_the_isa "$tmp/out" "^kernels: *avx\|^kernels: *scalar"
+check cpu_capped 0 env HEARTH_MAX_ISA=scalar "$hearth" cpu --json
+contains cpu_capped_json "$tmp/out" '"isa": "scalar"'
+export HEARTH_TUNING_CACHE="$tmp/tuning.json"
+check tune_resnet18 0 "$hearth" tune "$zoo/resnet18.onnx" -t 1
+contains tune_measures "$tmp/out" "measured: "
+contains tune_writes_the_cache "$tmp/out" "tuning cache: $tmp/tuning.json"
+[ -s "$tmp/tuning.json" ] && pass=$((pass + 1)) || { echo "FAIL tune wrote no cache"; fail=$((fail + 1)); }
+check plan_from_the_cache 0 "$hearth" inspect "$zoo/resnet18.onnx" --plan -t 1
+contains plan_cached "$tmp/out" ", cached: "
+check plan_heuristic 0 "$hearth" inspect "$zoo/resnet18.onnx" --plan -t 1 --tuning heuristic
+contains plan_heuristic_says "$tmp/out" ", heuristic"
+echo '{"format": "hearth-tuning-1", "entries": 7}' >"$tmp/tuning.json"
+check plan_bad_cache_still_runs 0 "$hearth" inspect "$zoo/resnet18.onnx" --plan -t 1
+contains plan_bad_cache_warns "$tmp/err" "tuning cache '$tmp/tuning.json' ignored: no 'entries' object"
+check plan_bad_mode 1 "$hearth" inspect "$zoo/resnet18.onnx" --plan --tuning fastest
+contains plan_bad_mode_says "$tmp/err" "unknown tuning mode 'fastest'"
+unset HEARTH_TUNING_CACHE
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

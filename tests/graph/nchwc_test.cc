@@ -8,7 +8,9 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 
+#include "core/machine.h"
 #include "graph/model_builder.h"
 #include "graph/onnx_import.h"
 #include "graph/optimizer.h"
@@ -55,6 +57,13 @@ void add_conv(onnx::GraphProto* g, const std::string& x, const std::string& y, i
   auto* n = add_node(g, "Conv", {x, y + "_W", y + "_B"}, {y}, y);
   if (group != 1) set_int(n, "group", group);
   if (pad) set_ints(n, "pads", {pad, pad, pad, pad});
+}
+
+// A bare Conv node (no bias) whose attributes the caller sets.
+onnx::NodeProto* add_conv_node(onnx::GraphProto* g, const std::string& x, const std::string& y, int64_t c_in,
+                               int64_t c_out, int64_t k, uint32_t seed) {
+  add_float_initializer(g, y + "_W", {c_out, c_in, k, k}, random_values(c_out * c_in * k * k, seed, -0.2f, 0.2f));
+  return add_node(g, "Conv", {x, y + "_W"}, {y}, y);
 }
 
 using testing::Feeds;
@@ -358,6 +367,96 @@ TEST(BlockedLayout, reorders_round_trip) {
   ASSERT_EQ((*y)[0].shape(), x.shape());
   for (int64_t i = 0; i < x.numel(); ++i) ASSERT_EQ((*y)[0].data<float>()[i], x.data<float>()[i]);
   EXPECT_EQ(nchwc_blocked_shape({2, 16, 5, 3}), (Shape{2, 2, 5, 3, 8}));
+}
+
+// Every path a blocked convolution can take on this CPU (Winograd, oneDNN held
+// to 8-channel blocks, oneDNN in its own layout on AVX-512), forced one at a time
+// through the tuning cache, against the plain layout; and a measuring session
+// (whose timed runs must not disturb a residual summed in place) the same.
+onnx::ModelProto paths_model() {
+  auto m = empty_model();
+  auto* g = m.mutable_graph();
+  set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {-1, 8, 10, 9});
+  set_tensor_type(g->add_output(), "y", onnx::TensorProto::FLOAT, {-1, 128, 5, 5});
+  add_conv(g, "x", "c1", 8, 128, 3, 1, 1, 90);
+  add_node(g, "Relu", {"c1"}, {"r1"}, "relu1");
+  add_conv(g, "r1", "c2", 128, 128, 3, 1, 1, 91);  // Winograd's kind
+  add_node(g, "Relu", {"c2"}, {"r2"}, "relu2");
+  add_conv(g, "r2", "c3", 128, 128, 1, 1, 0, 92);
+  add_node(g, "Add", {"c3", "r1"}, {"sum"}, "residual");  // fused as a sum into c3
+  add_node(g, "Relu", {"sum"}, {"r3"}, "relu3");
+  auto* strided = add_conv_node(g, "r3", "y", 128, 128, 3, 93);
+  set_ints(strided, "strides", {2, 2});
+  set_ints(strided, "pads", {1, 1, 1, 1});
+  return m;
+}
+
+TEST(BlockedLayout, every_conv_path_matches_plain) {
+  const onnx::ModelProto m = paths_model();
+  const Feeds feeds = {{"x", random_input({2, 8, 10, 9}, 12)}};
+  SessionOptions plain;
+  plain.blocked_layout = false;
+  plain.tuning = TuningMode::kHeuristic;
+  SessionOptions measure;
+  measure.tuning = TuningMode::kMeasure;
+  measure.tuning_cache = TuningCache::open("");
+  SessionPair o = testing::run_session_pair(m, feeds, plain, measure);
+  expect_close(o.reference, o.tested);
+
+  // The candidates each layer had, from a measuring session's report.
+  const std::string bytes = m.SerializeAsString();
+  auto measured = Session::load_bytes(bytes.data(), bytes.size(), "", measure);
+  ASSERT_TRUE(measured.ok()) << measured.status().message();
+  ASSERT_TRUE((*measured)->run(feeds).ok());
+  std::set<std::string> paths;
+  const auto report = (*measured)->plan_report();
+  ASSERT_EQ(report.size(), 4u);
+  for (const auto& c : report) {
+    if (c.reason == "only path") EXPECT_TRUE(c.us.empty()) << c.node;
+    else EXPECT_TRUE(c.reason == "measured" || c.reason == "cached") << c.node << ": " << c.reason;
+    paths.insert(c.path);
+    for (const auto& [name, us] : c.us) paths.insert(name);
+  }
+  EXPECT_TRUE(paths.count("onednn"));
+  EXPECT_EQ(paths.count("winograd"), isa_at_least(IsaLevel::kAvx2) ? 1u : 0u);
+  EXPECT_EQ(paths.count("onednn-native"), isa_at_least(IsaLevel::kAvx512) ? 1u : 0u);
+
+  for (const std::string& forced : paths) {
+    auto cache = TuningCache::open("");
+    for (const auto& c : report)
+      cache->record(c.layer, TuningCache::Entry{c.us.count(forced) ? forced : c.path, {}});
+    SessionOptions cached;
+    cached.tuning = TuningMode::kCached;
+    cached.tuning_cache = cache;
+    SessionPair f = testing::run_session_pair(m, feeds, plain, cached);
+    SCOPED_TRACE(forced);
+    expect_close(f.reference, f.tested);
+    auto s = Session::load_bytes(bytes.data(), bytes.size(), "", cached);
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->run(feeds).ok());
+    int took = 0;
+    for (const auto& c : (*s)->plan_report())
+      took += c.path == forced && (c.reason == "cached" || c.reason == "only path");
+    EXPECT_GE(took, 1);
+  }
+}
+
+// Under each ISA cap the same model still matches (the cap removes candidates).
+TEST(BlockedLayout, conv_paths_under_isa_caps) {
+  const onnx::ModelProto m = paths_model();
+  const Feeds feeds = {{"x", random_input({1, 8, 10, 9}, 13)}};
+  SessionOptions plain;
+  plain.blocked_layout = false;
+  for (IsaLevel cap : {IsaLevel::kScalar, IsaLevel::kAvx2, IsaLevel::kAvx512}) {
+    set_isa_cap(cap);
+    SessionOptions measure;
+    measure.tuning = TuningMode::kMeasure;
+    measure.tuning_cache = TuningCache::open("");
+    SessionPair o = testing::run_session_pair(m, feeds, plain, measure);
+    SCOPED_TRACE(isa_name(cap));
+    expect_close(o.reference, o.tested);
+  }
+  set_isa_cap(IsaLevel::kAvx512);
 }
 
 }  // namespace
