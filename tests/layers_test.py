@@ -21,7 +21,7 @@ RANK = {name: i for i, name in enumerate(LAYERS)}
 # that may include them; libraries not listed here are not restricted.
 OWNERS = {
     "dnnl.hpp": {"kernels"}, "dnnl.h": {"kernels"}, "oneapi": {"kernels"},
-    "onnx": {"graph", "cli"},
+    "onnx": {"graph", "optimize", "cli"},
     "boost": {"frontend", "rollout"}, "grpc": {"frontend"}, "grpcpp": {"frontend"},
     "sqlite3.h": {"security", "rollout"}, "yaml-cpp": {"security", "rollout"}, "seccomp.h": {"security"},
     "openssl": {"security", "frontend"},

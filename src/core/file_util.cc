@@ -1,6 +1,8 @@
 #include "core/file_util.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -8,6 +10,36 @@
 #include <sstream>
 
 namespace hearth {
+
+Status write_file_atomically(const std::string& path, const std::string& text, unsigned mode) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return internal_error("cannot write '", tmp, "': ", std::strerror(errno));
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int e = n < 0 ? errno : EIO;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return internal_error("cannot write '", tmp, "': ", std::strerror(e));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return internal_error("cannot write '", tmp, "': ", std::strerror(e));
+  }
+  if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    return internal_error("cannot replace '", path, "': ", std::strerror(e));
+  }
+  return ok_status();
+}
 
 Result<std::string> read_file(const std::string& path, const char* what, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);

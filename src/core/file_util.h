@@ -18,6 +18,11 @@ namespace hearth {
 // `max_bytes` or not a regular file, Internal on a read error.
 Result<std::string> read_file(const std::string& path, const char* what = "file", size_t max_bytes = SIZE_MAX);
 
+// Replaces `path` with `text` atomically: a temporary file beside it (mode
+// `mode`), written and fsync'ed, then renamed over it; an interrupted write
+// leaves the old file (or none) and no temporary.
+Status write_file_atomically(const std::string& path, const std::string& text, unsigned mode = 0644);
+
 // True when `path` is `root` or lies under it, comparing whole components (both
 // should be canonical: symlinks resolved, no "..").
 bool path_is_inside(const std::filesystem::path& root, const std::filesystem::path& path);

@@ -1,8 +1,6 @@
 #include "kernels/path_tuner.h"
 
 #include <dnnl.hpp>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -16,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/file_util.h"
 #include "core/machine.h"
 #include "kernels/cpu_paths.h"
 
@@ -132,29 +131,7 @@ Status TuningCache::save() const {
   std::error_code ec;
   const fs::path target(path_);
   if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
-  const std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return internal_error("cannot write the tuning cache '", tmp, "': ", std::strerror(errno));
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return internal_error("cannot write the tuning cache '", tmp, "'");
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    return internal_error("cannot write the tuning cache '", tmp, "'");
-  }
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return internal_error("cannot replace the tuning cache '", path_, "': ", std::strerror(errno));
-  }
-  return ok_status();
+  return write_file_atomically(path_, text);
 }
 
 PathTuner::PathTuner(TuningMode mode, std::shared_ptr<TuningCache> cache, double budget_ms)

@@ -100,6 +100,7 @@ Result<std::unique_ptr<Session>> Session::create(Model model, const SessionOptio
   // sized by the model, a size check) fails this load, never the process.
   Status st = guarded("loading the model", [&] {
     if (options.optimize) {
+      if (options.fold_constants) HEARTH_RETURN_IF_ERROR(s->fold_before_optimizer());
       HEARTH_RETURN_IF_ERROR(optimize_graph(s->model_, options.blocked_layout).status());
     }
     return s->prepare();
@@ -211,6 +212,53 @@ Status Session::prepare() {
 }
 
 // Runs every step whose inputs are all constants once, turning its outputs into initializers.
+// Nodes whose inputs are all initializers, computed before the optimizer runs so
+// that its passes (and the kernels' constant-weight paths) see what they produce
+// as the initializers they are: the DequantizeLinear of a QDQ model's int8
+// weights, a Transpose or Cast of a weight. A node that fails here is left to
+// run time, where the same error surfaces with its context.
+Status Session::fold_before_optimizer() {
+  Graph& g = model_.graph;
+  std::set<std::string> overridable;
+  for (const auto& v : g.overridable_initializers) overridable.insert(v.name);
+  std::vector<Node> kept;
+  kept.reserve(g.nodes.size());
+  for (Node& node : g.nodes) {
+    bool all_const = !is_nondeterministic(node) && !is_control_flow_op(node) && !node.outputs.empty();
+    for (const auto& in : node.inputs)
+      if (!in.empty() && (overridable.count(in) || !g.initializers.count(in))) all_const = false;
+    const int64_t opset = model_.opset(node.domain);
+    const KernelDef* def = all_const ? KernelRegistry::global().find(node.op_type, node.domain, opset) : nullptr;
+    if (def) {
+      KernelInfo info{node, opset,
+                      [&](size_t i) -> const Tensor* {
+                        if (i >= node.inputs.size() || node.inputs[i].empty()) return nullptr;
+                        return &g.initializers.at(node.inputs[i]);
+                      },
+                      nullptr};
+      auto kernel = def->factory(info);
+      if (kernel.ok()) {
+        std::vector<const Tensor*> ins;
+        for (const auto& in : node.inputs) ins.push_back(in.empty() ? nullptr : &g.initializers.at(in));
+        std::vector<Tensor> outs(node.outputs.size());
+        KernelContext ctx(node, ins, &outs, default_allocator(), threads_, 0, max_tensor_bytes_);
+        if (compute_guarded(**kernel, ctx).ok()) {
+          bool all_out = true;
+          for (size_t k = 0; k < outs.size(); ++k) all_out &= node.outputs[k].empty() || outs[k].defined();
+          if (all_out) {
+            for (size_t k = 0; k < outs.size(); ++k)
+              if (!node.outputs[k].empty()) g.initializers[node.outputs[k]] = std::move(outs[k]);
+            continue;
+          }
+        }
+      }
+    }
+    kept.push_back(std::move(node));
+  }
+  g.nodes = std::move(kept);
+  return ok_status();
+}
+
 Status Session::fold_constants() {
   Graph& g = model_.graph;
   std::set<std::string> overridable;

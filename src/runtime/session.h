@@ -103,6 +103,7 @@ class Session {
   Session() = default;
   Status prepare();
   Status fold_constants();
+  Status fold_before_optimizer();
   Status validate_feed(const ValueInfo& info, const Tensor& t) const;
   Status check_tensor_limit(const char* what, const std::string& name, const Tensor& t) const;
 
