@@ -21,6 +21,8 @@ struct QuantizeFlags {
   bool per_tensor = false, force = false, no_report = false;
   std::vector<std::string> keep_fp32;
   int threads = 0;
+  int weight_bits = 0;
+  std::string target_cpu;
 };
 
 Status quantize(const QuantizeFlags& f) {
@@ -35,6 +37,8 @@ Status quantize(const QuantizeFlags& f) {
   o.per_channel = !f.per_tensor;
   o.keep_fp32 = f.keep_fp32;
   o.threads = f.threads;
+  o.weight_bits = f.weight_bits;
+  o.target = f.target_cpu;
   HEARTH_ASSIGN_OR_RETURN(std::string bytes, read_file(f.model, "model", size_t{2} << 30));
   // Every input file is checked before any work starts.
   std::vector<optimize::Feed> calibration, eval;
@@ -51,7 +55,8 @@ Status quantize(const QuantizeFlags& f) {
   int quantized = 0;
   for (const auto& d : q.nodes) quantized += d.quantized;
   std::cout << "wrote " << f.output << ": " << quantized << " of " << q.nodes.size()
-            << " Conv/MatMul/Gemm nodes quantized, " << bytes.size() << " -> " << q.model_bytes.size() << " bytes\n";
+            << " Conv/MatMul/Gemm nodes quantized, " << bytes.size() << " -> " << q.model_bytes.size() << " bytes, "
+            << q.weight_bits << "-bit weights (" << q.weight_bits_why << ")\n";
   if (f.no_report) return ok_status();
   if (eval.empty()) eval = calibration;
   if (eval.empty())
@@ -92,6 +97,9 @@ void add_optimize_command(CLI::App& app) {
   q->add_flag("--no-report", f->no_report, "skip the measured report");
   q->add_flag("--force", f->force, "replace OUT if it exists");
   q->add_option("-t,--threads", f->threads, "calibration threads (0 = one per physical core)");
+  q->add_option("--weight-bits", f->weight_bits,
+                "7 or 8 (default: 8 where the target CPU has VNNI, 7 where AVX2's int8 products would saturate)");
+  q->add_option("--target-cpu", f->target_cpu, "vnni or avx2: the CPU the model is for (default: this one)");
   q->callback([f] { run_reporting(f, quantize); });
 }
 

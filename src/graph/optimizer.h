@@ -26,4 +26,10 @@ struct OptimizerStats {
 
 Result<OptimizerStats> optimize_graph(Model& model, bool blocked_layout = true);
 
+// A QDQ model's Conv (QuantizeLinear -> DequantizeLinear on a uint8 input, and
+// DequantizeLinear of int8 constant weights) -> ai.hearth QDQConv, run as one
+// int8 convolution (kernels/qdq_conv.cc). Run before constant folding, which
+// would fold the weights' DequantizeLinear into floats. Returns the count.
+int fuse_qdq_convolutions(Model& model);
+
 }  // namespace hearth

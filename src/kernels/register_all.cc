@@ -19,6 +19,7 @@ void register_all_kernels(KernelRegistry& r) {
   register_detection_kernels(r);
   register_loss_kernels(r);
   register_nchwc_kernels(r);
+  register_qdq_kernels(r);
 }
 
 }  // namespace hearth

@@ -21,7 +21,8 @@ void register_quantized_kernels(KernelRegistry& r);    // quantized.cc: Quantize
 void register_rnn_kernels(KernelRegistry& r);          // rnn.cc: RNN, GRU, LSTM
 void register_signal_kernels(KernelRegistry& r);       // signal.cc: DFT, STFT, window functions, MelWeightMatrix
 void register_detection_kernels(KernelRegistry& r);    // detection.cc: NonMaxSuppression, RoiAlign, GridSample, ...
-void register_loss_kernels(KernelRegistry& r);
-void register_nchwc_kernels(KernelRegistry& r);        // nchwc.cc: blocked-layout reorders and global pools         // loss.cc: SoftmaxCrossEntropyLoss, NegativeLogLikelihoodLoss
+void register_loss_kernels(KernelRegistry& r);         // loss.cc: SoftmaxCrossEntropyLoss, NegativeLogLikelihoodLoss
+void register_nchwc_kernels(KernelRegistry& r);        // nchwc.cc: blocked-layout reorders and global pools
+void register_qdq_kernels(KernelRegistry& r);          // qdq_conv.cc: ai.hearth QDQConv (a QDQ Conv on oneDNN int8)
 
 }  // namespace hearth

@@ -9,6 +9,7 @@
 #include <limits>
 #include <set>
 
+#include "core/machine.h"
 #include "core/npy.h"
 #include "graph/tensor_proto.h"
 #include "runtime/session.h"
@@ -284,6 +285,23 @@ Result<QuantizeResult> quantize_model(const std::string& model_bytes, const Quan
   std::set<std::string> keep(o.keep_fp32.begin(), o.keep_fp32.end());
 
   QuantizeResult result;
+  if (o.weight_bits != 0 && o.weight_bits != 7 && o.weight_bits != 8)
+    return invalid_argument("weight bits must be 7 or 8, got ", o.weight_bits);
+  if (!o.target.empty() && o.target != "vnni" && o.target != "avx2")
+    return invalid_argument("unknown target CPU '", o.target, "' (expected vnni or avx2)");
+  if (o.weight_bits != 0) {
+    result.weight_bits = o.weight_bits, result.weight_bits_why = "asked for";
+  } else if (!o.target.empty()) {
+    result.weight_bits = o.target == "vnni" ? 8 : 7;
+    result.weight_bits_why = "for target CPU " + o.target;
+  } else {
+    const CpuInfo& c = cpu_info();
+    const bool vnni = c.avx512_vnni || c.avx_vnni || c.amx_int8;
+    result.weight_bits = vnni ? 8 : 7;
+    result.weight_bits_why = vnni ? "this CPU has VNNI: int8 products are exact"
+                                  : "this CPU has no VNNI: 7-bit weights keep AVX2's 16-bit sums from saturating";
+  }
+  const float qmax = result.weight_bits == 7 ? 63.0f : 127.0f;
   struct Planned {
     int node;
     WeightPlan plan;
@@ -376,12 +394,12 @@ Result<QuantizeResult> quantize_model(const std::string& model_bytes, const Quan
         float peak = 0;
         for (int64_t o2 = 0; o2 < outer; ++o2)
           for (int64_t i = 0; i < inner; ++i) peak = std::max(peak, std::fabs(wd[(o2 * channels + c) * inner + i]));
-        const float scale = peak > 0 ? peak / 127.0f : 1.0f;
+        const float scale = peak > 0 ? peak / qmax : 1.0f;
         scales.data<float>()[c] = scale;
         for (int64_t o2 = 0; o2 < outer; ++o2)
           for (int64_t i = 0; i < inner; ++i) {
             const int64_t at = (o2 * channels + c) * inner + i;
-            qd[at] = static_cast<int8_t>(std::clamp(std::round(wd[at] / scale), -127.0f, 127.0f));
+            qd[at] = static_cast<int8_t>(std::clamp(std::round(wd[at] / scale), -qmax, qmax));
           }
       }
       result.weights_quantized += w.numel();
@@ -425,7 +443,7 @@ Result<QuantizeResult> quantize_model(const std::string& model_bytes, const Quan
   }
   for (auto& d : result.nodes) {
     if (!d.quantized) continue;
-    d.why = std::string(per_channel ? "int8 weights per output channel" : "int8 weights per tensor") +
+    d.why = std::to_string(result.weight_bits) + "-bit weights " + (per_channel ? "per output channel" : "per tensor") +
             (o.mode == QuantMode::kStatic ? ", uint8 activations" : ", float32 activations");
   }
   if (o.per_channel && !per_channel)

@@ -32,6 +32,12 @@ struct QuantizeOptions {
   CalibrationMethod method = CalibrationMethod::kMinMax;
   double percentile = 99.99;  // kept share of values, for kPercentile
   bool per_channel = true;    // per output channel weights (needs opset >= 13)
+  // 8: int8 weights in [-127, 127]. 7: [-63, 63], for CPUs without VNNI, whose
+  // AVX2 int8 kernels add pairs of u8 x s8 products in 16 bits (vpmaddubsw) and
+  // saturate beyond that; with 7-bit weights they stay exact. 0: decide from
+  // `target` (or this CPU when it is empty).
+  int weight_bits = 0;
+  std::string target;  // "vnni" or "avx2": the CPU the model is for; "" this one
   std::vector<std::string> keep_fp32;  // node names left in FP32
   int threads = 0;            // calibration runs
 };
@@ -48,6 +54,8 @@ struct NodeDecision {
 
 struct QuantizeResult {
   std::string model_bytes;  // the quantized ModelProto
+  int weight_bits = 8;      // what was used, and why
+  std::string weight_bits_why;
   std::vector<NodeDecision> nodes;
   std::map<std::string, std::pair<float, float>> ranges;  // activation -> calibrated [lo, hi]
   int64_t weights_quantized = 0;  // elements

@@ -133,6 +133,8 @@ std::string report_json(const Report& r) {
   for (const auto& [name, range] : r.quantize.ranges)
     j["activation_ranges"][name] = {range.first, range.second};
   j["calibration_batches"] = r.quantize.calibration_batches;
+  j["weight_bits"] = r.quantize.weight_bits;
+  j["weight_bits_why"] = r.quantize.weight_bits_why;
   return j.dump(2) + "\n";
 }
 
@@ -163,7 +165,7 @@ std::string report_markdown(const Report& r) {
   for (const auto& d : r.quantize.nodes) quantized += d.quantized;
   o << "\nNodes: " << quantized << " of " << r.quantize.nodes.size() << " Conv/MatMul/Gemm quantized";
   if (r.quantize.calibration_batches) o << ", activations calibrated on " << r.quantize.calibration_batches << " batches";
-  o << ".\n\n";
+  o << "; " << r.quantize.weight_bits << "-bit weights (" << r.quantize.weight_bits_why << ").\n\n";
   bool header = false;
   for (const auto& d : r.quantize.nodes) {
     if (d.quantized) continue;

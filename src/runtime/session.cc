@@ -100,6 +100,7 @@ Result<std::unique_ptr<Session>> Session::create(Model model, const SessionOptio
   // sized by the model, a size check) fails this load, never the process.
   Status st = guarded("loading the model", [&] {
     if (options.optimize) {
+      fuse_qdq_convolutions(s->model_);
       if (options.fold_constants) HEARTH_RETURN_IF_ERROR(s->fold_before_optimizer());
       HEARTH_RETURN_IF_ERROR(optimize_graph(s->model_, options.blocked_layout).status());
     }
