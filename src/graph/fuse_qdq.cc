@@ -5,6 +5,7 @@
 // passes. It runs before constant folding, which would otherwise turn the
 // weight's DequantizeLinear into float weights.
 #include <cmath>
+#include <map>
 
 #include "graph/optimizer.h"
 #include "graph/rewrite.h"
@@ -33,6 +34,82 @@ std::map<std::string, size_t> producers(const Graph& g) {
     for (const auto& o : g.nodes[i].outputs)
       if (!o.empty()) p[o] = i;
   return p;
+}
+
+// A Relu, or a Clip with constant bounds, as the only reader of a QDQConv's
+// output: absorbed (attribute activation, activation_params).
+bool absorb_activation(Graph& g, const Uses& uses, size_t i, std::vector<bool>* dead) {
+  Node& conv = g.nodes[i];
+  const size_t r = uses.sole_reader(conv.outputs[0]);
+  if (r == SIZE_MAX || (*dead)[r]) return false;
+  const Node& act = g.nodes[r];
+  if (!is_default(act) || act.inputs.empty() || act.inputs[0] != conv.outputs[0]) return false;
+  float lo = 0, hi = 0;
+  if (act.op_type == "Relu") {
+    lo = 0, hi = INFINITY;
+  } else if (act.op_type == "Clip") {
+    lo = act.attr_float("min", -INFINITY), hi = act.attr_float("max", INFINITY);
+    for (size_t k = 1; k < act.inputs.size() && k < 3; ++k) {
+      if (act.inputs[k].empty()) continue;
+      const Tensor* t = scalar_constant(g, act.inputs, k);
+      if (!t || t->dtype() != DataType::kFloat) return false;
+      (k == 1 ? lo : hi) = t->data<float>()[0];
+    }
+    if (!(lo <= hi)) return false;
+  } else {
+    return false;
+  }
+  conv.set_attr_string("activation", "Clip");
+  conv.set_attr_floats("activation_params", {lo, hi});
+  conv.outputs[0] = act.outputs[0];
+  (*dead)[r] = true;
+  return true;
+}
+
+// A QDQConv whose (activated) output is read only by QDQConvs that quantize it
+// with one scale and zero point writes it quantized (inputs 6, 7: y_scale,
+// y_zero_point), and they read the uint8 tensor as it is: the activation stays
+// int8 from one convolution to the next, as the QDQ graph's values were.
+void absorb_activations_and_carry_int8(Graph& g) {
+  std::vector<bool> dead(g.nodes.size(), false);
+  {
+    Uses uses(g);
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+      if (g.nodes[i].op_type == "QDQConv" && g.nodes[i].domain == "ai.hearth") absorb_activation(g, uses, i, &dead);
+  }
+  erase_dead(g, dead);
+  Uses uses(g);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Node& conv = g.nodes[i];
+    if (conv.op_type != "QDQConv" || conv.domain != "ai.hearth" || conv.inputs.size() > 6) continue;
+    const std::string& y = conv.outputs[0];
+    if (uses.graph_outputs.count(y)) continue;
+    auto it = uses.readers.find(y);
+    if (it == uses.readers.end() || it->second.empty()) continue;
+    const Tensor* scale = nullptr;
+    const Tensor* zero = nullptr;
+    std::string scale_name, zero_name;
+    bool all = true;
+    for (const auto& [reader, slot] : it->second) {
+      if (reader == SIZE_MAX || slot != 0) {
+        all = false;
+        break;
+      }
+      const Node& next = g.nodes[reader];
+      if (next.op_type != "QDQConv" || next.domain != "ai.hearth") {
+        all = false;
+        break;
+      }
+      const Tensor* s = scalar_constant(g, next.inputs, 1);
+      const Tensor* z = scalar_constant(g, next.inputs, 2);
+      if (!scale) scale = s, zero = z, scale_name = next.inputs[1], zero_name = next.inputs[2];
+      else if (!same_scalar(scale, s) || !same_scalar(zero, z)) all = false;
+    }
+    if (!all || !scale || !zero) continue;
+    conv.inputs.resize(6);  // B may be absent ("")
+    conv.inputs.push_back(scale_name);
+    conv.inputs.push_back(zero_name);
+  }
 }
 
 }  // namespace
@@ -113,6 +190,7 @@ int fuse_qdq_convolutions(Model& model) {
   if (fused == 0) return 0;
   erase_dead(g, dead);
   if (!model.opsets.count("ai.hearth")) model.opsets["ai.hearth"] = 1;
+  absorb_activations_and_carry_int8(g);
   return fused;
 }
 

@@ -2,8 +2,16 @@
 // DynamicQuantizeLinear live here, with the family's shared helpers; the
 // integer matmuls are in quantized_matmul.cc and the integer convolutions in
 // quantized_conv.cc. Rounding is half-to-even with saturation, as ONNX says.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "core/machine.h"
 
 #include "kernels/kernel.h"
 #include "kernels/quantized_common.h"
@@ -27,6 +35,54 @@ Result<std::vector<float>> read_scales(const Tensor& t, const Node& node, const 
       return invalid_argument(node.describe(), ": ", what, " must be a float tensor, got ", t.describe());
   }
   return out;
+}
+
+namespace {
+
+// 32 values at a time: x / scale, rounded half to even by the conversion (the
+// default MXCSR mode), clamped first as quantize_value does (so huge values and
+// NaN saturate the same way), zero point added, packed with saturation.
+// Eight values: max(v, lo) returns lo for a NaN v (its second operand), as quantize_value does.
+__attribute__((target("avx2"))) inline __m256i quantize8_avx2(const float* p, __m256 s, __m256 lo, __m256 hi,
+                                                             __m256i z) {
+  const __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_div_ps(_mm256_loadu_ps(p), s), lo), hi);
+  return _mm256_add_epi32(_mm256_cvtps_epi32(v), z);
+}
+
+__attribute__((target("avx2"))) void quantize_u8_avx2(const float* x, uint8_t* q, int64_t n, float scale,
+                                                     int32_t zero_point) {
+  const __m256 s = _mm256_set1_ps(scale);
+  const __m256 lo = _mm256_set1_ps(-4194304.0f), hi = _mm256_set1_ps(4194304.0f);
+  const __m256i z = _mm256_set1_epi32(zero_point);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i ab =
+        _mm256_packs_epi32(quantize8_avx2(x + i, s, lo, hi, z), quantize8_avx2(x + i + 8, s, lo, hi, z));
+    const __m256i cd =
+        _mm256_packs_epi32(quantize8_avx2(x + i + 16, s, lo, hi, z), quantize8_avx2(x + i + 24, s, lo, hi, z));
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), order);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), bytes);
+  }
+  for (; i < n; ++i) q[i] = quantize_value<uint8_t>(x[i] / scale, zero_point);
+}
+
+}  // namespace
+
+void quantize_floats_u8(const float* x, uint8_t* q, int64_t n, float scale, int32_t zero_point, int threads) {
+  const bool avx2 = isa_at_least(IsaLevel::kAvx2);
+  threads = n < (1 << 16) ? 1 : std::max(1, threads);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    int t = 0, nt = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num(), nt = omp_get_num_threads();
+#endif
+    const int64_t b = n * t / nt / 64 * 64, e = t + 1 == nt ? n : n * (t + 1) / nt / 64 * 64;
+    if (avx2) quantize_u8_avx2(x + b, q + b, e - b, scale, zero_point);
+    else
+      for (int64_t i = b; i < e; ++i) q[i] = quantize_value<uint8_t>(x[i] / scale, zero_point);
+  }
 }
 
 Result<std::vector<int32_t>> read_zero_points(const Tensor* t, const Node& node, const char* what) {
@@ -103,6 +159,11 @@ class QuantizeLinearKernel final : public Kernel {
     HEARTH_ASSIGN_OR_RETURN(AxisSplit s, split_for_params(x->shape(), axis_, scale.size(), node));
     DataType out_type = ctx.input(2) ? ctx.input(2)->dtype() : DataType::kUInt8;
     Tensor& y = ctx.allocate_output(0, out_type, x->shape());
+    if (x->dtype() == DataType::kFloat && out_type == DataType::kUInt8 && scale.size() == 1) {
+      quantize_floats_u8(x->data<float>(), y.data<uint8_t>(), x->numel(), scale[0], zp[0],
+                         std::max(1, ctx.num_threads()));
+      return ok_status();
+    }
     auto by_input = [&](auto in_tag) -> Status {
       using TI = decltype(in_tag);
       const TI* xp = x->data<TI>();

@@ -38,6 +38,10 @@ inline Q quantize_value(float v, int32_t zero_point) {
   return static_cast<Q>(static_cast<int32_t>(r));
 }
 
+// y[i] = quantize_value<uint8_t>(x[i] / scale, zero_point) for n values, vectorized
+// where the CPU has AVX2 (the same results), split over `threads`.
+void quantize_floats_u8(const float* x, uint8_t* q, int64_t n, float scale, int32_t zero_point, int threads);
+
 // Reads a scale tensor (float / float16 / double) as floats.
 Result<std::vector<float>> read_scales(const Tensor& t, const Node& node, const char* what);
 // Reads an integer zero-point tensor as int32; a null tensor gives {0}.

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
+#include "core/machine.h"
 #include "kernels/kernel_test_util.h"
 #include "kernels/quantized_common.h"
 
@@ -284,6 +286,37 @@ TEST(QuantizedTest, conv_integer_rejects_channel_mismatch) {
                           Tensor::scalar<int32_t>(1000)},
                          10);
   EXPECT_FALSE(bad_zp.ok());
+}
+
+}  // namespace
+}  // namespace hearth
+
+namespace hearth {
+namespace {
+
+// The vectorized float -> uint8 quantization against the scalar rule, under
+// each ISA cap: ties to even, saturation, huge values, infinities, NaN, tails.
+TEST(QuantizeFloatsU8, MatchesTheScalarRuleOnEveryPath) {
+  std::vector<float> x;
+  for (int i = -600; i <= 600; ++i) x.push_back(i * 0.25f);  // many exact ties at scale 0.5
+  for (float v : {1e30f, -1e30f, std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                  std::numeric_limits<float>::quiet_NaN(), 4194305.0f, -4194305.0f, 0.0f, -0.0f})
+    x.push_back(v);
+  for (int i = 0; i < 3001; ++i) x.push_back(std::sin(i * 0.37f) * 90.0f);
+  for (IsaLevel cap : {IsaLevel::kScalar, IsaLevel::kAvx2, IsaLevel::kAvx512}) {
+    set_isa_cap(cap);
+    for (int threads : {1, 2})
+      for (int32_t zp : {0, 128, 255})
+        for (int64_t n : {static_cast<int64_t>(x.size()), int64_t{31}, int64_t{33}, int64_t{0}}) {
+          std::vector<uint8_t> got(static_cast<size_t>(n) + 1, 7);
+          quantize_floats_u8(x.data(), got.data(), n, 0.5f, zp, threads);
+          for (int64_t i = 0; i < n; ++i)
+            ASSERT_EQ(got[i], quantize_value<uint8_t>(x[i] / 0.5f, zp))
+                << "x " << x[i] << " zp " << zp << " cap " << isa_name(cap) << " at " << i;
+          EXPECT_EQ(got[n], 7) << "wrote past the end";
+        }
+  }
+  set_isa_cap(IsaLevel::kAvx512);
 }
 
 }  // namespace

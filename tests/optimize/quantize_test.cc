@@ -373,5 +373,64 @@ TEST(QdqConv, FusedInt8MatchesTheQdqGraph) {
   }
 }
 
+// Conv -> Relu -> Conv -> Clip(0, 6) -> Conv, quantized static: the activations
+// are absorbed into the fused convolutions and stay uint8 between them; the
+// result matches the QDQ graph run node by node within a few rounding steps.
+TEST(QdqConv, ActivationsAbsorbedAndInt8CarriedBetweenConvolutions) {
+  for (int bits : {8, 7}) {
+    onnx::ModelProto m;
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(13);
+    auto* g = m.mutable_graph();
+    g->set_name("chain");
+    set_tensor_type(g->add_input(), "x", onnx::TensorProto::FLOAT, {-1, 8, 12, 12});
+    g->add_output()->set_name("y");
+    add_float_initializer(g, "W1", {16, 8, 3, 3}, random_values(16 * 72, 11, -0.3f, 0.3f));
+    add_float_initializer(g, "W2", {16, 16, 3, 3}, random_values(16 * 144, 12, -0.3f, 0.3f));
+    add_float_initializer(g, "W3", {8, 16, 1, 1}, random_values(8 * 16, 13, -0.3f, 0.3f));
+    add_float_initializer(g, "B1", {16}, random_values(16, 14));
+    add_float_initializer(g, "six", {}, {6.0f});
+    add_float_initializer(g, "zero", {}, {0.0f});
+    auto* c1 = add_node(g, "Conv", {"x", "W1", "B1"}, {"c1"}, "conv1");
+    hearth::testing::set_ints(c1, "pads", {1, 1, 1, 1});
+    add_node(g, "Relu", {"c1"}, {"r1"}, "relu1");
+    auto* c2 = add_node(g, "Conv", {"r1", "W2"}, {"c2"}, "conv2");
+    hearth::testing::set_ints(c2, "pads", {1, 1, 1, 1});
+    add_node(g, "Clip", {"c2", "zero", "six"}, {"r2"}, "relu6");
+    add_node(g, "Conv", {"r2", "W3"}, {"y"}, "conv3");
+    const std::string bytes = m.SerializeAsString();
+    QuantizeOptions o;
+    o.weight_bits = bits;
+    auto q = quantize_model(bytes, o, batches({2, 8, 12, 12}, 3, 100));
+    ASSERT_TRUE(q.ok()) << q.status().message();
+    SessionOptions plain;
+    plain.optimize = false;
+    SessionOptions fused;
+    fused.profile = true;
+    auto a = Session::load_bytes(q->model_bytes.data(), q->model_bytes.size(), "", plain);
+    auto b = Session::load_bytes(q->model_bytes.data(), q->model_bytes.size(), "", fused);
+    ASSERT_TRUE(a.ok() && b.ok());
+    const Feed feed = batches({2, 8, 12, 12}, 1, 110)[0];
+    auto ya = (*a)->run(feed);
+    auto yb = (*b)->run(feed);
+    ASSERT_TRUE(ya.ok()) << ya.status().message();
+    ASSERT_TRUE(yb.ok()) << yb.status().message();
+    std::map<std::string, int> ran;
+    for (const auto& p : (*b)->node_profile()) ++ran[p.op_type];
+    EXPECT_EQ(ran["QDQConv"], 3);
+    EXPECT_EQ(ran["Relu"] + ran["Clip"] + ran["QuantizeLinear"] + ran["DequantizeLinear"], 0)
+        << "activations absorbed, no float round trip between the convolutions";
+    ASSERT_EQ((*yb)[0].dtype(), DataType::kFloat);
+    double err = 0, ref = 0;
+    for (int64_t i = 0; i < (*ya)[0].numel(); ++i) {
+      const double d = double((*ya)[0].data<float>()[i]) - (*yb)[0].data<float>()[i];
+      err += d * d, ref += double((*ya)[0].data<float>()[i]) * (*ya)[0].data<float>()[i];
+    }
+    // A product that lands within float rounding of a rounding boundary may go
+    // the other way: one quantization step on a few elements.
+    EXPECT_LE(std::sqrt(err / ref), 5e-3) << bits << "-bit weights";
+  }
+}
+
 }  // namespace
 }  // namespace hearth::optimize
