@@ -10,7 +10,7 @@ PACKAGES=(
   # engine
   libonnx-dev libprotobuf-dev protobuf-compiler libdnnl-dev
   # front ends: HTTP (Beast/Asio) and gRPC
-  libboost-dev libboost-system-dev libgrpc++-dev protobuf-compiler-grpc
+  libboost-dev libboost-system-dev libgrpc++-dev protobuf-compiler-grpc zlib1g-dev
   # CLI, JSON, storage, crypto, confinement of trial loads
   libcli11-dev nlohmann-json3-dev rapidjson-dev libsqlite3-dev libssl-dev libyaml-cpp-dev libseccomp-dev
   # tests (clang and its runtime for the libFuzzer targets)

@@ -25,6 +25,7 @@ OWNERS = {
     "boost": {"frontend", "rollout"}, "grpc": {"frontend"}, "grpcpp": {"frontend"},
     "sqlite3.h": {"security", "rollout"}, "yaml-cpp": {"security", "rollout"}, "seccomp.h": {"security"},
     "openssl": {"security", "frontend"},
+    "zlib.h": {"frontend"},
     "rapidjson": {"telemetry", "frontend"},
     "CLI": {"cli"},
     "google": {"repository", "frontend"},

@@ -220,7 +220,8 @@ Status serve(const ServeOptions& o) {
                                         telemetry::field("state", e.state), telemetry::field("reason", e.reason)});
 
   guard->attach_metrics(server->metrics());
-  frontend::RestApi api(*server, frontend::RestApiOptions{guard.get(), releases.get()});
+  frontend::RestApi api(*server, frontend::RestApiOptions{guard.get(), releases.get(),
+                                                         static_cast<size_t>(o.max_body_mb) << 20});
   frontend::HttpServerOptions ho;
   ho.address = o.http_address;
   ho.port = static_cast<uint16_t>(o.http_port);

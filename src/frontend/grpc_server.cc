@@ -313,7 +313,7 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
                                      inference::RepositoryModelUnloadResponse*) override {
     return logged("RepositoryModelUnload", context, [&](GuardedRequest& g) -> Status {
       return control(context, g, control_need(in->model_name(), "model.unload"), [&]() -> Status {
-        HEARTH_RETURN_IF_ERROR(check_no_parameters(in->parameters(), "RepositoryModelUnload"));
+        HEARTH_RETURN_IF_ERROR(check_unload_parameters(in->parameters()));
         return server_.unload_model(in->model_name());
       });
     });
@@ -355,6 +355,36 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   static Status check_no_parameters(const Map& parameters, const char* rpc) {
     if (parameters.empty()) return ok_status();
     return unimplemented(rpc, ": parameter '", parameters.begin()->first, "' is not supported");
+  }
+
+  // Extensions Hearth does not serve: UNIMPLEMENTED naming them (the generated
+  // default answers with an empty message).
+#define HEARTH_NOT_SERVED(Rpc, what)                                                                        \
+  grpc::Status Rpc(grpc::ServerContext*, const inference::Rpc##Request*, inference::Rpc##Response*) override { \
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,                                                    \
+                        #Rpc ": the " what " extension is not supported by Hearth");                          \
+  }
+  HEARTH_NOT_SERVED(SystemSharedMemoryStatus, "system shared memory")
+  HEARTH_NOT_SERVED(SystemSharedMemoryRegister, "system shared memory")
+  HEARTH_NOT_SERVED(SystemSharedMemoryUnregister, "system shared memory")
+  HEARTH_NOT_SERVED(CudaSharedMemoryStatus, "CUDA shared memory")
+  HEARTH_NOT_SERVED(CudaSharedMemoryRegister, "CUDA shared memory")
+  HEARTH_NOT_SERVED(CudaSharedMemoryUnregister, "CUDA shared memory")
+  HEARTH_NOT_SERVED(TraceSetting, "trace")
+  HEARTH_NOT_SERVED(LogSettings, "logging")
+#undef HEARTH_NOT_SERVED
+
+  // tritonclient sends unload_dependents (a bool) with every unload. Hearth has
+  // no ensembles, so a model has no dependents: true and false unload the same.
+  template <typename Map>
+  static Status check_unload_parameters(const Map& parameters) {
+    for (const auto& [key, value] : parameters) {
+      if (key != "unload_dependents")
+        return unimplemented("RepositoryModelUnload: parameter '", key, "' is not supported");
+      if (value.parameter_choice_case() != inference::ModelRepositoryParameter::kBoolParam)
+        return invalid_argument("RepositoryModelUnload: parameter 'unload_dependents' must be a bool_param");
+    }
+    return ok_status();
   }
 
   InferenceServer& server_;

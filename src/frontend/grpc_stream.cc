@@ -44,6 +44,10 @@ Result<std::string> metadata_routing_key(const grpc::ServerContext* context) {
 // One request of a stream, answered in arrival order.
 struct StreamEntry {
   std::string model_name, model_version, id;  // echoed in an error answer
+  // The request set enable_empty_final_response: its answer carries Triton's
+  // triton_final_response parameter. Hearth's models answer each request once
+  // (none is decoupled), so that one answer is the final one.
+  bool mark_final = false;
   std::optional<Result<InferResponse>> result;
 };
 
@@ -81,6 +85,9 @@ void read_stream(InferenceServer& server, Stream* stream, const std::shared_ptr<
       entry->model_name = request.model_name();
       entry->model_version = request.model_version();
       entry->id = request.id();
+      if (auto p = request.parameters().find("enable_empty_final_response"); p != request.parameters().end())
+        entry->mark_final = p->second.parameter_choice_case() == inference::InferParameter::kBoolParam &&
+                            p->second.bool_param();
       {
         std::lock_guard<std::mutex> lock(state->mu);
         state->entries.push_back(entry);
@@ -113,15 +120,16 @@ void read_stream(InferenceServer& server, Stream* stream, const std::shared_ptr<
 inference::ModelStreamInferResponse stream_answer(const StreamEntry& entry) {
   inference::ModelStreamInferResponse answer;
   const Result<InferResponse>& r = *entry.result;
+  inference::ModelInferResponse* response = answer.mutable_infer_response();
   if (r.ok()) {
-    encode_infer_response(*r, answer.mutable_infer_response());
-    return answer;
+    encode_infer_response(*r, response);
+  } else {
+    answer.set_error_message(r.status().message());
+    response->set_model_name(entry.model_name);
+    response->set_model_version(entry.model_version);
+    response->set_id(entry.id);
   }
-  answer.set_error_message(r.status().message());
-  inference::ModelInferResponse* echo = answer.mutable_infer_response();
-  echo->set_model_name(entry.model_name);
-  echo->set_model_version(entry.model_version);
-  echo->set_id(entry.id);
+  if (entry.mark_final) (*response->mutable_parameters())["triton_final_response"].set_bool_param(true);
   return answer;
 }
 

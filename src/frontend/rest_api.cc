@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "security/crypto.h"
+#include "frontend/http_compression.h"
 #include "frontend/json_codec.h"
 #include "repository/model_upload.h"
 #include "frontend/rest_documents.h"
@@ -62,6 +63,15 @@ HttpReply method_not_allowed(const std::string& method, const std::string& path)
 }
 
 HttpReply not_found_reply(const std::string& target) { return error_reply(not_found("no such path '", target, "'")); }
+
+// The protocol extensions Hearth does not serve, by their path segment after /v2.
+const char* unserved_extension(const std::string& segment) {
+  if (segment == "systemsharedmemory") return "system shared memory";
+  if (segment == "cudasharedmemory") return "CUDA shared memory";
+  if (segment == "trace") return "trace";
+  if (segment == "logging") return "logging";
+  return nullptr;
+}
 
 // A readiness answer: 200, or 400 with the reason (KServe: 4xx means false).
 HttpReply readiness(bool ready, const std::string& what) {
@@ -214,7 +224,7 @@ HttpReply access_error_reply(const Status& status, int retry_after) {
 }  // namespace
 
 RestApi::RestApi(InferenceServer& server, RestApiOptions options)
-    : server_(server), guard_(options.guard), releases_(options.releases) {
+    : server_(server), guard_(options.guard), releases_(options.releases), max_body_bytes_(options.max_body_bytes) {
   if (guard_ == nullptr) {
     own_guard_ = std::make_unique<RequestGuard>(nullptr, nullptr, GuardOptions{}, nullptr);
     guard_ = own_guard_.get();
@@ -333,6 +343,17 @@ void RestApi::route(HttpRequest& request, GuardedRequest& guarded, const HttpRes
     int retry_after = 0;
     if (Status s = guard_->admit(guarded, need, &retry_after); !s.ok()) return respond(access_error_reply(s, retry_after));
   }
+  // A compressed body inflates only now that the caller is admitted, and only
+  // up to the body limit (415 for an unknown encoding, 413 past the limit).
+  if (std::string encoding = request.header("Content-Encoding"); !encoding.empty()) {
+    auto body = inflate_body(request.body, encoding, max_body_bytes_);
+    if (!body.ok()) {
+      HttpReply r = error_reply(body.status());
+      if (body.status().code() == StatusCode::kUnimplemented) r.status = 415;
+      return respond(std::move(r));
+    }
+    request.body = std::move(body).value();
+  }
   // A load's body is parsed only now that the caller is known to hold
   // models:deploy (a large upload is not parsed for strangers), and once.
   const bool loading = is_load(request.method, *parsed);
@@ -345,12 +366,25 @@ void RestApi::route(HttpRequest& request, GuardedRequest& guarded, const HttpRes
     }
   }
   HttpResponder reply = respond;
-  if (guard_->records(need)) {  // control-plane actions (and inference, when asked) with their outcome
-    reply = [this, respond, guarded, need](HttpReply r) {
+  // Replies compressed as the client's Accept-Encoding asks (Triton's HTTP API).
+  if (auto encoding = pick_encoding(request.header("Accept-Encoding"))) {
+    reply = [respond, encoding = *encoding](HttpReply r) {
+      if (!r.body.empty()) {
+        if (auto packed = deflate_body(r.body, encoding)) {
+          r.body = std::move(*packed);
+          r.headers.emplace_back("Content-Encoding", encoding);
+        }
+      }
+      respond(std::move(r));
+    };
+  }
+  if (guard_->records(need)) {
+    HttpResponder inner = reply;  // control-plane actions (and inference, when asked) with their outcome
+    reply = [this, inner, guarded, need](HttpReply r) {
       Status outcome = r.status == 200 ? ok_status()
                                        : Status(StatusCode::kInternal, str_cat("HTTP ", r.status, " ", r.body));
       guard_->record(guarded, need, outcome);
-      respond(std::move(r));
+      inner(std::move(r));
     };
   }
   if (loading) return reply(load_reply(server_, (*parsed)[3], load));
@@ -377,6 +411,8 @@ void RestApi::dispatch(HttpRequest& request, const std::vector<std::string>& seg
     if (method != "POST") return respond(method_not_allowed(method, target));
     return respond(repository(request, seg));
   }
+  if (const char* ext = unserved_extension(seg[1]))
+    return respond(error_reply(not_found("the ", ext, " extension is not supported by Hearth (", target, ")")));
   if (seg[1] != "models") return respond(not_found_reply(target));
   if (seg.size() == 3 && seg[2] == "stats") {
     if (!get) return respond(method_not_allowed(method, target));

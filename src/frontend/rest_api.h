@@ -47,6 +47,8 @@ struct RestApiOptions {
   RequestGuard* guard = nullptr;
   // The release endpoints (rest_releases.h); nullptr: they answer 503.
   rollout::ReleaseManager* releases = nullptr;
+  // The most a compressed request body may inflate to (the server's body limit).
+  size_t max_body_bytes = size_t{64} << 20;
 };
 
 // What a REST request needs from the access policy (see docs/SECURITY.md for the table).
@@ -80,6 +82,7 @@ class RestApi {
   std::unique_ptr<RequestGuard> own_guard_;  // allow-all, when the options give none
   RequestGuard* guard_;
   rollout::ReleaseManager* releases_;
+  size_t max_body_bytes_;
 };
 
 }  // namespace hearth::frontend

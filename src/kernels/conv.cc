@@ -267,6 +267,7 @@ class ConvKernelBase : public Kernel {
     size_t heuristic = 0;  // Winograd when it fits, else oneDNN held
     if (wide_isa && prefer_native(c, paths[0] == Path::kWinograd)) heuristic = paths.size() - 1;
     // oneDNN may refuse the configuration: its candidates then drop out.
+    const std::string layer = tuner_ ? layer_key(c, b != nullptr, z != nullptr, threads) : std::string();
     if (!tuner_) {
       path_ = paths[heuristic];
     } else {
@@ -279,7 +280,7 @@ class ConvKernelBase : public Kernel {
       };
       std::vector<PathTuner::Candidate> cands;
       for (Path p : paths) cands.push_back({path_name(p), [&measured_run, p] { return measured_run(p); }});
-      path_ = paths[tuner_->choose(node_name_, layer_key(c, b != nullptr, z != nullptr, threads), cands, heuristic)];
+      path_ = paths[tuner_->choose(node_name_, layer, cands, heuristic)];
     }
     // Falls back along Winograd (no memory for its weights) -> oneDNN in its
     // layout -> oneDNN held -> the reference (oneDNN refused the configuration).
@@ -297,7 +298,7 @@ class ConvKernelBase : public Kernel {
       if (path_ == Path::kDnnlHeld) detail = held_plan_->implementation();
       else if (path_ == Path::kDnnlNative) detail = native_plan_->implementation();
       else if (path_ == Path::kReference) detail = "oneDNN refused the configuration";
-      tuner_->annotate(node_name_, detail);
+      tuner_->annotate(node_name_, layer, detail);
     }
     return ok_status();
   }

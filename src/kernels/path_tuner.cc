@@ -27,6 +27,7 @@ namespace {
 constexpr char kFormat[] = "hearth-tuning-1";
 constexpr int kWarmupRuns = 1;
 constexpr int kTimedRuns = 5;
+constexpr size_t kMaxChoices = 4096;  // decisions a session keeps for its report
 
 }  // namespace
 
@@ -145,6 +146,14 @@ size_t PathTuner::choose(const std::string& node, const std::string& layer, cons
     choice.path = candidates[index].name;
     choice.reason = reason;
     std::lock_guard<std::mutex> lock(mu_);
+    // One entry per node and shape: a session whose shapes vary (dynamic batch or
+    // sequence length) must not grow its report without bound while it serves.
+    for (auto& c : choices_)
+      if (c.node == choice.node && c.layer == choice.layer) {
+        c = choice;
+        return index;
+      }
+    if (choices_.size() >= kMaxChoices) choices_.erase(choices_.begin());
     choices_.push_back(choice);
     return index;
   };
@@ -194,10 +203,10 @@ size_t PathTuner::choose(const std::string& node, const std::string& layer, cons
   return decide(best, "measured");
 }
 
-void PathTuner::annotate(const std::string& node, const std::string& detail) {
+void PathTuner::annotate(const std::string& node, const std::string& layer, const std::string& detail) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = choices_.rbegin(); it != choices_.rend(); ++it)
-    if (it->node == node) {
+    if (it->node == node && it->layer == layer) {
       it->detail = detail;
       return;
     }

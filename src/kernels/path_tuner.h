@@ -97,8 +97,8 @@ class PathTuner {
   // the only one to fail.
   size_t choose(const std::string& node, const std::string& layer, const std::vector<Candidate>& candidates,
                 size_t heuristic, const std::string& heuristic_detail = "");
-  // Adds the kernel's note to its latest decision (e.g. the implementation oneDNN took).
-  void annotate(const std::string& node, const std::string& detail);
+  // Adds the kernel's note to its decision for `layer` (e.g. the implementation oneDNN took).
+  void annotate(const std::string& node, const std::string& layer, const std::string& detail);
   std::vector<PathChoice> report() const;
   double spent_ms() const;
 

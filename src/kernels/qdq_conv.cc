@@ -116,7 +116,7 @@ class QdqConvKernel final : public Kernel {
       return invalid_argument(ctx.node().describe(), ": X must be float or uint8 [N, C, H, W], got ",
                               x ? x->describe() : std::string("nothing"));
     const int64_t n = x->dim(0), c_in = x->dim(1), c_out = w_.dim(0);
-    if (c_in != w_.dim(1) * group_ || c_out % group_ != 0)
+    if (group_ > std::max<int64_t>(c_in, 1) || c_in != w_.dim(1) * group_ || c_out % group_ != 0)
       return invalid_argument(ctx.node().describe(), ": W ", w_.describe(), " does not fit X ", x->describe(),
                               " with group ", group_);
     HEARTH_ASSIGN_OR_RETURN(Window win, resolve_window(attrs_, {x->dim(2), x->dim(3)}, {w_.dim(2), w_.dim(3)},

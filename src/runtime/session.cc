@@ -212,7 +212,6 @@ Status Session::prepare() {
   return ok_status();
 }
 
-// Runs every step whose inputs are all constants once, turning its outputs into initializers.
 // Nodes whose inputs are all initializers, computed before the optimizer runs so
 // that its passes (and the kernels' constant-weight paths) see what they produce
 // as the initializers they are: the DequantizeLinear of a QDQ model's int8
@@ -260,6 +259,7 @@ Status Session::fold_before_optimizer() {
   return ok_status();
 }
 
+// Runs every step whose inputs are all constants once, turning its outputs into initializers.
 Status Session::fold_constants() {
   Graph& g = model_.graph;
   std::set<std::string> overridable;

@@ -117,6 +117,21 @@ TEST(PathTuner, OneCandidateIsNotMeasured) {
   EXPECT_EQ(t.report().at(0).reason, "only path");
 }
 
+// A serving session whose shapes vary decides again per shape: the report
+// keeps one entry per node and shape, and a bounded number in all.
+TEST(PathTuner, TheReportStaysBounded) {
+  PathTuner t(TuningMode::kHeuristic, TuningCache::open(""), 1e9);
+  Counted c;
+  auto cands = c.candidates({0, 0});
+  for (int i = 0; i < 3; ++i) t.choose("n", "layer 1", cands, 1);
+  EXPECT_EQ(t.report().size(), 1u);
+  t.annotate("n", "layer 1", "impl");
+  EXPECT_EQ(t.report().at(0).detail, "impl");
+  for (int i = 0; i < 10000; ++i) t.choose("n", "seq " + std::to_string(i), cands, 0);
+  EXPECT_LE(t.report().size(), 4096u);
+  EXPECT_EQ(t.report().back().layer, "seq 9999");
+}
+
 class TuningCacheFile : public ::testing::Test {
  protected:
   void SetUp() override {

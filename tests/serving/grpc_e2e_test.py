@@ -268,6 +268,14 @@ def check_errors(c, zoo):
     check(code == codes.FAILED_PRECONDITION, f"RepositoryModelLoad outside explicit mode: {code}")
     code, _ = c.error_of(c.stub.RepositoryModelUnload, pb.RepositoryModelUnloadRequest(model_name="mlp"))
     check(code == codes.FAILED_PRECONDITION, f"RepositoryModelUnload outside explicit mode: {code}")
+    # Extensions Hearth does not serve answer UNIMPLEMENTED naming them (issue 22).
+    for rpc, ext in (("SystemSharedMemoryStatus", "system shared memory"),
+                     ("SystemSharedMemoryRegister", "system shared memory"),
+                     ("CudaSharedMemoryUnregister", "CUDA shared memory"), ("TraceSetting", "trace"),
+                     ("LogSettings", "logging")):
+        code, details = c.error_of(getattr(c.stub, rpc), getattr(pb, rpc + "Request")())
+        check(code == codes.UNIMPLEMENTED and f"the {ext} extension is not supported" in details,
+              f"{rpc}: UNIMPLEMENTED naming the extension ({code} {details!r})")
 
 
 def check_stream(c, zoo):
@@ -285,6 +293,17 @@ def check_stream(c, zoo):
     bad = answers[1]
     check("input" in bad.error_message and bad.infer_response.id == "s2",
           f"stream answer 2 carries the error: {bad.error_message!r}, id {bad.infer_response.id!r}")
+    check(all("triton_final_response" not in a.infer_response.parameters for a in answers),
+          "no triton_final_response unless the request asks for it")
+
+    # enable_empty_final_response (tritonclient's stream final flag): each answer,
+    # error or not, is marked final, since every model here answers once.
+    flagged = [c.raw_request(x, rid="f1"), c.raw_request(x, rid="f2", model="nope")]
+    for r in flagged:
+        r.parameters["enable_empty_final_response"].bool_param = True
+    answers = list(c.stub.ModelStreamInfer(iter(flagged), timeout=60))
+    check(len(answers) == 2 and all(a.infer_response.parameters["triton_final_response"].bool_param for a in answers),
+          f"enable_empty_final_response: every answer has triton_final_response=true ({len(answers)} answers)")
 
     # A longer stream (requests pipelined on the server) answers in request order.
     x4 = np.load(os.path.join(zoo, "mlp.b4.in.npy")).astype(np.float32)

@@ -9,6 +9,7 @@ client written from the KServe v2 spec using only the standard library
 usage: rest_e2e_test.py HEARTH_BINARY ZOO_DIR
 """
 import http.client
+import gzip
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
+import zlib
 
 import numpy as np
 
@@ -164,7 +166,53 @@ def run_checks(base, port, zoo):
     expect_error("negative version", "POST", "/v2/models/mlp/versions/-3/infer", good, (400, 404))
     expect_error("corrupt model infer", "POST", "/v2/models/corrupt/infer", good, (503,))
     expect_error("unknown path", "GET", "/v2/nothing", None, (404,))
+    # Extensions Hearth does not serve say which (issue 22).
+    for path, ext in (("/v2/systemsharedmemory/status", "system shared memory"),
+                      ("/v2/cudasharedmemory/region/r/register", "CUDA shared memory"),
+                      ("/v2/trace/setting", "trace"), ("/v2/logging", "logging")):
+        status, reply = request(base, "POST" if path.endswith("register") else "GET", path, None)
+        check(status == 404 and f"the {ext} extension is not supported" in str(reply.get("error")),
+              f"{path}: 404 naming the extension ({status} {reply})")
     expect_error("body too large", "POST", "/v2/models/mlp/infer", b"[" * (2 << 20), (413,))
+
+    # Compression (Triton's HTTP API, issue 22): gzip and deflate request bodies,
+    # compressed replies on Accept-Encoding, and what must be refused.
+    def compressed(body, encoding, accept=None, raw=None):
+        data = raw if raw is not None else json.dumps(body).encode()
+        if raw is None:
+            data = gzip.compress(data) if encoding == "gzip" else zlib.compress(data) if encoding == "deflate" else data
+        req = urllib.request.Request(base + "/v2/models/mlp/infer", data=data, method="POST")
+        req.add_header("Content-Type", "application/json")
+        req.add_header("Content-Encoding", encoding)
+        if accept:
+            req.add_header("Accept-Encoding", accept)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.headers.get("Content-Encoding"), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("Content-Encoding"), e.read()
+
+    ref = np.load(os.path.join(zoo, "mlp.out.npy"))
+    for encoding in ("gzip", "deflate", "identity"):
+        status, _, text = compressed(good, encoding)
+        ok = status == 200 and rel_l2(np.array(json.loads(text)["outputs"][0]["data"]).reshape(ref.shape), ref) <= 1e-4
+        check(ok, f"Content-Encoding {encoding}: answered like the plain request ({status})")
+    for accept, want in (("gzip", "gzip"), ("br;q=1, deflate", "deflate"), ("gzip;q=0, identity", None)):
+        status, enc, text = compressed(good, "gzip", accept=accept)
+        if enc == "gzip":
+            text = gzip.decompress(text)
+        elif enc == "deflate":
+            text = zlib.decompress(text)
+        check(status == 200 and enc == want and "outputs" in json.loads(text),
+              f"Accept-Encoding {accept!r}: reply encoded {enc!r}, want {want!r} ({status})")
+    status, _, text = compressed(good, "br")
+    check(status == 415 and b"'br' is not supported" in text, f"unknown Content-Encoding: 415 ({status} {text[:120]})")
+    status, _, text = compressed(None, "gzip", raw=gzip.compress(json.dumps(good).encode())[:-20])
+    check(status == 400 and b"does not inflate" in text, f"truncated gzip: 400 ({status} {text[:120]})")
+    bomb = gzip.compress(b"[" + b" " * (3 << 20) + b"]")  # 3 MiB of spaces in a few KiB
+    status, _, text = compressed(None, "gzip", raw=bomb)
+    check(status == 413 and b"inflates past the limit" in text, f"a body inflating past the limit: 413 ({status} {text[:120]})")
+    good_after("compressed requests")
 
     # Malformed HTTP on a raw socket: answered or closed, and the server lives on.
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:

@@ -174,6 +174,34 @@ def check_grpc(port, repo, mlp, x, ref):
     code, details = load("up_grpc", {"2/model.onnx": mlp})
     version, _ = infer("up_grpc")
     check(code == grpc.StatusCode.OK and version == "2", f"gRPC: version 2 upload serves (got {code}, {version})")
+
+    # tritonclient's unload_model() always sends unload_dependents (issue 22).
+    def unload(model, **params):
+        req = pb.RepositoryModelUnloadRequest(model_name=model)
+        for key, value in params.items():
+            if isinstance(value, bool):
+                req.parameters[key].bool_param = value
+            else:
+                req.parameters[key].string_param = value
+        try:
+            stub.RepositoryModelUnload(req, timeout=60)
+            return grpc.StatusCode.OK, ""
+        except grpc.RpcError as e:
+            return e.code(), e.details() or ""
+
+    code, details = unload("up_grpc", unload_dependents="yes")
+    check(code == grpc.StatusCode.INVALID_ARGUMENT and "must be a bool_param" in details,
+          f"gRPC: unload_dependents as a string is refused (got {code} {details[:200]})")
+    code, details = unload("up_grpc", something_else=True)
+    check(code == grpc.StatusCode.INVALID_ARGUMENT and "'something_else' is not supported" in details,
+          f"gRPC: an unknown unload parameter is named (got {code} {details[:200]})")
+    code, details = unload("up_grpc", unload_dependents=False)
+    check(code == grpc.StatusCode.OK, f"gRPC: unload with unload_dependents=false, as tritonclient sends it ({code} {details})")
+    try:
+        stub.ModelInfer(pb.ModelInferRequest(model_name="up_grpc"), timeout=10)
+        check(False, "gRPC: the unloaded model no longer answers")
+    except grpc.RpcError as e:
+        check(e.code() != grpc.StatusCode.OK, f"gRPC: the unloaded model no longer answers ({e.code()})")
     channel.close()
 
 
