@@ -2,8 +2,9 @@
 // are parsed as an HTTP/1.1 request by Beast with the server's limits; a
 // complete request's body then goes through the KServe v2 REST decoder
 // (JSON tensors and the binary tensor extension, with the
-// Inference-Header-Content-Length the request carries). Any crash, leak or
-// undefined behaviour is a bug; errors are expected and fine.
+// Inference-Header-Content-Length the request carries), inflated first when it
+// names a Content-Encoding, as the server does. Any crash, leak or undefined
+// behaviour is a bug; errors are expected and fine.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http.hpp>
 
+#include "frontend/http_compression.h"
 #include "frontend/json_codec.h"
 
 namespace http = boost::beast::http;
@@ -39,7 +41,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!v.empty() && v.size() < 19 && v.find_first_not_of("0123456789") == std::string::npos)
       header_length = std::stoull(v);
   }
-  auto r = hearth::frontend::decode_infer_request(req.body(), header_length, "m", "");
+  std::string body = req.body();
+  if (auto enc = req.find(http::field::content_encoding); enc != req.end()) {
+    auto inflated = hearth::frontend::inflate_body(body, std::string(enc->value()), 1 << 20);
+    if (!inflated.ok()) return 0;
+    body = std::move(inflated).value();
+  }
+  // The raw bytes inflated both ways as well: zlib's decoder fed anything.
+  for (const char* e : {"gzip", "deflate"}) {
+    auto any = hearth::frontend::inflate_body(std::string(reinterpret_cast<const char*>(data), size), e, 1 << 20);
+    (void)any;
+  }
+  auto r = hearth::frontend::decode_infer_request(body, header_length, "m", "");
   if (r.ok()) {
     auto encoded = hearth::frontend::encode_error(std::string(req.target()));
     (void)encoded;
