@@ -221,7 +221,14 @@ Result<InferRequest> decode_infer_request(const ModelInferRequest& request) {
     HEARTH_ASSIGN_OR_RETURN(InferInput in, decode_input(request, i));
     out.inputs.push_back(std::move(in));
   }
-  for (const auto& o : request.outputs()) out.requested_outputs.push_back(o.name());
+  for (const auto& o : request.outputs()) {
+    // The classification extension (see json_codec.cc): refused by name, never ignored.
+    if (o.parameters().count("classification"))
+      return unimplemented("output '", o.name(),
+                           "': the classification extension (parameter 'classification', tritonclient's "
+                           "class_count) is not supported by Hearth yet; ask for the raw tensor");
+    out.requested_outputs.push_back(o.name());
+  }
   HEARTH_RETURN_IF_ERROR(decode_parameters(request, out));
   return out;
 }

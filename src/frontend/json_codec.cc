@@ -417,6 +417,13 @@ Status RequestDecoder::decode_outputs(const Value& doc, DecodedInferRequest& out
           return invalid_argument("output '", output, "': parameter binary_data must be true or false");
         (binary->GetBool() ? out.binary_outputs : out.json_outputs).push_back(output);
       }
+      // Triton's classification extension (tritonclient's class_count) would turn the
+      // tensor into "score:index[:label]" strings; answering the raw tensor instead
+      // would break the client, so it is refused by name until it is served.
+      if (member(*params, "classification") != nullptr)
+        return unimplemented("output '", output,
+                             "': the classification extension (parameter 'classification', tritonclient's "
+                             "class_count) is not supported by Hearth yet; ask for the raw tensor");
     }
     out.request.requested_outputs.push_back(std::move(output));
   }

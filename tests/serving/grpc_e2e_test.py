@@ -268,6 +268,12 @@ def check_errors(c, zoo):
     check(code == codes.FAILED_PRECONDITION, f"RepositoryModelLoad outside explicit mode: {code}")
     code, _ = c.error_of(c.stub.RepositoryModelUnload, pb.RepositoryModelUnloadRequest(model_name="mlp"))
     check(code == codes.FAILED_PRECONDITION, f"RepositoryModelUnload outside explicit mode: {code}")
+    # Triton's classification extension is refused by name, never ignored (issue 22).
+    req = c.raw_request(np.load(os.path.join(zoo, "mlp.in.npy")).astype(np.float32))
+    req.outputs.add(name="output").parameters["classification"].int64_param = 3
+    code, details = c.error_of(c.stub.ModelInfer, req)
+    check(code == codes.INVALID_ARGUMENT and "classification extension" in details,
+          f"classification: refused naming the extension ({code} {details!r})")
     # Extensions Hearth does not serve answer UNIMPLEMENTED naming them (issue 22).
     for rpc, ext in (("SystemSharedMemoryStatus", "system shared memory"),
                      ("SystemSharedMemoryRegister", "system shared memory"),

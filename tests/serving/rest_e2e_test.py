@@ -166,6 +166,11 @@ def run_checks(base, port, zoo):
     expect_error("negative version", "POST", "/v2/models/mlp/versions/-3/infer", good, (400, 404))
     expect_error("corrupt model infer", "POST", "/v2/models/corrupt/infer", good, (503,))
     expect_error("unknown path", "GET", "/v2/nothing", None, (404,))
+    # Triton's classification extension is refused by name, never ignored (issue 22).
+    asked = dict(good, outputs=[{"name": "output", "parameters": {"classification": 3}}])
+    status, reply = request(base, "POST", "/v2/models/mlp/infer", asked)
+    check(status == 400 and "classification extension" in str(reply.get("error")),
+          f"classification: refused naming the extension ({status} {reply})")
     # Extensions Hearth does not serve say which (issue 22).
     for path, ext in (("/v2/systemsharedmemory/status", "system shared memory"),
                       ("/v2/cudasharedmemory/region/r/register", "CUDA shared memory"),
