@@ -57,6 +57,7 @@ void add_sign_command(CLI::App& app);       // sign (SM2)
 void add_probe_command(CLI::App& app);      // probe-model (trial loads of untrusted models)
 void add_cpu_command(CLI::App& app);        // cpu (the CPU probe and the paths in use)
 void add_optimize_command(CLI::App& app);   // optimize quantize (optimize/quantize.h)
+void add_doctor_command(CLI::App& app);     // doctor (checks of this machine and configuration)
 void add_tune_command(CLI::App& app);       // tune (per-layer path measurement, kernels/path_tuner.h)
 struct PlanRun;
 // MODEL, --batch, --shape, --threads of a command that runs a model once for its plan.

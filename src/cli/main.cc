@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   hearth::cli::add_cpu_command(app);
   hearth::cli::add_tune_command(app);
   hearth::cli::add_optimize_command(app);
+  hearth::cli::add_doctor_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -326,7 +326,9 @@ Status create_self_signed(const SelfSignedOptions& o) {
   return s;
 }
 
-Result<std::string> certificate_subject(const std::string& pem_file) {
+namespace {
+
+Result<CertPtr> read_first_certificate(const std::string& pem_file) {
   std::ifstream in(pem_file, std::ios::binary);
   if (!in) return not_found("cannot read certificate file '", pem_file, "': ", std::strerror(errno));
   std::ostringstream text;
@@ -335,6 +337,21 @@ Result<std::string> certificate_subject(const std::string& pem_file) {
   std::unique_ptr<BIO, OsslFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   CertPtr cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!cert) return invalid_argument("'", pem_file, "' holds no PEM certificate: ", openssl_error());
+  return cert;
+}
+
+}  // namespace
+
+Result<int64_t> certificate_seconds_left(const std::string& pem_file) {
+  HEARTH_ASSIGN_OR_RETURN(CertPtr cert, read_first_certificate(pem_file));
+  int days = 0, seconds = 0;
+  if (!ASN1_TIME_diff(&days, &seconds, nullptr, X509_get0_notAfter(cert.get())))
+    return invalid_argument("'", pem_file, "': unreadable expiry date");
+  return int64_t{days} * 86400 + seconds;
+}
+
+Result<std::string> certificate_subject(const std::string& pem_file) {
+  HEARTH_ASSIGN_OR_RETURN(CertPtr cert, read_first_certificate(pem_file));
   std::unique_ptr<BIO, OsslFree> out(BIO_new(BIO_s_mem()));
   if (!out || X509_NAME_print_ex(out.get(), X509_get_subject_name(cert.get()), 0, XN_FLAG_RFC2253) < 0)
     return internal_error("printing the subject of '", pem_file, "': ", openssl_error());

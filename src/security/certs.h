@@ -42,4 +42,8 @@ std::string client_cert_path(const std::string& out_dir, const std::string& name
 // text `hearth serve` compares with `hearth users add --cert-subject`.
 Result<std::string> certificate_subject(const std::string& pem_file);
 
+// Seconds from now until the first certificate in a PEM file expires (negative
+// once it has); `hearth doctor` warns ahead of the date.
+Result<int64_t> certificate_seconds_left(const std::string& pem_file);
+
 }  // namespace hearth::security

@@ -256,7 +256,7 @@ TEST(JsonCodec, decodes_request_and_output_parameters) {
                   R"("routing_key":"tenant-7"},)"
                   R"("inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{"other":1}}],)"
                   R"("outputs":[{"name":"a"},{"name":"b","parameters":{"binary_data":false}},)"
-                  R"({"name":"c","parameters":{"binary_data":true,"classification":2}}]})");
+                  R"({"name":"c","parameters":{"binary_data":true,"other":2}}]})");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->request.id, "7");
   EXPECT_EQ(r->request.model_name, "m");
@@ -266,6 +266,16 @@ TEST(JsonCodec, decodes_request_and_output_parameters) {
   EXPECT_EQ(r->request.requested_outputs, (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(r->json_outputs, std::vector<std::string>{"b"});
   EXPECT_EQ(r->binary_outputs, std::vector<std::string>{"c"});
+}
+
+// Triton's classification extension is refused by name: the raw tensor a
+// client asked to have classified would break it.
+TEST(JsonCodec, refuses_the_classification_extension) {
+  auto r = decode(R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],)"
+                  R"("outputs":[{"name":"probs","parameters":{"classification":3}}]})");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("output 'probs': the classification extension"), std::string::npos)
+      << r.status().message();
 }
 
 TEST(JsonCodec, decodes_nested_data_row_major) {
