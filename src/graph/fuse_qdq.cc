@@ -160,10 +160,33 @@ int fuse_qdq_convolutions(Model& model) {
     for (int64_t k = 0; zw && k < zw->numel(); ++k) zero &= zw->dtype() == DataType::kInt8 && zw->data<int8_t>()[k] == 0;
     if (!zero) continue;
     const Tensor* b = conv.inputs.size() > 2 && !conv.inputs[2].empty() ? constant(g, conv.inputs, 2) : nullptr;
-    if (conv.inputs.size() > 2 && !conv.inputs[2].empty() && (!b || b->dtype() != DataType::kFloat)) continue;
+    std::string bias = b ? conv.inputs[2] : "";
+    size_t dqb = SIZE_MAX;
+    if (conv.inputs.size() > 2 && !conv.inputs[2].empty() && !b) {
+      // ONNX Runtime's quantizer stores the bias as int32 behind a DequantizeLinear
+      // (scale x_scale * w_scale, zero point 0): computed here as the float bias.
+      dqb = producer(conv.inputs[2], "DequantizeLinear");
+      if (dqb == SIZE_MAX) continue;
+      const Node& db = g.nodes[dqb];
+      const Tensor* bq = constant(g, db.inputs, 0);
+      const Tensor* bs = constant(g, db.inputs, 1);
+      const Tensor* bz = db.inputs.size() > 2 ? constant(g, db.inputs, 2) : nullptr;
+      if (!bq || !bs || bq->dtype() != DataType::kInt32 || bs->dtype() != DataType::kFloat || bq->rank() != 1) continue;
+      if (bs->numel() != 1 && bs->numel() != bq->numel()) continue;
+      bool zero_b = true;
+      for (int64_t k = 0; bz && k < bz->numel(); ++k) zero_b &= bz->dtype() == DataType::kInt32 && bz->data<int32_t>()[k] == 0;
+      if ((db.inputs.size() > 2 && !db.inputs[2].empty() && !bz) || !zero_b) continue;
+      Tensor fb(DataType::kFloat, {bq->numel()});
+      for (int64_t k = 0; k < bq->numel(); ++k)
+        fb.data<float>()[k] = static_cast<float>(bq->data<int32_t>()[k]) * bs->data<float>()[bs->numel() == 1 ? 0 : k];
+      bias = conv.name + "_qdq_bias";
+      for (int n = 1; g.initializers.count(bias); ++n) bias = conv.name + "_qdq_bias_" + std::to_string(n);
+      g.initializers[bias] = std::move(fb);
+    } else if (b && b->dtype() != DataType::kFloat) {
+      continue;
+    }
 
     uses.drop_reads(i, conv);
-    const std::string bias = b ? conv.inputs[2] : "";
     conv.inputs = {q.inputs[0], q.inputs[1], q.inputs[2], dw.inputs[0], dw.inputs[1]};
     if (!bias.empty()) conv.inputs.push_back(bias);
     conv.domain = "ai.hearth";
@@ -171,8 +194,8 @@ int fuse_qdq_convolutions(Model& model) {
     uses.add_reads(i, conv);
     ++fused;
     // The Q/DQ nodes go when nothing else reads them.
-    for (size_t k : {dqx, dqw}) {
-      if (dead[k] || uses.graph_outputs.count(g.nodes[k].outputs[0])) continue;
+    for (size_t k : {dqx, dqw, dqb}) {
+      if (k == SIZE_MAX || dead[k] || uses.graph_outputs.count(g.nodes[k].outputs[0])) continue;
       auto r = uses.readers.find(g.nodes[k].outputs[0]);
       if (r == uses.readers.end() || r->second.empty()) {
         dead[k] = true;

@@ -432,5 +432,74 @@ TEST(QdqConv, ActivationsAbsorbedAndInt8CarriedBetweenConvolutions) {
   }
 }
 
+// A QDQ Conv as ONNX Runtime's quantizer writes it: the bias int32 behind its
+// own DequantizeLinear (scale x_scale * w_scale per channel). Fused all the same.
+TEST(QdqConv, Int32BiasBehindADequantizeLinearIsFusedToo) {
+  const std::string bytes = conv_case_model({8, 16, 3, 1, 1, 1, true}).SerializeAsString();
+  QuantizeOptions o;
+  auto q = quantize_model(bytes, o, batches({2, 8, 9, 11}, 2, 120));
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(q->model_bytes));
+  auto* g = m.mutable_graph();
+  std::map<std::string, const onnx::TensorProto*> init;
+  for (const auto& t : g->initializer()) init[t.name()] = &t;
+  auto floats = [&](const std::string& name) {
+    const auto& t = *init.at(name);
+    std::vector<float> v(t.raw_data().size() / 4);
+    std::memcpy(v.data(), t.raw_data().data(), v.size() * 4);
+    return v;
+  };
+  const std::vector<float> b = floats("B"), sw = floats("W_scale"), sx = floats("x_scale");
+  std::vector<int32_t> bq(b.size());
+  std::vector<float> bs(b.size());
+  for (size_t c = 0; c < b.size(); ++c) {
+    bs[c] = sx[0] * sw[c];
+    bq[c] = static_cast<int32_t>(std::lround(b[c] / bs[c]));
+  }
+  auto* t = g->add_initializer();
+  t->set_name("B_quantized");
+  t->set_data_type(onnx::TensorProto::INT32);
+  t->add_dims(static_cast<int64_t>(bq.size()));
+  t->set_raw_data(bq.data(), bq.size() * 4);
+  add_float_initializer(g, "B_scale", {static_cast<int64_t>(bs.size())}, bs);
+  // The DequantizeLinear goes first: node order stays topological.
+  onnx::NodeProto dq;
+  dq.set_op_type("DequantizeLinear");
+  dq.set_name("bias_dq");
+  dq.add_input("B_quantized");
+  dq.add_input("B_scale");
+  dq.add_output("B_dequantized");
+  hearth::testing::set_int(&dq, "axis", 0);
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
+  *nodes.Add() = dq;
+  for (auto& n : *g->mutable_node()) {
+    if (n.op_type() == "Conv") n.set_input(2, "B_dequantized");
+    *nodes.Add() = n;
+  }
+  g->mutable_node()->Swap(&nodes);
+  const std::string ort_style = m.SerializeAsString();
+  SessionOptions plain;
+  plain.optimize = false;
+  SessionOptions fused;
+  fused.profile = true;
+  auto a = Session::load_bytes(ort_style.data(), ort_style.size(), "", plain);
+  auto s2 = Session::load_bytes(ort_style.data(), ort_style.size(), "", fused);
+  ASSERT_TRUE(a.ok() && s2.ok()) << (a.ok() ? s2.status().message() : a.status().message());
+  const Feed feed = batches({2, 8, 9, 11}, 1, 130)[0];
+  auto ya = (*a)->run(feed);
+  auto yb = (*s2)->run(feed);
+  ASSERT_TRUE(ya.ok() && yb.ok());
+  bool ran_fused = false;
+  for (const auto& p : (*s2)->node_profile()) ran_fused |= p.op_type == "QDQConv";
+  EXPECT_TRUE(ran_fused);
+  double err = 0, ref = 0;
+  for (int64_t i = 0; i < (*ya)[0].numel(); ++i) {
+    const double d = double((*ya)[0].data<float>()[i]) - (*yb)[0].data<float>()[i];
+    err += d * d, ref += double((*ya)[0].data<float>()[i]) * (*ya)[0].data<float>()[i];
+  }
+  EXPECT_LE(std::sqrt(err / ref), 1e-5);
+}
+
 }  // namespace
 }  // namespace hearth::optimize
