@@ -54,14 +54,15 @@ Status RequestGuard::authenticate(GuardedRequest& request, const AccessNeed& nee
   if (request.principal) return ok_status();
   const Caller& caller = request.caller;
   security::Credentials credentials{caller.authorization, caller.client, caller.cert_subject};
-  auto principal = authorizer_->authenticate(credentials);
+  int wait = 0;
+  auto principal = authorizer_->authenticate(credentials, &wait);
   if (principal.ok()) {
     request.principal = std::make_shared<const security::Principal>(std::move(principal).value());
     return ok_status();
   }
   const bool locked_out = principal.status().code() == StatusCode::kResourceExhausted;
   if (locked_out) {
-    if (retry_after_seconds) *retry_after_seconds = std::max(1, authorizer_->retry_after_seconds(caller.client));
+    if (retry_after_seconds) *retry_after_seconds = std::max(1, wait);
     if (throttled_) throttled_->add();
   } else if (failures_) {
     failures_->add();

@@ -82,6 +82,8 @@ class AuthStore {
   const std::string& path() const { return path_; }
   const std::vector<User>& users() const { return users_; }
   const std::vector<TokenRecord>& tokens() const { return tokens_; }
+  // Whether a token with this id exists (revoked ones do not), for throttling by credential.
+  bool has_token_id(std::string_view id) const { return token_index_.count(std::string(id)) != 0; }
   const User* find_user(std::string_view name) const;
   // Exact match of an RFC 2253 subject; nullptr when no user has it.
   const User* find_user_by_subject(std::string_view cert_subject) const;

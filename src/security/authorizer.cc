@@ -2,12 +2,15 @@
 // the role check (see authorizer.h).
 #include "security/authorizer.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
 #include <ctime>
 
+#include "security/crypto.h"
 #include "telemetry/log.h"
 
 namespace hearth::security {
@@ -175,29 +178,65 @@ Result<Principal> Authorizer::check_credentials(const AuthStore& store, const Cr
   return unauthenticated("missing credentials: send 'Authorization: Bearer <token>'");
 }
 
-Result<Principal> Authorizer::authenticate(const Credentials& credentials) {
-  if (!enabled_) return Principal{"anonymous", {"admin"}, "none"};
-  if (int wait = retry_after_seconds(credentials.client); wait > 0) {
-    return resource_exhausted("too many failed authentication attempts from ", credentials.client, "; retry in ",
-                              wait, " s");
+static std::string failure_key_for_address(std::string_view client) {
+  // IPv6 clients rotating addresses within their /64 count as one.
+  in6_addr a6{};
+  const std::string text(client);
+  if (text.find(':') != std::string::npos && inet_pton(AF_INET6, text.c_str(), &a6) == 1) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    for (int i = 8; i < 16; ++i) a6.s6_addr[i] = 0;
+    inet_ntop(AF_INET6, &a6, buf, sizeof(buf));
+    return std::string("address ") + buf + "/64";
   }
+  return "address " + text;
+}
+
+// What a failed attempt counts against: a token that exists (someone guessing
+// its secret, or its owner with a revoked or expired copy), else the client's
+// address (malformed headers, other schemes, unknown token ids).
+std::string Authorizer::failure_key(const AuthStore& store, const Credentials& credentials) const {
+  const std::string_view token = bearer_token(credentials.authorization);
+  if (!token.empty()) {
+    Result<TokenParts> parts = parse_token(token);
+    if (parts.ok()) {
+      std::string id = parts->id;
+      cleanse(parts->secret);
+      if (store.has_token_id(id)) return "token " + id;
+    }
+  }
+  return failure_key_for_address(credentials.client);
+}
+
+// Credentials are checked first, whatever the failures: a valid credential is
+// never refused because of someone else's failed attempts (behind a NAT, a
+// proxy or a Service, one misconfigured client must not lock everyone out).
+// A failed attempt counts against its key; once the key is locked out, further
+// failures with it answer 429 (the attempt was invalid either way).
+Result<Principal> Authorizer::authenticate(const Credentials& credentials, int* retry_after) {
+  if (!enabled_) return Principal{"anonymous", {"admin"}, "none"};
   maybe_reload();
   std::shared_ptr<const AuthStore> store = current_store();
   Result<Principal> principal = check_credentials(*store, credentials);
   if (principal.ok()) {
-    record_success(credentials.client);
+    if (principal->method == "token") record_success(failure_key(*store, credentials));
     return principal;
   }
   // Only a presented token or header that fails counts: a missing header cannot guess,
   // and a certificate subject was already verified by TLS.
-  if (!credentials.authorization.empty()) return record_failure(credentials.client, principal.status());
-  return principal.status();
+  if (credentials.authorization.empty()) return principal.status();
+  const std::string key = failure_key(*store, credentials);
+  if (int wait = retry_after_seconds(key); wait > 0) {
+    if (retry_after) *retry_after = wait;
+    return resource_exhausted("too many failed authentication attempts with this ", key.rfind("token", 0) == 0 ? "token" : "address",
+                              " (", key, "); retry in ", wait, " s");
+  }
+  return record_failure(key, principal.status());
 }
 
-Status Authorizer::record_failure(std::string_view client, const Status& reason) {
+Status Authorizer::record_failure(std::string_view client_key, const Status& reason) {
   int64_t now = now_ms();
   std::lock_guard<std::mutex> lock(failures_mu_);
-  std::string key(client);
+  std::string key(client_key);
   auto it = failures_.find(key);
   if (it == failures_.end()) {
     if (failures_.size() >= std::max<size_t>(1, options_.max_tracked_clients)) {
@@ -224,28 +263,28 @@ Status Authorizer::record_failure(std::string_view client, const Status& reason)
     int doublings = std::min(f.count - options_.max_failures, 30);
     int64_t lock_s = std::min<int64_t>(int64_t{1} << doublings, options_.max_lockout_seconds);
     f.locked_until_ms = now + lock_s * 1000;
-    telemetry::log_warn("auth_client_locked_out", {telemetry::field("client", std::string(client)),
+    telemetry::log_warn("auth_client_locked_out", {telemetry::field("key", std::string(client_key)),
                                                    telemetry::field("failures", f.count),
                                                    telemetry::field("seconds", lock_s)});
   }
   return reason;
 }
 
-void Authorizer::record_success(std::string_view client) {
+void Authorizer::record_success(std::string_view key) {
   if (tracked_clients_.load(std::memory_order_relaxed) == 0) return;
   std::lock_guard<std::mutex> lock(failures_mu_);
-  auto it = failures_.find(std::string(client));
+  auto it = failures_.find(std::string(key));
   if (it == failures_.end()) return;
   lru_.erase(it->second.order);
   failures_.erase(it);
   tracked_clients_.store(failures_.size(), std::memory_order_relaxed);
 }
 
-int Authorizer::retry_after_seconds(std::string_view client) const {
+int Authorizer::retry_after_seconds(std::string_view key) const {
   if (!enabled_ || tracked_clients_.load(std::memory_order_relaxed) == 0) return 0;
   int64_t now = now_ms();
   std::lock_guard<std::mutex> lock(failures_mu_);
-  auto it = failures_.find(std::string(client));
+  auto it = failures_.find(std::string(key));
   if (it == failures_.end()) return 0;
   return seconds_left(it->second.locked_until_ms, now);
 }

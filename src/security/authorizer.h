@@ -42,10 +42,10 @@ struct Credentials {
 struct AuthorizerOptions {
   std::string store_path;   // AuthStore file (required)
   std::string policy_path;  // "" = built-in roles only
-  int max_failures = 5;     // failed attempts per client within the window before it is locked out
+  int max_failures = 5;     // failed attempts per key (token, or address) within the window before it is locked out
   int failure_window_seconds = 60;
   int max_lockout_seconds = 300;  // lockout doubles per further failure: 1, 2, 4 ... s, capped here
-  size_t max_tracked_clients = 10000;  // failure table size; the least recently failing client is evicted
+  size_t max_tracked_clients = 10000;  // failure table size; the least recently failing key is evicted
   // Monotonic clock in milliseconds for lockouts and reload checks (tests); default steady_clock.
   std::function<int64_t()> clock_ms;
   // Wall clock in unix seconds for token expiry (tests); default time().
@@ -66,15 +66,20 @@ class Authorizer {
   bool enabled() const { return enabled_; }
   // UNAUTHENTICATED with the reason ("missing credentials: ...", "invalid token",
   // "token expired", "malformed Authorization header", "certificate subject ...
-  // is not mapped to a user"); RESOURCE_EXHAUSTED while the client is locked
-  // out. Missing credentials are not counted as a failed attempt; success
-  // resets the client's count.
-  Result<Principal> authenticate(const Credentials& credentials);
+  // is not mapped to a user"). Credentials are checked first: a valid one is
+  // never refused because of others' failures. A failed attempt counts against
+  // the token it names when that token exists, else against the client's
+  // address (an IPv6 /64 as one); once that key has failed max_failures times
+  // in the window, its further failures answer RESOURCE_EXHAUSTED and
+  // *retry_after (when given) is set to the seconds left. Missing credentials
+  // do not count; a token's success resets its count.
+  Result<Principal> authenticate(const Credentials& credentials, int* retry_after = nullptr);
   // PERMISSION_DENIED naming user, roles, action, resource and model:
   // "user 'bob' (roles: viewer) may not infer on inference for model 'mlp'".
   Status authorize(const Principal& principal, Resource resource, Action action, std::string_view model = {}) const;
-  // Seconds until `client` may try again (for Retry-After); 0 when it is not locked out.
-  int retry_after_seconds(std::string_view client) const;
+  // Seconds until failures counted against `key` may be tried again; 0 when not
+  // locked out. Keys: "token <id>", "address <ip>", "address <ipv6 prefix>/64".
+  int retry_after_seconds(std::string_view key) const;
 
   const Policy& policy() const { return policy_; }
 
@@ -99,8 +104,9 @@ class Authorizer {
   void maybe_reload();
   Status check_roles(const AuthStore& store) const;
   Result<Principal> check_credentials(const AuthStore& store, const Credentials& credentials) const;
-  Status record_failure(std::string_view client, const Status& reason);
-  void record_success(std::string_view client);
+  std::string failure_key(const AuthStore& store, const Credentials& credentials) const;
+  Status record_failure(std::string_view key, const Status& reason);
+  void record_success(std::string_view key);
 
   bool enabled_ = true;
   AuthorizerOptions options_;

@@ -163,34 +163,63 @@ TEST_F(AuthorizerTest, CertificateSubjectMapsToAUser) {
   EXPECT_EQ(a->authenticate({header, "10.0.0.2", "CN=bob,O=Bank"})->user, "alice");
 }
 
-TEST_F(AuthorizerTest, LockoutDoublesIsCappedAndResetsOnSuccess) {
+TEST_F(AuthorizerTest, LockoutDoublesIsCappedAndNeverRefusesAValidToken) {
   auto a = make(options());  // 3 failures, cap 5 s
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(a->authenticate(bearer("hth_x")).status().code(), StatusCode::kUnauthenticated);
   }
-  // Locked out: even the right token is refused without being checked.
-  Result<Principal> locked = a->authenticate(bearer(alice_token_));
+  // The address is locked out: its next failed attempt answers 429 ...
+  int wait = 0;
+  Result<Principal> locked = a->authenticate(bearer("hth_x"), &wait);
   EXPECT_EQ(locked.status().code(), StatusCode::kResourceExhausted);
-  EXPECT_EQ(locked.status().message(), "too many failed authentication attempts from 10.0.0.1; retry in 1 s");
-  EXPECT_EQ(a->retry_after_seconds("10.0.0.1"), 1);
-  EXPECT_EQ(a->retry_after_seconds("10.0.0.9"), 0);
-  EXPECT_TRUE(a->authenticate(bearer(alice_token_, "10.0.0.9")).ok());  // other clients are not affected
+  EXPECT_EQ(locked.status().message(),
+            "too many failed authentication attempts with this address (address 10.0.0.1); retry in 1 s");
+  EXPECT_EQ(wait, 1);
+  EXPECT_EQ(a->retry_after_seconds("address 10.0.0.1"), 1);
+  EXPECT_EQ(a->retry_after_seconds("address 10.0.0.9"), 0);
+  // ... but a valid token from the same address (a NAT, a proxy) is never refused.
+  EXPECT_TRUE(a->authenticate(bearer(alice_token_)).ok());
+  EXPECT_TRUE(a->authenticate(bearer(alice_token_, "10.0.0.9")).ok());
 
   int64_t expected[] = {2, 4, 5, 5};
   for (int64_t secs : expected) {
-    advance_ms(a->retry_after_seconds("10.0.0.1") * 1000);
-    EXPECT_EQ(a->retry_after_seconds("10.0.0.1"), 0);
+    advance_ms(a->retry_after_seconds("address 10.0.0.1") * 1000);
+    EXPECT_EQ(a->retry_after_seconds("address 10.0.0.1"), 0);
     EXPECT_FALSE(a->authenticate(bearer("hth_x")).ok());
-    EXPECT_EQ(a->retry_after_seconds("10.0.0.1"), secs);
+    EXPECT_EQ(a->retry_after_seconds("address 10.0.0.1"), secs);
   }
-  advance_ms(5000);
-  ASSERT_TRUE(a->authenticate(bearer(alice_token_)).ok());
-  // The count starts over: two failures do not lock, the third does, for 1 s.
+  // After a quiet window the count starts over: two failures do not lock, the third does, for 1 s.
+  advance_ms(5000 + 61000);
   EXPECT_FALSE(a->authenticate(bearer("hth_x")).ok());
   EXPECT_FALSE(a->authenticate(bearer("hth_x")).ok());
-  EXPECT_EQ(a->retry_after_seconds("10.0.0.1"), 0);
+  EXPECT_EQ(a->retry_after_seconds("address 10.0.0.1"), 0);
   EXPECT_FALSE(a->authenticate(bearer("hth_x")).ok());
-  EXPECT_EQ(a->retry_after_seconds("10.0.0.1"), 1);
+  EXPECT_EQ(a->retry_after_seconds("address 10.0.0.1"), 1);
+}
+
+// Guessing the secret of a token that exists counts against that token, from
+// any address; its owner's right token still works and resets the count.
+TEST_F(AuthorizerTest, GuessesAtOneTokenAreThrottledPerToken) {
+  auto a = make(options());
+  const std::string id = parse_token(alice_token_)->id;
+  const std::string wrong = "hth_" + id + "_" + std::string(43, 'A');
+  const char* addresses[] = {"10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4"};
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(a->authenticate(bearer(wrong, addresses[i])).status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(a->authenticate(bearer(wrong, addresses[3])).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(a->retry_after_seconds("token " + id), 1);
+  EXPECT_EQ(a->retry_after_seconds("address 10.1.0.4"), 0);
+  EXPECT_TRUE(a->authenticate(bearer(alice_token_, "10.1.0.4")).ok());
+  EXPECT_EQ(a->retry_after_seconds("token " + id), 0) << "the owner's success resets the token's count";
+}
+
+TEST_F(AuthorizerTest, AnIpv6Slash64CountsAsOneAddress) {
+  auto a = make(options());
+  for (const char* client : {"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"})
+    EXPECT_EQ(a->authenticate(bearer("hth_x", client)).status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(a->authenticate(bearer("hth_x", "2001:db8:1:2::99")).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(a->retry_after_seconds("address 2001:db8:1:2::/64"), 1);
+  EXPECT_EQ(a->authenticate(bearer("hth_x", "2001:db8:1:3::1")).status().code(), StatusCode::kUnauthenticated)
+      << "another /64 is not affected";
 }
 
 TEST_F(AuthorizerTest, FailuresOutsideTheWindowAndMissingCredentialsDoNotCount) {
@@ -199,11 +228,11 @@ TEST_F(AuthorizerTest, FailuresOutsideTheWindowAndMissingCredentialsDoNotCount) 
     EXPECT_FALSE(a->authenticate(bearer("hth_x")).ok());
     advance_ms(61000);
   }
-  EXPECT_EQ(a->retry_after_seconds("10.0.0.1"), 0);
+  EXPECT_EQ(a->retry_after_seconds("address 10.0.0.1"), 0);
   for (int i = 0; i < 10; ++i) {
     EXPECT_EQ(a->authenticate({"", "10.0.0.1", ""}).status().code(), StatusCode::kUnauthenticated);
   }
-  EXPECT_EQ(a->retry_after_seconds("10.0.0.1"), 0);
+  EXPECT_EQ(a->retry_after_seconds("address 10.0.0.1"), 0);
   EXPECT_TRUE(a->authenticate(bearer(alice_token_)).ok());
 }
 
@@ -213,9 +242,9 @@ TEST_F(AuthorizerTest, FailureTableIsBounded) {
   o.max_tracked_clients = 2;
   auto a = make(o);
   for (const char* client : {"a", "b", "c"}) EXPECT_FALSE(a->authenticate(bearer("hth_x", client)).ok());
-  EXPECT_EQ(a->retry_after_seconds("a"), 0);  // the oldest was evicted
-  EXPECT_EQ(a->retry_after_seconds("b"), 1);
-  EXPECT_EQ(a->retry_after_seconds("c"), 1);
+  EXPECT_EQ(a->retry_after_seconds("address a"), 0);  // the oldest was evicted
+  EXPECT_EQ(a->retry_after_seconds("address b"), 1);
+  EXPECT_EQ(a->retry_after_seconds("address c"), 1);
 }
 
 TEST_F(AuthorizerTest, ReloadsTheStoreAfterRevokeAndKeepsTheLastGoodOne) {
@@ -283,7 +312,7 @@ TEST(AuthorizerAllowAll, EveryoneIsAnonymousAdmin) {
     EXPECT_EQ(p->method, "none");
   }
   EXPECT_TRUE(a->authorize({"x", {}, "none"}, Resource::kKeys, Action::kDelete).ok());
-  EXPECT_EQ(a->retry_after_seconds("1.2.3.4"), 0);
+  EXPECT_EQ(a->retry_after_seconds("address 1.2.3.4"), 0);
 }
 
 TEST_F(AuthorizerTest, ConcurrentCallsWhileTheStoreChanges) {
