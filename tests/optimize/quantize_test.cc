@@ -328,6 +328,45 @@ onnx::ModelProto conv_case_model(const ConvCase& c) {
   return m;
 }
 
+// A QDQ file run node by node (optimizer off) and as the engine runs it
+// (QDQ patterns fused), on one feed; with the op types the fused session ran.
+struct FusedRun {
+  std::vector<Tensor> plain, fused;
+  std::map<std::string, int> ran;
+};
+
+FusedRun run_plain_and_fused(const std::string& bytes, const Feed& feed) {
+  FusedRun r;
+  SessionOptions plain;
+  plain.optimize = false;
+  SessionOptions fused;
+  fused.profile = true;
+  auto a = Session::load_bytes(bytes.data(), bytes.size(), "", plain);
+  auto b = Session::load_bytes(bytes.data(), bytes.size(), "", fused);
+  EXPECT_TRUE(a.ok() && b.ok()) << (a.ok() ? b.status().message() : a.status().message());
+  if (!a.ok() || !b.ok()) return r;
+  auto ya = (*a)->run(feed);
+  auto yb = (*b)->run(feed);
+  EXPECT_TRUE(ya.ok()) << ya.status().message();
+  EXPECT_TRUE(yb.ok()) << yb.status().message();
+  if (!ya.ok() || !yb.ok()) return r;
+  r.plain = std::move(ya).value();
+  r.fused = std::move(yb).value();
+  for (const auto& p : (*b)->node_profile()) ++r.ran[p.op_type];
+  return r;
+}
+
+// ||a - b|| / ||a|| over float tensors of one shape (1 when they cannot be compared).
+double rel_l2(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  if (a.empty() || b.empty() || a[0].shape() != b[0].shape()) return 1.0;
+  double err = 0, ref = 0;
+  for (int64_t i = 0; i < a[0].numel(); ++i) {
+    const double d = double(a[0].data<float>()[i]) - b[0].data<float>()[i];
+    err += d * d, ref += double(a[0].data<float>()[i]) * a[0].data<float>()[i];
+  }
+  return std::sqrt(err / ref);
+}
+
 TEST(QdqConv, FusedInt8MatchesTheQdqGraph) {
   const ConvCase cases[] = {{8, 16, 3, 1, 1, 1, true},  {16, 8, 1, 1, 0, 1, false}, {8, 16, 3, 2, 1, 1, true},
                             {16, 16, 3, 1, 1, 16, true}, {8, 16, 3, 1, 0, 2, true},  {32, 64, 3, 1, 1, 1, true}};
@@ -346,29 +385,10 @@ TEST(QdqConv, FusedInt8MatchesTheQdqGraph) {
       auto q = quantize_model(bytes, o, cal);
       ASSERT_TRUE(q.ok()) << q.status().message();
       EXPECT_EQ(q->weight_bits, bits);
-      ASSERT_TRUE(q.ok()) << q.status().message();
-      SessionOptions plain;
-      plain.optimize = false;
-      SessionOptions fused;
-      fused.profile = true;
-      auto a = Session::load_bytes(q->model_bytes.data(), q->model_bytes.size(), "", plain);
-      auto b = Session::load_bytes(q->model_bytes.data(), q->model_bytes.size(), "", fused);
-      ASSERT_TRUE(a.ok() && b.ok());
-      const Feed feed = batches({2, c.c_in, 9, 11}, 1, 90)[0];
-      auto ya = (*a)->run(feed);
-      auto yb = (*b)->run(feed);
-      ASSERT_TRUE(ya.ok()) << ya.status().message();
-      ASSERT_TRUE(yb.ok()) << yb.status().message();
-      bool ran_fused = false;
-      for (const auto& p : (*b)->node_profile()) ran_fused |= p.op_type == "QDQConv";
-      EXPECT_EQ(ran_fused, c.group == 1) << "grouped and depthwise convolutions stay unfused";
-      ASSERT_EQ((*ya)[0].shape(), (*yb)[0].shape());
-      double err = 0, ref = 0;
-      for (int64_t i = 0; i < (*ya)[0].numel(); ++i) {
-        const double d = double((*ya)[0].data<float>()[i]) - (*yb)[0].data<float>()[i];
-        err += d * d, ref += double((*ya)[0].data<float>()[i]) * (*ya)[0].data<float>()[i];
-      }
-      EXPECT_LE(std::sqrt(err / ref), 1e-5) << "the int32 accumulation is exact: only float rounding differs";
+      const FusedRun r = run_plain_and_fused(q->model_bytes, batches({2, c.c_in, 9, 11}, 1, 90)[0]);
+      EXPECT_EQ(r.ran.count("QDQConv") == 1, c.group == 1) << "grouped and depthwise convolutions stay unfused";
+      const double err = rel_l2(r.plain, r.fused);
+      EXPECT_LE(err, 1e-5) << "the int32 accumulation is exact: only float rounding differs";
     }
   }
 }
@@ -403,32 +423,18 @@ TEST(QdqConv, ActivationsAbsorbedAndInt8CarriedBetweenConvolutions) {
     o.weight_bits = bits;
     auto q = quantize_model(bytes, o, batches({2, 8, 12, 12}, 3, 100));
     ASSERT_TRUE(q.ok()) << q.status().message();
-    SessionOptions plain;
-    plain.optimize = false;
-    SessionOptions fused;
-    fused.profile = true;
-    auto a = Session::load_bytes(q->model_bytes.data(), q->model_bytes.size(), "", plain);
-    auto b = Session::load_bytes(q->model_bytes.data(), q->model_bytes.size(), "", fused);
-    ASSERT_TRUE(a.ok() && b.ok());
-    const Feed feed = batches({2, 8, 12, 12}, 1, 110)[0];
-    auto ya = (*a)->run(feed);
-    auto yb = (*b)->run(feed);
-    ASSERT_TRUE(ya.ok()) << ya.status().message();
-    ASSERT_TRUE(yb.ok()) << yb.status().message();
-    std::map<std::string, int> ran;
-    for (const auto& p : (*b)->node_profile()) ++ran[p.op_type];
-    EXPECT_EQ(ran["QDQConv"], 3);
-    EXPECT_EQ(ran["Relu"] + ran["Clip"] + ran["QuantizeLinear"] + ran["DequantizeLinear"], 0)
+    const FusedRun r = run_plain_and_fused(q->model_bytes, batches({2, 8, 12, 12}, 1, 110)[0]);
+    EXPECT_EQ(r.ran.at("QDQConv"), 3);
+    EXPECT_EQ(r.ran.count("Relu") + r.ran.count("Clip") + r.ran.count("QuantizeLinear") +
+                  r.ran.count("DequantizeLinear"),
+              0u)
         << "activations absorbed, no float round trip between the convolutions";
-    ASSERT_EQ((*yb)[0].dtype(), DataType::kFloat);
-    double err = 0, ref = 0;
-    for (int64_t i = 0; i < (*ya)[0].numel(); ++i) {
-      const double d = double((*ya)[0].data<float>()[i]) - (*yb)[0].data<float>()[i];
-      err += d * d, ref += double((*ya)[0].data<float>()[i]) * (*ya)[0].data<float>()[i];
-    }
+    ASSERT_FALSE(r.fused.empty());
+    ASSERT_EQ(r.fused[0].dtype(), DataType::kFloat);
     // A product that lands within float rounding of a rounding boundary may go
     // the other way: one quantization step on a few elements.
-    EXPECT_LE(std::sqrt(err / ref), 5e-3) << bits << "-bit weights";
+    const double err = rel_l2(r.plain, r.fused);
+    EXPECT_LE(err, 5e-3) << bits << "-bit weights";
   }
 }
 
@@ -479,26 +485,10 @@ TEST(QdqConv, Int32BiasBehindADequantizeLinearIsFusedToo) {
   }
   g->mutable_node()->Swap(&nodes);
   const std::string ort_style = m.SerializeAsString();
-  SessionOptions plain;
-  plain.optimize = false;
-  SessionOptions fused;
-  fused.profile = true;
-  auto a = Session::load_bytes(ort_style.data(), ort_style.size(), "", plain);
-  auto s2 = Session::load_bytes(ort_style.data(), ort_style.size(), "", fused);
-  ASSERT_TRUE(a.ok() && s2.ok()) << (a.ok() ? s2.status().message() : a.status().message());
-  const Feed feed = batches({2, 8, 9, 11}, 1, 130)[0];
-  auto ya = (*a)->run(feed);
-  auto yb = (*s2)->run(feed);
-  ASSERT_TRUE(ya.ok() && yb.ok());
-  bool ran_fused = false;
-  for (const auto& p : (*s2)->node_profile()) ran_fused |= p.op_type == "QDQConv";
-  EXPECT_TRUE(ran_fused);
-  double err = 0, ref = 0;
-  for (int64_t i = 0; i < (*ya)[0].numel(); ++i) {
-    const double d = double((*ya)[0].data<float>()[i]) - (*yb)[0].data<float>()[i];
-    err += d * d, ref += double((*ya)[0].data<float>()[i]) * (*ya)[0].data<float>()[i];
-  }
-  EXPECT_LE(std::sqrt(err / ref), 1e-5);
+  const FusedRun r = run_plain_and_fused(ort_style, batches({2, 8, 9, 11}, 1, 130)[0]);
+  EXPECT_EQ(r.ran.count("QDQConv"), 1u);
+  const double err = rel_l2(r.plain, r.fused);
+  EXPECT_LE(err, 1e-5);
 }
 
 }  // namespace
