@@ -235,10 +235,19 @@ RestApi::~RestApi() = default;
 
 std::optional<HttpReply> RestApi::check_header(HttpRequest& head) {
   if (!guard_->auth_enabled()) return std::nullopt;
+  // With access control on, nothing is read for a stranger: a path that does not
+  // parse, and a health request that is not a bodiless GET (the open paths), are
+  // answered from the header alone.
   auto parsed = split_path(head.target);
-  if (!parsed.ok()) return std::nullopt;  // answered when the request is handled
+  if (!parsed.ok()) return error_reply(parsed.status());
   AccessNeed need = rest_access_need(*parsed, head.method);
-  if (need.open) return std::nullopt;
+  if (need.open) {
+    const std::string length = head.header("Content-Length");
+    const bool bodied = (!length.empty() && length != "0") || !head.header("Transfer-Encoding").empty();
+    if (head.method != "GET") return method_not_allowed(head.method, head.target);
+    if (bodied) return error_reply(invalid_argument("health requests take no body"));
+    return std::nullopt;
+  }
   GuardedRequest guarded{caller_of(head)};
   int retry_after = 0;
   Status who = guard_->authenticate(guarded, need, &retry_after);
