@@ -3,6 +3,7 @@
 #include "serving/model_lifecycle.h"
 
 #include <algorithm>
+#include <set>
 #include <chrono>
 #include <filesystem>
 
@@ -336,12 +337,16 @@ std::vector<std::shared_ptr<ModelVersion>> ModelLifecycle::all_versions() const 
 
 std::vector<ModelIndexEntry> ModelLifecycle::index(bool ready_only) const {
   const std::vector<std::string> folders = repo_.model_names();
+  const std::set<std::string> on_disk(folders.begin(), folders.end());
   std::vector<ModelIndexEntry> out;
   std::shared_lock<std::shared_mutex> lock(mu_);
   for (const std::string& f : folders)
     if (!entries_.count(f) && !ready_only) out.push_back({f, "", "UNAVAILABLE", "not loaded"});
   for (const auto& [name, entry] : entries_) {
     const Entry& e = *entry;
+    // A model whose folder is gone and that serves nothing is no longer listed
+    // (one that still serves stays, READY, until it is unloaded).
+    if (e.ready.empty() && !e.loading && !on_disk.count(name)) continue;
     for (const auto& v : e.ready) out.push_back({e.name, std::to_string(v.first), "READY", ""});
     if (ready_only) continue;
     bool reason_shown = false;

@@ -77,6 +77,22 @@ TEST_F(ServerTest, failed_load_of_a_missing_model_leaves_it_unknown) {
   for (const auto& e : server->repository_index(false)) EXPECT_NE(e.name, "nope");
 }
 
+// An unloaded model whose folder is then deleted leaves the index (it listed the
+// model as UNAVAILABLE until a restart); a model still serving stays listed.
+TEST_F(ServerTest, index_forgets_a_deleted_folder_once_nothing_serves_from_it) {
+  add_relu("relu", 1);
+  add_relu("other", 1);
+  auto server = start(explicit_mode({"relu", "other"}));
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(server->unload_model("relu").ok());
+  std::filesystem::remove_all(model_dir("relu"));
+  std::filesystem::remove_all(model_dir("other"));
+  std::vector<std::string> rows;
+  for (const auto& e : server->repository_index(false)) rows.push_back(e.name + ":" + e.version + ":" + e.state);
+  EXPECT_EQ(rows, (std::vector<std::string>{"other:1:READY"})) << "relu's folder is gone and it serves nothing";
+  EXPECT_TRUE(server->infer(relu_request({1, 2, 3, 4}, "", "other")).ok());
+}
+
 // Sends requests from a thread until stopped; counts failures.
 class Traffic {
  public:
