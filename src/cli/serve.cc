@@ -46,6 +46,7 @@ struct ServeOptions {
   int http_port = 8000;
   int http_threads = 2;
   int64_t max_body_mb = 64;
+  int64_t default_max_batch_size = 4;
   int64_t max_header_kb = 16;
   int header_timeout_secs = 30;
   int64_t max_connections = 1024;
@@ -185,6 +186,7 @@ Status serve(const ServeOptions& o) {
   so.total_threads = o.threads;
   so.max_tensor_bytes = o.limits.max_tensor_bytes;
   so.max_memory_bytes = o.limits.max_memory_bytes;
+  so.default_max_batch_size = o.default_max_batch_size;
   HEARTH_ASSIGN_OR_RETURN(so.trial_loads.scope, serving::parse_trial_load_scope(o.isolate_loads));
   so.trial_loads.executable = "/proc/self/exe";  // this very binary, even if replaced on disk since
   so.trial_loads.memory_bytes = o.isolated_memory_mb << 20;
@@ -312,6 +314,11 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--http-port", o->http_port, "HTTP port (0 = any free port)")->capture_default_str();
   cmd->add_option("--http-address", o->http_address, "HTTP address to listen on")->capture_default_str();
   cmd->add_option("--http-thread-count", o->http_threads, "threads serving HTTP connections")->capture_default_str();
+  cmd->add_option("--default-max-batch-size", o->default_max_batch_size,
+                  "models without config.pbtxt whose inputs and outputs all have a variable leading dim get this "
+                  "max_batch_size and dynamic batching, as Triton's auto-complete does (0: max_batch_size 0)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
   cmd->add_option("--http-max-body-mb", o->max_body_mb, "largest request body in MiB (larger: 413)")
       ->capture_default_str();
   cmd->add_option("--http-max-header-kb", o->max_header_kb, "largest request header in KiB (larger: 431)")

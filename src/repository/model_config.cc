@@ -233,6 +233,21 @@ Status complete_model_config(inference::ModelConfig& config, const Session& sess
   return ok_status();
 }
 
+bool autocomplete_batching(inference::ModelConfig& config, const Session& session, int64_t max_batch_size) {
+  if (max_batch_size <= 0 || config.max_batch_size() > 0 || config.input_size() > 0 || config.output_size() > 0)
+    return false;
+  auto batchable = [](const std::vector<ValueInfo>& values) {
+    if (values.empty()) return false;
+    for (const auto& v : values)
+      if (!v.has_shape || v.dims.empty() || v.dims[0] >= 0) return false;
+    return true;
+  };
+  if (!batchable(session.inputs()) || !batchable(session.outputs())) return false;
+  config.set_max_batch_size(static_cast<int32_t>(std::min<int64_t>(max_batch_size, INT32_MAX)));
+  if (!config.has_dynamic_batching()) config.mutable_dynamic_batching();
+  return true;
+}
+
 int instance_count(const inference::ModelConfig& config) {
   int n = 0;
   for (const auto& g : config.instance_group()) n += g.count() > 0 ? g.count() : 1;

@@ -41,6 +41,12 @@ Result<std::vector<int64_t>> select_versions(const inference::ModelConfig& confi
 // variable (or matching) leading dim. Errors name the tensor and the field.
 Status complete_model_config(inference::ModelConfig& config, const Session& session, const std::string& file);
 
+// Triton's auto-complete of batching, for a model without config.pbtxt: when
+// `max_batch_size` > 0 and every input and output of the model has a variable
+// leading dim, the config gets that max_batch_size and a dynamic batcher (with
+// no queue delay). Returns whether it did.
+bool autocomplete_batching(inference::ModelConfig& config, const Session& session, int64_t max_batch_size);
+
 // Total instances of the config's instance groups (1 when none).
 int instance_count(const inference::ModelConfig& config);
 

@@ -185,7 +185,8 @@ Result<std::shared_ptr<ModelVersion>> ModelLifecycle::load_version(const ModelPl
                                                                    Source source) {
   if (!f.problem.ok()) return f.problem;
   VersionSpec spec{plan.name, f.version, f.path, {}, nullptr, "", plan.config, plan.config_file,
-                   options_.total_threads, 1024, registry_, options_.max_tensor_bytes, options_.max_memory_bytes};
+                   options_.total_threads, 1024, registry_, options_.max_tensor_bytes, options_.max_memory_bytes,
+                   plan.config_text.empty(), options_.default_max_batch_size};
   // Encrypted packages, and every model when signatures are required, load from
   // the bytes read (and checked) once.
   security::OpenedModel opened;

@@ -131,6 +131,7 @@ Status ModelVersion::load_instances(const VersionSpec& spec) {
     sessions_.push_back(std::move(session).value());
   }
   config_ = spec.config;
+  if (spec.derived_config) repository::autocomplete_batching(config_, *sessions_[0], spec.default_max_batch_size);
   HEARTH_RETURN_IF_ERROR(complete_model_config(config_, *sessions_[0], spec.config_file));
   config_.set_name(name_);
   max_batch_size_ = config_.max_batch_size();

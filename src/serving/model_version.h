@@ -49,6 +49,10 @@ struct VersionSpec {
   telemetry::Registry* registry = nullptr;  // may be null (no metrics)
   size_t max_tensor_bytes = 0;  // server defaults; config parameters of the same names win
   size_t max_memory_bytes = 0;
+  // No config.pbtxt: Triton's auto-complete of batching with this max_batch_size
+  // (repository::autocomplete_batching); 0 leaves max_batch_size 0.
+  bool derived_config = false;
+  int64_t default_max_batch_size = 0;
 };
 
 // The engine options a version's instances use: intra-op threads and the limits

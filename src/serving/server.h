@@ -71,6 +71,10 @@ struct ServerOptions {
   // together (0: no limit). See SessionOptions.
   size_t max_tensor_bytes = 0;
   size_t max_memory_bytes = 0;
+  // A model without config.pbtxt whose inputs and outputs all have a variable
+  // leading dim gets this max_batch_size and dynamic batching, as Triton's
+  // auto-complete does (its default-max-batch-size is 4); 0: max_batch_size 0.
+  int64_t default_max_batch_size = 4;
   TrialLoadOptions trial_loads;
   bool strict_readiness = true;      // ready only while every model that should load is READY
   bool exit_on_error = false;        // create() fails when a model fails to load at start

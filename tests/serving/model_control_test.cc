@@ -93,6 +93,37 @@ TEST_F(ServerTest, index_forgets_a_deleted_folder_once_nothing_serves_from_it) {
   EXPECT_TRUE(server->infer(relu_request({1, 2, 3, 4}, "", "other")).ok());
 }
 
+// Triton's auto-complete of batching: a model without config.pbtxt whose input
+// and output have a variable leading dim gets max_batch_size 4 (the default) and
+// a dynamic batcher; a fixed leading dim, a config file, or the option at 0
+// leave max_batch_size 0.
+TEST_F(ServerTest, derived_configs_get_triton_default_batching) {
+  add_relu("dynamic", 1);
+  testing::write_fixed_relu_model(model_dir("fixed") / "1", 2);
+  add_relu("configured", 1);
+  config("configured", "max_batch_size: 0\n");
+  for (int64_t fallback : {int64_t{4}, int64_t{0}}) {
+    ServerOptions o = explicit_mode({"*"});
+    o.default_max_batch_size = fallback;
+    auto server = start(o);
+    ASSERT_TRUE(server);
+    auto dynamic = server->model_config("dynamic", "");
+    ASSERT_TRUE(dynamic.ok()) << dynamic.status().message();
+    EXPECT_EQ(dynamic->max_batch_size(), fallback);
+    EXPECT_EQ(dynamic->has_dynamic_batching(), fallback > 0);
+    if (fallback > 0) {
+      ASSERT_EQ(dynamic->input_size(), 1);
+      EXPECT_EQ(dynamic->input(0).dims_size(), 1) << "the batch dim leaves the config's dims";
+    }
+    EXPECT_EQ(server->model_config("fixed", "")->max_batch_size(), 0);
+    EXPECT_EQ(server->model_config("configured", "")->max_batch_size(), 0);
+    // Batched or not, the model answers the same.
+    auto r = server->infer(relu_request({-1, 2, -3, 4}, "", "dynamic"));
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(values(r->outputs[0].data), (std::vector<float>{0, 2, 0, 4}));
+  }
+}
+
 // Sends requests from a thread until stopped; counts failures.
 class Traffic {
  public:
