@@ -24,7 +24,7 @@ doctor() { "$hearth" doctor --address 127.0.0.1 --ports $ports "$@"; }
 mkdir -p "$tmp/repo/mlp/1"
 cp "$zoo/mlp.onnx" "$tmp/repo/mlp/1/model.onnx"
 printf 'max_batch_size: 0\n' >"$tmp/repo/mlp/config.pbtxt"
-doctor --level 3 --model-repository "$tmp/repo" --skip disk >"$tmp/out" 2>&1
+doctor --level 3 --model-repository "$tmp/repo" --skip disk ports >"$tmp/out" 2>&1
 grep -q "^ok    models-load: 1 versions load and run once" "$tmp/out" && ok || bad "clean repository: $(cat "$tmp/out")"
 grep -q "doctor: 0 failed" "$tmp/out" && ok || bad "clean setup passes: $(tail -3 "$tmp/out")"
 
