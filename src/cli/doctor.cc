@@ -9,7 +9,6 @@
 //   level 3: + every plaintext model loaded and run once on zeros in a confined
 //            child process (`hearth probe-model`).
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -26,7 +25,6 @@
 #include <fstream>
 #include <iostream>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -41,6 +39,7 @@
 #include "security/certs.h"
 #include "security/keystore.h"
 #include "security/package.h"
+#include "security/private_file.h"
 
 namespace hearth::cli {
 
@@ -104,17 +103,13 @@ void check_memory(Check& c) {
   set(c, gib < 2 ? "warn" : "ok", gib < 2 ? d + " (under 2 GiB: large models will not fit)" : d);
 }
 
-// A private file: owner-only mode, or a failure naming the mode.
+// A private file (security/private_file.h's rule): owner-only mode, or a failure naming it.
 void check_private(Check& c, const std::string& what, const std::string& path) {
   if (path.empty()) return set(c, "skip", what + ": no path (no HOME and no environment variable)");
-  struct stat st{};
-  if (::stat(path.c_str(), &st) != 0) return set(c, "skip", what + " " + path + " does not exist yet");
-  const unsigned mode = st.st_mode & 0777;
-  std::ostringstream m;
-  m << std::oct << mode;
-  if (mode & 077) return set(c, "fail", what + " " + path + " has mode 0" + m.str() + "; it must be 0600 (chmod 600)");
-  if (st.st_uid != ::geteuid()) return set(c, "fail", what + " " + path + " belongs to another user");
-  set(c, "ok", what + " " + path + " mode 0" + m.str());
+  Status s = security::check_private_file(path, what);
+  if (s.code() == StatusCode::kNotFound) return set(c, "skip", what + " " + path + " does not exist yet");
+  if (!s.ok()) return set(c, "fail", std::string(s.message()));
+  set(c, "ok", what + " " + path + ": owner-only");
 }
 
 void check_ports(Check& c, const DoctorOptions& o) {

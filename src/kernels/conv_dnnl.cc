@@ -232,8 +232,6 @@ Status DnnlConvPlan::run(const float* x, const float* w, const float* b, float* 
   return ok_status();
 }
 
-bool DnnlConvPlan::reorders_activations() const { return impl_->src_reorder || impl_->dst_reorder; }
-
 std::string DnnlConvPlan::implementation() const { return impl_->impl; }
 
 }  // namespace hearth

@@ -40,8 +40,6 @@ class DnnlConvPlan {
   Status run(const float* x, const float* w, const float* b, float* y, bool weights_constant,
              const float* z = nullptr, Allocator* scratch = nullptr);
 
-  // True when x or y goes through a reorder around the primitive.
-  bool reorders_activations() const;
   // oneDNN's implementation, e.g. "jit_1x1:avx2", "brgconv:avx512_core".
   std::string implementation() const;
 

@@ -58,6 +58,31 @@ Status compute_guarded(Kernel& kernel, KernelContext& ctx) {
   return guarded("computing", [&] { return kernel.compute(ctx); });
 }
 
+// Whether `node` reads only initializers a caller cannot override (and is
+// deterministic and no control flow), so that it may run once, ahead of time.
+bool reads_only_constants(const Node& node, const Graph& g, const std::set<std::string>& overridable) {
+  if (is_nondeterministic(node) || is_control_flow_op(node) || node.outputs.empty()) return false;
+  for (const auto& in : node.inputs)
+    if (!in.empty() && (overridable.count(in) || !g.initializers.count(in))) return false;
+  return true;
+}
+
+// Runs `kernel` once on the node's constant inputs; when it succeeds and gives
+// every named output, those become initializers. A failure leaves the node to
+// run time, where the same error surfaces with its context.
+bool fold_into_initializers(const Node& node, Kernel& kernel, Graph& g, int threads, size_t max_tensor_bytes) {
+  std::vector<const Tensor*> ins;
+  for (const auto& in : node.inputs) ins.push_back(in.empty() ? nullptr : &g.initializers.at(in));
+  std::vector<Tensor> outs(node.outputs.size());
+  KernelContext ctx(node, ins, &outs, default_allocator(), threads, 0, max_tensor_bytes);
+  if (!compute_guarded(kernel, ctx).ok()) return false;
+  for (size_t k = 0; k < outs.size(); ++k)
+    if (!node.outputs[k].empty() && !outs[k].defined()) return false;
+  for (size_t k = 0; k < outs.size(); ++k)
+    if (!node.outputs[k].empty()) g.initializers[node.outputs[k]] = std::move(outs[k]);
+  return true;
+}
+
 }  // namespace
 
 int default_intra_op_threads() { return std::max(1, cpu_info().physical_cores); }
@@ -224,11 +249,10 @@ Status Session::fold_before_optimizer() {
   std::vector<Node> kept;
   kept.reserve(g.nodes.size());
   for (Node& node : g.nodes) {
-    bool all_const = !is_nondeterministic(node) && !is_control_flow_op(node) && !node.outputs.empty();
-    for (const auto& in : node.inputs)
-      if (!in.empty() && (overridable.count(in) || !g.initializers.count(in))) all_const = false;
     const int64_t opset = model_.opset(node.domain);
-    const KernelDef* def = all_const ? KernelRegistry::global().find(node.op_type, node.domain, opset) : nullptr;
+    const KernelDef* def = reads_only_constants(node, g, overridable)
+                               ? KernelRegistry::global().find(node.op_type, node.domain, opset)
+                               : nullptr;
     if (def) {
       KernelInfo info{node, opset,
                       [&](size_t i) -> const Tensor* {
@@ -237,21 +261,7 @@ Status Session::fold_before_optimizer() {
                       },
                       nullptr};
       auto kernel = def->factory(info);
-      if (kernel.ok()) {
-        std::vector<const Tensor*> ins;
-        for (const auto& in : node.inputs) ins.push_back(in.empty() ? nullptr : &g.initializers.at(in));
-        std::vector<Tensor> outs(node.outputs.size());
-        KernelContext ctx(node, ins, &outs, default_allocator(), threads_, 0, max_tensor_bytes_);
-        if (compute_guarded(**kernel, ctx).ok()) {
-          bool all_out = true;
-          for (size_t k = 0; k < outs.size(); ++k) all_out &= node.outputs[k].empty() || outs[k].defined();
-          if (all_out) {
-            for (size_t k = 0; k < outs.size(); ++k)
-              if (!node.outputs[k].empty()) g.initializers[node.outputs[k]] = std::move(outs[k]);
-            continue;
-          }
-        }
-      }
+      if (kernel.ok() && fold_into_initializers(node, **kernel, g, threads_, max_tensor_bytes_)) continue;
     }
     kept.push_back(std::move(node));
   }
@@ -264,35 +274,15 @@ Status Session::fold_constants() {
   Graph& g = model_.graph;
   std::set<std::string> overridable;
   for (const auto& v : g.overridable_initializers) overridable.insert(v.name);
-  std::set<std::string> graph_outputs;
-  for (const auto& o : g.outputs) graph_outputs.insert(o.name);
   std::vector<Step> kept;
   std::vector<Node> kept_nodes;
   std::vector<size_t> kept_index;
   for (size_t i = 0; i < steps_.size(); ++i) {
     Step& step = steps_[i];
     const Node& node = *step.node;
-    bool all_const = !is_nondeterministic(node) && step.implicit_inputs.empty() && !is_control_flow_op(node);
-    for (const auto& in : node.inputs) {
-      if (in.empty()) continue;
-      if (overridable.count(in) || !g.initializers.count(in)) {
-        all_const = false;
-        break;
-      }
-    }
-    if (all_const) {
-      std::vector<const Tensor*> ins;
-      for (const auto& in : node.inputs) ins.push_back(in.empty() ? nullptr : &g.initializers.at(in));
-      std::vector<Tensor> outs(node.outputs.size());
-      KernelContext ctx(node, ins, &outs, default_allocator(), threads_, 0, max_tensor_bytes_);
-      Status st = compute_guarded(*step.kernel, ctx);
-      if (st.ok()) {
-        for (size_t k = 0; k < outs.size(); ++k)
-          if (!node.outputs[k].empty() && outs[k].defined()) g.initializers[node.outputs[k]] = std::move(outs[k]);
-        continue;
-      }
-      // Leave it to run time, where the same error will surface with inputs known.
-    }
+    if (step.implicit_inputs.empty() && reads_only_constants(node, g, overridable) &&
+        fold_into_initializers(node, *step.kernel, g, threads_, max_tensor_bytes_))
+      continue;
     kept_index.push_back(i);
   }
   if (kept_index.size() == steps_.size()) return ok_status();

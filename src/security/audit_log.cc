@@ -16,6 +16,7 @@
 
 #include "security/crypto.h"
 #include "security/sm3_fast.h"
+#include "security/private_file.h"
 
 namespace hearth::security {
 
@@ -56,31 +57,6 @@ constexpr const char* kColumns =
     "seq, time_us, user, action, resource, model, version, client, outcome, detail, prev_hash, hash";
 
 Status permission_denied(const std::string& msg) { return Status(StatusCode::kPermissionDenied, msg); }
-
-std::string mode_string(mode_t mode) {
-  std::ostringstream os;
-  os << '0' << std::oct << (mode & 07777);
-  return os.str();
-}
-
-// Refuses a log file that is not regular, that another user owns or that group or others may use.
-Status check_file(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return not_found("audit log ", path, " does not exist");
-    return permission_denied(str_cat("cannot stat audit log ", path, ": ", std::strerror(errno)));
-  }
-  if (!S_ISREG(st.st_mode)) return invalid_argument("audit log ", path, " is not a regular file");
-  if (st.st_uid != ::geteuid()) {
-    return permission_denied(str_cat("audit log ", path, " is owned by uid ", st.st_uid,
-                                     ", not by the current user (uid ", ::geteuid(), "); refusing to use it"));
-  }
-  if ((st.st_mode & 077) != 0) {
-    return permission_denied(str_cat("audit log ", path, " has mode ", mode_string(st.st_mode),
-                                     ", wider than 0600; refusing to use it (run: chmod 600 ", path, ")"));
-  }
-  return ok_status();
-}
 
 // Creates the log's folder (mode 0700 when Hearth creates it) and an empty 0600 file when absent.
 Status create_if_absent(const std::string& path) {
@@ -245,7 +221,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open_read_only(const std::string& pa
 Result<std::unique_ptr<AuditLog>> AuditLog::open_impl(const std::string& path, bool read_only) {
   if (path.empty()) return invalid_argument("no audit log file given");
   if (!read_only) HEARTH_RETURN_IF_ERROR(create_if_absent(path));
-  HEARTH_RETURN_IF_ERROR(check_file(path));
+  HEARTH_RETURN_IF_ERROR(check_private_file(path, "audit log"));
   std::unique_ptr<AuditLog> log(new AuditLog(path, read_only));
   int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_FULLMUTEX;
   int rc = sqlite3_open_v2(path.c_str(), &log->db_, flags, nullptr);

@@ -22,7 +22,28 @@ std::string mode_string(mode_t mode) {
   return text;
 }
 
+// A regular file the current user owns and nobody else may use.
+Status check_private_stat(const struct stat& st, const std::string& path, const std::string& what) {
+  if (!S_ISREG(st.st_mode)) return invalid_argument(what, " ", path, " is not a regular file");
+  if (st.st_uid != ::geteuid())
+    return permission_denied(str_cat(what, " ", path, " is owned by uid ", st.st_uid, ", not by the current user (uid ",
+                                     ::geteuid(), "); refusing to use it"));
+  if ((st.st_mode & 077) != 0)
+    return permission_denied(str_cat(what, " ", path, " has mode ", mode_string(st.st_mode),
+                                     ", wider than 0600; refusing to use it (run: chmod 600 ", path, ")"));
+  return ok_status();
+}
+
 }  // namespace
+
+Status check_private_file(const std::string& path, const std::string& what) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return not_found(what, " ", path, " does not exist");
+    return permission_denied(str_cat("cannot stat ", what, " ", path, ": ", std::strerror(errno)));
+  }
+  return check_private_stat(st, path, what);
+}
 
 Result<std::string> read_private_file(const std::string& path, const std::string& what, size_t max_bytes) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -34,14 +55,8 @@ Result<std::string> read_private_file(const std::string& path, const std::string
   Status bad;
   if (::fstat(fd, &st) != 0) {
     bad = internal_error("cannot stat ", what, " ", path, ": ", std::strerror(errno));
-  } else if (!S_ISREG(st.st_mode)) {
-    bad = invalid_argument(what, " ", path, " is not a regular file");
-  } else if (st.st_uid != ::geteuid()) {
-    bad = permission_denied(str_cat(what, " ", path, " is owned by uid ", st.st_uid, ", not by the current user (uid ",
-                                    ::geteuid(), "); refusing to use it"));
-  } else if ((st.st_mode & 077) != 0) {
-    bad = permission_denied(str_cat(what, " ", path, " has mode ", mode_string(st.st_mode),
-                                    ", wider than 0600; refusing to use it (run: chmod 600 ", path, ")"));
+  } else if (Status s = check_private_stat(st, path, what); !s.ok()) {
+    bad = s;
   } else if (static_cast<size_t>(st.st_size) > max_bytes) {
     bad = invalid_argument(what, " ", path, " is ", st.st_size, " bytes, more than ", max_bytes);
   }

@@ -17,6 +17,11 @@ namespace hearth::security {
 // Messages start with `what` and the path ("key store /home/u/.config/hearth/keys").
 Result<std::string> read_private_file(const std::string& path, const std::string& what, size_t max_bytes);
 
+// The same checks without reading: NOT_FOUND when missing, PERMISSION_DENIED
+// for another owner or a mode wider than 0600, INVALID_ARGUMENT when not a
+// regular file (the audit log, a database, is checked this way; `hearth doctor` too).
+Status check_private_file(const std::string& path, const std::string& what);
+
 // Writes `text` to a new file created with mode 0600 (O_EXCL | O_NOFOLLOW:
 // never follows or reuses a file), fsynced; removed again on failure.
 Status write_new_private_file(const std::string& path, const std::string& text);

@@ -47,7 +47,7 @@ s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bi
 listener=$!
 sleep 0.5
 doctor --model-repository "$tmp/repo" >"$tmp/out" 2>&1
-grep -q "FAIL  key-store: key store .* has mode 0644; it must be 0600" "$tmp/out" && ok || bad "loose key store: $(grep key-store "$tmp/out")"
+grep -q "FAIL  key-store: key store .* has mode 0644, wider than 0600; refusing to use it (run: chmod 600" "$tmp/out" && ok || bad "loose key store: $(grep key-store "$tmp/out")"
 grep -q "FAIL  ports: in use on 127.0.0.1: ${ports%% *}" "$tmp/out" && ok || bad "busy port: $(grep ports "$tmp/out")"
 doctor --model-repository "$tmp/repo" --skip ports key-store >"$tmp/out" 2>&1
 grep -q "skip  ports: skipped (--skip)" "$tmp/out" && grep -q "doctor: 0 failed" "$tmp/out" && ok || bad "--skip: $(tail -2 "$tmp/out")"

@@ -205,15 +205,16 @@ def check_rest_credentials(port, tokens):
 def check_refused_before_body(port, tokens):
     """Without valid credentials the answer comes before the body is read: a
     client announcing 50 MB gets its 401 without sending a byte of it."""
-    def head_only(extra):
+    def head_only(extra="", request_line="POST /v2/models/mlp/infer"):
+        """The answer to a request head announcing a 50 MB body, none of which is sent."""
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            s.sendall((f"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            s.sendall((f"{request_line} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                        f"Content-Length: 50000000\r\n{extra}\r\n").encode())
             try:
                 return s.recv(4096).decode(errors="replace")
             except socket.timeout:
                 return ""
-    answer = head_only("")
+    answer = head_only()
     check(answer.startswith("HTTP/1.1 401") and "WWW-Authenticate" in answer,
           f"no token: 401 before the body is read ({answer[:40]!r})")
     answer = head_only("Authorization: Bearer hth_000000000000_" + "C" * 43 + "\r\n")
@@ -223,19 +224,12 @@ def check_refused_before_body(port, tokens):
     check(status == 200, f"a good request right after (got {status})")
 
     # The open health paths and unparsable paths read no body either (issue 17).
-    def raw_head(request_line, extra=""):
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            s.sendall((f"{request_line} HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n{extra}\r\n").encode())
-            try:
-                return s.recv(4096).decode(errors="replace")
-            except socket.timeout:
-                return ""
-    answer = raw_head("POST /v2/health/live")
+    answer = head_only(request_line="POST /v2/health/live")
     check(answer.startswith("HTTP/1.1 405"), f"a POST to a health path: 405 before the body ({answer[:40]!r})")
-    answer = raw_head("GET /v2/health/ready")
+    answer = head_only(request_line="GET /v2/health/ready")
     check(answer.startswith("HTTP/1.1 400") and "health requests take no body" in answer,
           f"a health GET with a body: 400 before the body ({answer[:60]!r})")
-    answer = raw_head("POST /v2/models/%2e%2e/infer")
+    answer = head_only(request_line="POST /v2/models/%2e%2e/infer")
     check(answer.startswith("HTTP/1.1 4"), f"an unparsable path: refused before the body ({answer[:40]!r})")
     status, _, _ = http(port, "GET", "/v2/health/live")
     check(status == 200, f"a plain health GET still answers (got {status})")
